@@ -1,0 +1,26 @@
+# Two entry points do all the set-up on a fresh machine:
+#   make demo   create .venv, install emojax, train + evaluate on the built-in synthetic data
+#   make test   create .venv, install emojax with test extras, run the test suite
+PYTHON ?= python3
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+WORKDIR ?= runs/demo
+
+.PHONY: demo test venv clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[test]"
+	touch $@
+
+venv: $(VENV)/.installed
+
+demo: venv
+	$(PY) -m emojax.main --config configs/face_cnn.py:data=synthetic,runlocal --workdir $(WORKDIR)
+
+test: venv
+	$(PY) -m pytest -q tests
+
+clean:
+	rm -rf $(VENV) runs
