@@ -1,0 +1,1 @@
+"""emojax: multimodal emotion recognition in JAX/Flax."""

@@ -1,0 +1,30 @@
+"""Helpers for configs: `get_config(arg)` strings like "model=residual_attention,data=fer2013,runlocal"."""
+
+import os
+
+
+def parse_arg(arg: str | None, **defaults):
+  """Parses "k=v,flag" into a dict over `defaults`, typed like the defaults (big_vision style).
+
+  A bare word sets a boolean default to True; an unknown key is an error naming the known ones.
+  """
+  values = dict(defaults)
+  for item in filter(None, (arg or "").split(",")):
+    key, _, value = item.partition("=")
+    if key not in defaults:
+      raise ValueError(f"Unknown config argument {key!r}; known: {sorted(defaults)}.")
+    default = defaults[key]
+    if isinstance(default, bool):
+      values[key] = value.lower() in ("", "1", "true", "yes")
+    elif default is None:
+      values[key] = value
+    else:
+      values[key] = type(default)(value)
+  return values
+
+
+def data_dir(*parts: str) -> str:
+  """`$EMOJAX_DATA_DIR/<parts>`, by default `../shared/data` beside the checkout."""
+  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  root = os.environ.get("EMOJAX_DATA_DIR", os.path.join(os.path.dirname(repo), "shared", "data"))
+  return os.path.join(root, *parts)

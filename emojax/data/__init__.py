@@ -1,0 +1,16 @@
+"""Dataset readers by name: `config.data.name` selects one, `config.data` configures it."""
+
+import ml_collections
+
+from emojax.data.base import Dataset
+
+
+def load_split(config: ml_collections.ConfigDict, split: str) -> Dataset:
+  if config.name == "fer2013":
+    from emojax.data import fer2013
+    return fer2013.load(config.root, split, mark_train_duplicates=split != "train")
+  if config.name == "synthetic":
+    from emojax.data import synthetic
+    size = config.num_train_examples if split == "train" else config.num_eval_examples
+    return synthetic.load(split, size, seed=config.seed)
+  raise ValueError(f"config.data.name={config.name!r} is not a known dataset; use 'fer2013' or 'synthetic'.")

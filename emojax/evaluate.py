@@ -1,0 +1,157 @@
+"""Evaluation: predictions over a whole split, classification metrics, reports and plots.
+
+Metrics follow scikit-learn's definitions (tests check them against it): accuracy, balanced
+accuracy (= unweighted average recall, UA, as the speech community calls it), macro and weighted
+precision / recall / F1, a per-class report and the confusion matrix (rows = true class).
+"""
+
+import json
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import matplotlib
+import numpy as np
+from jax.experimental import multihost_utils
+
+matplotlib.use("Agg")  # no display on servers; must precede pyplot
+import matplotlib.pyplot as plt  # noqa: E402
+
+from emojax import sharding  # noqa: E402
+from emojax.data import pipeline  # noqa: E402
+
+HEADLINE = ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1")
+
+
+def classification_metrics(labels: np.ndarray, predictions: np.ndarray, class_names) -> dict:
+  num_classes = len(class_names)
+  labels, predictions = np.asarray(labels), np.asarray(predictions)
+  confusion = np.zeros((num_classes, num_classes), np.int64)
+  np.add.at(confusion, (labels, predictions), 1)
+  support = confusion.sum(1)
+  predicted = confusion.sum(0)
+  true_positive = np.diag(confusion)
+  with np.errstate(divide="ignore", invalid="ignore"):
+    precision = np.where(predicted > 0, true_positive / predicted, 0.0)
+    recall = np.where(support > 0, true_positive / support, 0.0)
+    f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
+  present = support > 0  # balanced accuracy averages recall over classes that occur
+  weights = support / max(support.sum(), 1)
+  return {
+      "num_examples": int(support.sum()),
+      "accuracy": float(true_positive.sum() / max(support.sum(), 1)),
+      "balanced_accuracy": float(recall[present].mean()) if present.any() else 0.0,
+      "macro_precision": float(precision.mean()),
+      "macro_recall": float(recall.mean()),
+      "macro_f1": float(f1.mean()),
+      "weighted_precision": float((precision * weights).sum()),
+      "weighted_recall": float((recall * weights).sum()),
+      "weighted_f1": float((f1 * weights).sum()),
+      "per_class": {name: {"precision": float(precision[i]), "recall": float(recall[i]),
+                           "f1": float(f1[i]), "support": int(support[i])}
+                    for i, name in enumerate(class_names)},
+      "confusion_matrix": confusion.tolist(),
+      "class_names": list(class_names),
+  }
+
+
+def make_predict_step(model):
+  def predict_step(variables, batch):
+    outputs = model.apply(variables, batch, train=False)
+    return {k: v for k, v in outputs.items() if k in ("logits", "confidence")}
+  return jax.jit(predict_step)
+
+
+def predict(predict_step, variables, dataset, mesh, batch_size: int) -> dict:
+  """Runs the model over every example of `dataset` once; returns numpy arrays in dataset order."""
+  chunks, index_chunks = [], []
+  for local_batch, indices in pipeline.eval_batches(dataset, batch_size):
+    inputs = {k: local_batch[k] for k in pipeline.MODEL_INPUTS}
+    outputs = predict_step(variables, sharding.global_batch(inputs, mesh))
+    chunks.append(jax.tree.map(lambda x: np.asarray(multihost_utils.process_allgather(x, tiled=True)), outputs))
+    padded = np.full(len(local_batch["valid"]), -1)
+    padded[:len(indices)] = indices
+    index_chunks.append(np.asarray(multihost_utils.process_allgather(jnp.asarray(padded), tiled=False)).ravel())
+  outputs = {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
+  indices = np.concatenate(index_chunks)
+  keep = indices >= 0
+  order = np.argsort(indices[keep], kind="stable")
+  return {k: v[keep][order] for k, v in outputs.items()}
+
+
+def evaluate_outputs(outputs: dict, dataset) -> dict:
+  """Metrics on the whole split and on each of the dataset's evaluation subsets."""
+  labels = dataset.arrays["label"]
+  predictions = outputs["logits"].argmax(-1)
+  report = {"all": classification_metrics(labels, predictions, dataset.class_names)}
+  for name, mask in dataset.eval_subsets.items():
+    report[name] = classification_metrics(labels[mask], predictions[mask], dataset.class_names)
+  if "confidence" in outputs:
+    correct = predictions == labels
+    report["all"]["mean_confidence_correct"] = float(outputs["confidence"][correct].mean()) if correct.any() else 0.0
+    report["all"]["mean_confidence_wrong"] = float(outputs["confidence"][~correct].mean()) if (~correct).any() else 0.0
+  return report
+
+
+def write_report(report: dict, out_dir: str | Path, title: str) -> None:
+  """report.json, report.md and confusion_matrix.{png,json} for each evaluated subset."""
+  out_dir = Path(out_dir)
+  out_dir.mkdir(parents=True, exist_ok=True)
+  (out_dir / "report.json").write_text(json.dumps(report, indent=2))
+  lines = [f"# {title}", ""]
+  for subset, metrics in report.items():
+    if not isinstance(metrics, dict) or "confusion_matrix" not in metrics:
+      continue
+    suffix = "" if subset == "all" else f"_{subset}"
+    save_confusion_matrix(metrics, out_dir / f"confusion_matrix{suffix}", f"{title} ({subset})")
+    lines += [f"## {subset} ({metrics['num_examples']} examples)", "",
+              "| metric | value |", "|---|---|"]
+    lines += [f"| {k} | {metrics[k]:.4f} |" for k in HEADLINE + ("macro_precision", "macro_recall")]
+    lines += ["", "| class | precision | recall | f1 | support |", "|---|---|---|---|---|"]
+    lines += [f"| {name} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | {m['support']} |"
+              for name, m in metrics["per_class"].items()]
+    lines.append("")
+  extra = {k: v for k, v in report.items() if not isinstance(v, dict)}
+  if extra:
+    lines += ["## run", ""] + [f"- {k}: {v}" for k, v in extra.items()]
+  (out_dir / "report.md").write_text("\n".join(lines) + "\n")
+
+
+def save_confusion_matrix(metrics: dict, path_stem: Path, title: str) -> None:
+  confusion = np.array(metrics["confusion_matrix"])
+  names = metrics["class_names"]
+  Path(f"{path_stem}.json").write_text(json.dumps({"class_names": names, "rows_true_columns_predicted": confusion.tolist()}))
+  normalized = confusion / np.maximum(confusion.sum(1, keepdims=True), 1)
+  fig, ax = plt.subplots(figsize=(6.5, 5.5))
+  image = ax.imshow(normalized, cmap="Blues", vmin=0, vmax=1)
+  for i in range(len(names)):
+    for j in range(len(names)):
+      ax.text(j, i, f"{confusion[i, j]}\n{normalized[i, j]:.2f}", ha="center", va="center", fontsize=7,
+              color="white" if normalized[i, j] > 0.5 else "black")
+  ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
+  ax.set_yticks(range(len(names)), names)
+  ax.set_xlabel("predicted")
+  ax.set_ylabel("true")
+  ax.set_title(title, fontsize=9)
+  fig.colorbar(image, ax=ax, fraction=0.046)
+  fig.tight_layout()
+  fig.savefig(f"{path_stem}.png", dpi=120)
+  plt.close(fig)
+
+
+def plot_training_curves(records: list[dict], path: str | Path) -> None:
+  """Loss and accuracy against step, train and validation, from metrics.jsonl records."""
+  fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+  for ax, key in zip(axes, ("loss", "accuracy")):
+    for split, style in (("train", "-"), ("validation", "o-")):
+      points = [(r["step"], r[key]) for r in records if r.get("split") == split and key in r]
+      if points:
+        steps, values = zip(*points)
+        ax.plot(steps, values, style, label=split, markersize=3)
+    ax.set_xlabel("step")
+    ax.set_title(key)
+    ax.grid(alpha=0.3)
+    ax.legend()
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)

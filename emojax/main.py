@@ -1,0 +1,42 @@
+"""Entry point: python -m emojax.main --config configs/face_cnn.py:data=fer2013 --workdir runs/x [--mode=train|eval]"""
+
+import logging as std_logging
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from emojax import sharding, train
+
+FLAGS = flags.FLAGS
+config_flags.DEFINE_config_file("config", None, "Config file, optionally with :args.", lock_config=True)
+flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics, plots and reports.")
+flags.DEFINE_enum("mode", "train", ["train", "eval"], "train (resumes if workdir has checkpoints) or eval.")
+flags.DEFINE_enum("checkpoint", "best", ["best", "latest"], "Which checkpoint --mode=eval restores.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+class _QuietLibraries(std_logging.Filter):
+  """orbax logs every save step at INFO through absl; keep its warnings, drop the chatter."""
+
+  def filter(self, record):
+    return record.levelno >= std_logging.WARNING or "/orbax/" not in record.pathname
+
+
+def main(argv):
+  del argv
+  logging.set_verbosity(logging.INFO)
+  logging.get_absl_handler().addFilter(_QuietLibraries())
+  config = FLAGS.config
+  sharding.initialize_distributed(config)
+  if FLAGS.mode == "train":
+    train.train_and_evaluate(config, FLAGS.workdir)
+  else:
+    train.evaluate_checkpoint(config, FLAGS.workdir, FLAGS.checkpoint)
+
+
+def run():
+  app.run(main)
+
+
+if __name__ == "__main__":
+  run()

@@ -1,0 +1,100 @@
+"""Meshes and partition rules: scaling from one CPU to a pod changes the config, not the code.
+
+The mesh has three named axes: `data` (batch split, parameters replicated), `fsdp` (batch split
+and parameters sharded) and `model` (reserved for tensor parallelism). Parameters get a
+`PartitionSpec` from the first rule in `config.sharding.rules` whose regex matches their path
+("params/Conv_0/kernel", also "opt_state/.../mu/Conv_0/kernel"), else from the default strategy.
+"""
+
+import re
+
+import jax
+import ml_collections
+import numpy as np
+from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
+
+AXES = ("data", "fsdp", "model")
+BATCH_AXES = ("data", "fsdp")
+
+
+def initialize_distributed(config: ml_collections.ConfigDict) -> None:
+  """Multi-host: one process per host, each reading its own shard of the data."""
+  if config.get("distributed", False):
+    jax.distributed.initialize()
+
+
+def create_mesh(mesh_config: ml_collections.ConfigDict, devices=None) -> Mesh:
+  """`mesh_config` maps axis name -> size; one size may be -1 (all remaining devices)."""
+  devices = np.asarray(devices if devices is not None else jax.devices())
+  sizes = {axis: int(mesh_config.get(axis, 1)) for axis in AXES}
+  unknown = set(mesh_config.keys()) - set(AXES)
+  if unknown:
+    raise ValueError(f"config.mesh has unknown axes {sorted(unknown)}; use {AXES}.")
+  free = [axis for axis, size in sizes.items() if size == -1]
+  if len(free) > 1:
+    raise ValueError(f"config.mesh: only one axis may be -1, got {free}.")
+  fixed = int(np.prod([s for s in sizes.values() if s != -1]))
+  if free:
+    if devices.size % fixed:
+      raise ValueError(f"config.mesh {dict(sizes)}: {devices.size} devices are not divisible by {fixed}.")
+    sizes[free[0]] = devices.size // fixed
+  if int(np.prod(list(sizes.values()))) != devices.size:
+    raise ValueError(f"config.mesh {dict(sizes)} needs {int(np.prod(list(sizes.values())))} devices; "
+                     f"{devices.size} are present. Set one axis to -1 to use all of them.")
+  return jax.make_mesh(tuple(sizes.values()), AXES, axis_types=(AxisType.Auto,) * len(AXES),
+                       devices=devices.ravel().tolist())
+
+
+def batch_sharding(mesh: Mesh) -> NamedSharding:
+  return NamedSharding(mesh, PartitionSpec(BATCH_AXES))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+  return NamedSharding(mesh, PartitionSpec())
+
+
+def _fsdp_spec(shape, fsdp_size: int, min_size: int) -> PartitionSpec:
+  """Shards the largest dimension divisible by the fsdp axis (big_vision's 'fsdp' strategy)."""
+  if fsdp_size == 1 or np.prod(shape, dtype=np.int64) < min_size:
+    return PartitionSpec()
+  for dim in np.argsort(shape)[::-1]:
+    if shape[dim] % fsdp_size == 0:
+      spec = [None] * len(shape)
+      spec[dim] = "fsdp"
+      return PartitionSpec(*spec)
+  return PartitionSpec()
+
+
+def path_to_string(path) -> str:
+  parts = []
+  for key in path:
+    for attr in ("key", "name", "idx"):
+      if hasattr(key, attr):
+        parts.append(str(getattr(key, attr)))
+        break
+  return "/".join(parts)
+
+
+def tree_shardings(tree, mesh: Mesh, sharding_config: ml_collections.ConfigDict):
+  """NamedShardings for every leaf of `tree` (arrays or ShapeDtypeStructs)."""
+  rules = [(re.compile(pattern), PartitionSpec(*spec)) for pattern, spec in sharding_config.rules]
+  strategy = sharding_config.strategy
+  if strategy not in ("replicate", "fsdp"):
+    raise ValueError(f"config.sharding.strategy={strategy!r}; expected 'replicate' or 'fsdp'.")
+
+  def spec_for(path, leaf):
+    name = path_to_string(path)
+    for pattern, spec in rules:
+      if pattern.search(name):
+        return NamedSharding(mesh, spec)
+    if strategy == "fsdp" and np.ndim(leaf):
+      return NamedSharding(mesh, _fsdp_spec(leaf.shape, mesh.shape["fsdp"], sharding_config.fsdp_min_size))
+    return NamedSharding(mesh, PartitionSpec())
+
+  return jax.tree_util.tree_map_with_path(spec_for, tree)
+
+
+def global_batch(local_batch: dict, mesh: Mesh) -> dict:
+  """Per-process numpy batch -> global jax.Arrays split over the batch axes of the mesh."""
+  sharding = batch_sharding(mesh)
+  return jax.tree.map(lambda x: jax.make_array_from_process_local_data(sharding, x), local_batch)

@@ -1,0 +1,259 @@
+"""The training loop: init -> shard -> step -> evaluate -> checkpoint, and eval-only restore.
+
+Determinism is a feature here: the dropout key of step s is fold_in(seed, s), augmentation is
+seeded per example position by grain, and the input iterator's position is checkpointed, so a run
+killed at any moment and restarted reaches bit-identical parameters (tests/test_resume.py).
+"""
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import flax
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from emojax import checkpoint as checkpoint_lib
+from emojax import evaluate, losses, sharding
+from emojax.data import load_split, pipeline
+from emojax.metric_writer import MetricWriter, read_metrics
+from emojax.models import get_model
+
+
+# ----------------------------------------------------------------------------------------------
+# Optimizer: warmup + cosine schedule, decoupled weight decay on kernels only, gradient clipping.
+# ----------------------------------------------------------------------------------------------
+def make_optimizer(config: ml_collections.ConfigDict, total_steps: int, steps_per_epoch: int):
+  opt = config.optimizer
+  if opt.learning_rate <= 0:
+    raise ValueError(f"config.optimizer.learning_rate must be positive, got {opt.learning_rate}.")
+  warmup_steps = min(int(opt.warmup_epochs * steps_per_epoch), max(total_steps - 1, 0))
+  schedule = optax.warmup_cosine_decay_schedule(
+      init_value=0.0, peak_value=opt.learning_rate, warmup_steps=warmup_steps,
+      decay_steps=max(total_steps, warmup_steps + 1), end_value=opt.learning_rate * opt.final_lr_fraction)
+  # Biases and batch-norm scales are not decayed: shrinking them only fights normalization.
+  decay_mask = lambda params: jax.tree.map(lambda p: p.ndim > 1, params)
+  if opt.name == "adamw":
+    base = optax.adamw(schedule, b1=opt.b1, b2=opt.b2, weight_decay=opt.weight_decay, mask=decay_mask)
+  elif opt.name == "sgd":
+    base = optax.chain(optax.add_decayed_weights(opt.weight_decay, decay_mask),
+                       optax.sgd(schedule, momentum=opt.momentum, nesterov=True))
+  else:
+    raise ValueError(f"config.optimizer.name={opt.name!r}; expected 'adamw' or 'sgd'.")
+  clip = [optax.clip_by_global_norm(opt.grad_clip_norm)] if opt.grad_clip_norm > 0 else []
+  return optax.chain(*clip, base), schedule
+
+
+# ----------------------------------------------------------------------------------------------
+# State: a plain dict pytree, so orbax, sharding rules and tests see ordinary nested containers.
+# ----------------------------------------------------------------------------------------------
+def init_state(model, tx, example_batch: dict, seed: int) -> dict:
+  variables = model.init({"params": jax.random.key(seed), "dropout": jax.random.key(seed + 1)},
+                         example_batch, train=False)
+  params = variables["params"]
+  return {"step": jnp.zeros((), jnp.int32), "params": params,
+          "batch_stats": variables.get("batch_stats", {}), "opt_state": tx.init(params)}
+
+
+def variables_of(state: dict) -> dict:
+  return {"params": state["params"], "batch_stats": state["batch_stats"]}
+
+
+def sharded_init(model, tx, example_batch, seed, mesh, sharding_config):
+  """Initializes the state directly into its shardings (FSDP never materializes a full copy)."""
+  abstract = jax.eval_shape(lambda: init_state(model, tx, example_batch, seed))
+  shardings = sharding.tree_shardings(abstract, mesh, sharding_config)
+  state = jax.jit(lambda: init_state(model, tx, example_batch, seed), out_shardings=shardings)()
+  abstract = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, shardings)
+  return state, abstract, shardings
+
+
+def make_train_step(model, tx, config: ml_collections.ConfigDict, state_shardings, mesh):
+  dropout_key = jax.random.key(config.seed + 2)
+
+  def train_step(state, batch):
+    rng = jax.random.fold_in(dropout_key, state["step"])
+
+    def loss_fn(params):
+      outputs, updates = model.apply({"params": params, "batch_stats": state["batch_stats"]}, batch,
+                                     train=True, rngs={"dropout": rng}, mutable=["batch_stats"])
+      loss, metrics = losses.classification_loss(outputs, batch, config.train.label_smoothing,
+                                                 config.train.confidence_weight)
+      return loss, (metrics, updates.get("batch_stats", {}))
+
+    (loss, (metrics, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
+    updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
+    new_state = {"step": state["step"] + 1, "params": optax.apply_updates(state["params"], updates),
+                 "batch_stats": batch_stats, "opt_state": opt_state}
+    return new_state, {"loss": loss, "grad_norm": optax.global_norm(grads), **metrics}
+
+  return jax.jit(train_step, in_shardings=(state_shardings, sharding.batch_sharding(mesh)),
+                 out_shardings=(state_shardings, sharding.replicated(mesh)), donate_argnums=0)
+
+
+# ----------------------------------------------------------------------------------------------
+# Setup shared by training and eval-only runs.
+# ----------------------------------------------------------------------------------------------
+class Experiment:
+  """Everything derived from a config: mesh, data, model, optimizer, abstract state."""
+
+  def __init__(self, config: ml_collections.ConfigDict, workdir: str | Path, need_train_data: bool = True):
+    self.config, self.workdir = config, Path(workdir)
+    self.mesh = sharding.create_mesh(config.mesh)
+    self.eval_data = load_split(config.data, config.data.eval_split)
+    self.train_data = load_split(config.data, "train") if need_train_data else None
+    num_train = len(self.train_data) if self.train_data is not None else config.train.batch_size
+    if config.train.batch_size % (self.mesh.shape["data"] * self.mesh.shape["fsdp"]):
+      raise ValueError(f"config.train.batch_size={config.train.batch_size} must be divisible by the "
+                       f"data x fsdp mesh size ({self.mesh.shape['data'] * self.mesh.shape['fsdp']}).")
+    self.steps_per_epoch = pipeline.steps_per_epoch(num_train, config.train.batch_size)
+    self.total_steps = (config.train.num_steps if config.train.num_steps > 0
+                        else int(config.train.num_epochs * self.steps_per_epoch))
+    self.model = get_model(config.model, self.eval_data.num_classes)
+    self.tx, self.schedule = make_optimizer(config, self.total_steps, self.steps_per_epoch)
+    example = {k: v[None] for k, v in pipeline.decode(self.eval_data[0]).items()}
+    self.state, self.abstract_state, self.state_shardings = sharded_init(
+        self.model, self.tx, example, config.seed, self.mesh, config.sharding)
+    self.predict_step = evaluate.make_predict_step(self.model)
+    self.checkpointer = checkpoint_lib.Checkpointer(self.workdir, config.checkpoint)
+
+  def evaluate(self, state) -> tuple[dict, dict]:
+    outputs = evaluate.predict(self.predict_step, variables_of(state), self.eval_data, self.mesh,
+                               self.config.eval.batch_size)
+    report = evaluate.evaluate_outputs(outputs, self.eval_data)
+    labels = self.eval_data.arrays["label"]
+    log_probs = jax.nn.log_softmax(outputs["logits"])
+    report["all"]["loss"] = float(-np.take_along_axis(np.asarray(log_probs), labels[:, None], 1).mean())
+    return report, outputs
+
+
+def _scalars(report: dict) -> dict:
+  scalars = {k: report["all"][k] for k in evaluate.HEADLINE + ("loss",)}
+  for subset, metrics in report.items():
+    if subset != "all":
+      scalars[f"{subset}/accuracy"] = metrics["accuracy"]
+  return scalars
+
+
+# ----------------------------------------------------------------------------------------------
+# Training.
+# ----------------------------------------------------------------------------------------------
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -> dict:
+  workdir = Path(workdir)
+  workdir.mkdir(parents=True, exist_ok=True)
+  if jax.process_index() == 0:
+    (workdir / "config.json").write_text(config.to_json_best_effort(indent=2))
+  exp = Experiment(config, workdir)
+  cfg = config.train
+  writer = MetricWriter(workdir, enable_tensorboard=cfg.tensorboard)
+  train_iter = pipeline.train_iterator(exp.train_data, config, seed=config.seed)
+  state = exp.state
+  loop = {"best_value": None, "best_step": None, "evals_without_improvement": 0, "stopped_early": False}
+  restored = exp.checkpointer.restore_latest(exp.abstract_state, train_iter)
+  if restored is not None:
+    state, loop = restored
+  start_step = int(state["step"])
+  num_params = sum(x.size for x in jax.tree.leaves(state["params"]))
+  logging.info("%s: %d parameters, %d steps (%d per epoch, batch %d) on mesh %s; starting at step %d",
+               config.model.name, num_params, exp.total_steps, exp.steps_per_epoch, cfg.batch_size,
+               dict(exp.mesh.shape), start_step)
+
+  train_step = make_train_step(exp.model, exp.tx, config, exp.state_shardings, exp.mesh)
+  eval_every = cfg.eval_every_steps or exp.steps_per_epoch
+  sign = 1 if config.checkpoint.best_mode == "max" else -1
+  pending, window_start, window_steps, started = [], None, 0, time.time()
+
+  step = start_step
+  while step < exp.total_steps and not loop["stopped_early"]:
+    batch = sharding.global_batch(next(train_iter), exp.mesh)
+    state, metrics = train_step(state, batch)
+    step += 1
+    pending.append(metrics)
+    if window_start is None:  # the first step compiles; throughput counts from after it
+      jax.block_until_ready(metrics)
+      window_start, window_steps, pending = time.time(), 0, []
+      continue
+    window_steps += 1
+
+    if step % cfg.log_every_steps == 0 or step == exp.total_steps:
+      means = {k: float(np.mean([jax.device_get(m[k]) for m in pending])) for k in pending[0]} if pending else {}
+      elapsed = time.time() - window_start
+      rate = window_steps * cfg.batch_size / max(elapsed, 1e-9)
+      means.update(examples_per_second=rate, learning_rate=float(exp.schedule(step)), epoch=step / exp.steps_per_epoch)
+      eta_minutes = (exp.total_steps - step) * cfg.batch_size / max(rate, 1e-9) / 60
+      logging.info("step %d/%d (epoch %.2f, ETA %.1f min)", step, exp.total_steps, means["epoch"], eta_minutes)
+      writer.write(step, "train", means)
+      pending, window_start, window_steps = [], time.time(), 0
+
+    is_eval = step % eval_every == 0 or step == exp.total_steps
+    if is_eval:
+      report, _ = exp.evaluate(state)
+      scalars = _scalars(report)
+      writer.write(step, "validation", scalars)
+      value = scalars[config.checkpoint.best_metric]
+      if loop["best_value"] is None or sign * value > sign * loop["best_value"]:
+        loop.update(best_value=value, best_step=step, evals_without_improvement=0)
+        exp.checkpointer.save_best(step, state, scalars)
+      else:
+        loop["evals_without_improvement"] += 1
+        if 0 < cfg.early_stopping_patience <= loop["evals_without_improvement"]:
+          loop["stopped_early"] = True
+          logging.info("Early stopping at step %d: no %s improvement for %d evaluations (best %.4f at %d).",
+                       step, config.checkpoint.best_metric, cfg.early_stopping_patience,
+                       loop["best_value"], loop["best_step"])
+      window_start = time.time()  # evaluation time is not training throughput
+    if is_eval or step % config.checkpoint.every_steps == 0 or step == exp.total_steps:
+      exp.checkpointer.save_latest(step, state, train_iter, loop)
+
+  exp.checkpointer.wait()
+  result = finish(exp, workdir, trained_seconds=time.time() - started, final_step=step, loop=loop)
+  exp.checkpointer.close()
+  return result
+
+
+def finish(exp: Experiment, workdir: Path, trained_seconds: float, final_step: int, loop: dict) -> dict:
+  """Evaluates the best checkpoint and writes the report, plots and a short summary."""
+  state, best_step = exp.checkpointer.restore_best(exp.abstract_state)
+  report, _ = exp.evaluate(state)
+  report.update(model=exp.config.model.name, dataset=exp.config.data.name, split=exp.config.data.eval_split,
+                checkpoint_step=int(best_step), final_step=final_step,
+                epochs=round(final_step / exp.steps_per_epoch, 2), stopped_early=loop["stopped_early"],
+                train_seconds_this_process=round(trained_seconds, 1))
+  if jax.process_index() == 0:
+    title = f"{exp.config.model.name} on {exp.config.data.name} {exp.config.data.eval_split}"
+    evaluate.write_report(report, workdir / "eval", title)
+    evaluate.plot_training_curves(read_metrics(workdir), workdir / "training_curves.png")
+    headline = "  ".join(f"{k} {report['all'][k]:.4f}" for k in evaluate.HEADLINE)
+    subsets = "".join(f"\n- {name}: accuracy {m['accuracy']:.4f} on {m['num_examples']} examples"
+                      for name, m in report.items() if isinstance(m, dict) and name != "all")
+    (workdir / "summary.md").write_text(
+        f"# {title}\n\nTrained {final_step} steps ({report['epochs']} epochs, batch "
+        f"{exp.config.train.batch_size}); best checkpoint at step {best_step}"
+        f"{' (stopped early)' if loop['stopped_early'] else ''}.\n\n"
+        f"Validation ({report['all']['num_examples']} examples): {headline}{subsets}\n\n"
+        "Files: eval/report.md, eval/report.json, eval/confusion_matrix.png, training_curves.png, "
+        "metrics.jsonl, tensorboard/, checkpoints/, best/\n")
+    logging.info("Best checkpoint (step %d): %s", best_step, headline)
+  return report
+
+
+def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str | Path, which: str = "best") -> dict:
+  """Eval-only mode: restores the best (or latest) checkpoint of `workdir` and writes a report."""
+  exp = Experiment(config, workdir, need_train_data=False)
+  state, step = exp.checkpointer.restore_best(exp.abstract_state, which)
+  report, outputs = exp.evaluate(state)
+  report.update(model=config.model.name, dataset=config.data.name, split=config.data.eval_split,
+                checkpoint=which, checkpoint_step=int(step))
+  if jax.process_index() == 0:
+    out_dir = Path(workdir) / f"eval_{which}_{config.data.eval_split}"
+    evaluate.write_report(report, out_dir, f"{config.model.name} ({which} checkpoint, step {step}) on "
+                          f"{config.data.name} {config.data.eval_split}")
+    np.savez_compressed(out_dir / "predictions.npz", ids=exp.eval_data.arrays["id"],
+                        labels=exp.eval_data.arrays["label"], **outputs)
+    logging.info("Wrote %s: %s", out_dir, json.dumps({k: round(report["all"][k], 4) for k in evaluate.HEADLINE}))
+  exp.checkpointer.close()
+  return report
