@@ -14,11 +14,15 @@ def _weighted_mean(values, weights):
 
 
 def classification_loss(outputs, batch, label_smoothing: float = 0.0, confidence_weight: float = 0.1):
-  """Softmax cross-entropy; with a `confidence` output, the confidence-weighted variant.
+  """Softmax cross-entropy, plus a confidence term for models with a `confidence` output.
 
-  Confidence-weighted: p' = c * p + (1 - c) * onehot(y); loss = -log p'(y) - confidence_weight * log c.
-  The model can buy label hints with low confidence but pays for them, so c ends up high where the
-  prediction is reliable. Only training uses the hints; evaluation reports the plain prediction.
+  Confidence (DeVries & Taylor, 2018): with hints p' = c * p + (1 - c) * onehot(y), the head pays
+  -log p'(y) - confidence_weight * log c. Trained jointly as in the paper, the classifier and head
+  collapse on FER2013 (c -> 0.12 within 250 steps, the hints carry the loss and the classifier
+  stops learning). Here the classifier learns from plain cross-entropy and the hint term reaches
+  the confidence head only (p held fixed), whose optimum is then
+  c = confidence_weight / ((1 + confidence_weight) * (1 - p(y))), clipped to 1: rising with the
+  probability of the true class, i.e. a learned estimate of how far to trust the prediction.
   """
   logits = outputs["logits"]
   num_classes = logits.shape[-1]
@@ -32,9 +36,9 @@ def classification_loss(outputs, batch, label_smoothing: float = 0.0, confidence
   if "confidence" not in outputs:
     return metrics["cross_entropy"], metrics
   confidence = jnp.clip(outputs["confidence"], 1e-6, 1 - 1e-6)
-  probs = jax.nn.softmax(logits)
+  probs = jax.lax.stop_gradient(jax.nn.softmax(logits))
   hinted = confidence[:, None] * probs + (1 - confidence[:, None]) * targets
-  hinted_nll = -(targets * jnp.log(jnp.clip(hinted, 1e-12))).sum(-1)
-  loss = hinted_nll - confidence_weight * jnp.log(confidence)
+  hint_loss = -(targets * jnp.log(jnp.clip(hinted, 1e-12))).sum(-1) - confidence_weight * jnp.log(confidence)
   metrics["confidence"] = _weighted_mean(confidence, weights)
-  return _weighted_mean(loss, weights), metrics
+  metrics["confidence_loss"] = _weighted_mean(hint_loss, weights)
+  return metrics["cross_entropy"] + metrics["confidence_loss"], metrics

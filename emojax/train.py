@@ -89,7 +89,7 @@ def make_train_step(model, tx, config: ml_collections.ConfigDict, state_sharding
     updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
     new_state = {"step": state["step"] + 1, "params": optax.apply_updates(state["params"], updates),
                  "batch_stats": batch_stats, "opt_state": opt_state}
-    return new_state, {"loss": loss, "grad_norm": optax.global_norm(grads), **metrics}
+    return new_state, {"loss": loss, "grad_norm": optax.tree.norm(grads), **metrics}
 
   return jax.jit(train_step, in_shardings=(state_shardings, sharding.batch_sharding(mesh)),
                  out_shardings=(state_shardings, sharding.replicated(mesh)), donate_argnums=0)

@@ -1,0 +1,50 @@
+"""Every test process sees 8 CPU devices, so sharding code runs the way it does on a pod slice."""
+
+import os
+import sys
+from pathlib import Path
+
+os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8").strip()
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import pytest  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("EMOJAX_DATA_DIR", REPO.parent / "shared" / "data"))
+sys.path.insert(0, str(REPO))
+
+
+def pytest_configure(config):
+  # grain's worker processes parse absl flags on start-up; pytest never does.
+  from absl import flags
+  flags.FLAGS.mark_as_parsed()
+
+
+@pytest.fixture(scope="session")
+def fer2013_root():
+  root = SHARED_DATA / "fer2013"
+  if not root.is_dir():
+    pytest.fail(f"Real FER2013 is expected at {root} (../shared/data beside the checkout, or $EMOJAX_DATA_DIR).")
+  return root
+
+
+def tiny_config(arg="data=synthetic,runlocal", **overrides):
+  """The face config shrunk to a few seconds of work; overrides are dotted paths."""
+  from configs.face_cnn import get_config
+  config = get_config(arg)
+  config.data.num_train_examples = 256
+  config.data.num_eval_examples = 96
+  config.model.width = 0.125
+  config.train.batch_size = 32
+  config.train.num_epochs = 2.0
+  config.train.log_every_steps = 4
+  config.train.tensorboard = False
+  config.eval.batch_size = 32
+  config.checkpoint.every_steps = 4
+  for path, value in overrides.items():
+    node = config
+    *parents, leaf = path.split(".")
+    for name in parents:
+      node = node[name]
+    node[leaf] = value
+  return config

@@ -1,0 +1,20 @@
+import pytest
+
+from configs.face_cnn import get_config
+from emojax.config_utils import parse_arg
+
+
+def test_parse_arg_types_flags_and_errors():
+  assert parse_arg("model=x,runlocal", model="a", runlocal=False, n=1) == {"model": "x", "runlocal": True, "n": 1}
+  assert parse_arg("n=7", n=1)["n"] == 7
+  with pytest.raises(ValueError, match="Unknown config argument 'modle'"):
+    parse_arg("modle=x", model="a")
+
+
+def test_variants_and_defaults_run_from_names_alone():
+  config = get_config("model=residual_attention,data=fer2013")
+  assert config.model.name == "face.residual_attention_cnn" and config.data.root.endswith("fer2013")
+  assert get_config().model.name == "face.deep_cnn" and get_config().model.width == 1.0
+  assert get_config("data=synthetic,runlocal").train.num_epochs < get_config().train.num_epochs
+  with pytest.raises(ValueError, match="model='vgg'"):
+    get_config("model=vgg")

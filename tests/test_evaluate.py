@@ -1,0 +1,46 @@
+import json
+
+import numpy as np
+import pytest
+from sklearn import metrics as skm
+
+from emojax import evaluate
+from emojax.data.base import Dataset
+from emojax.data.labels import EKMAN7
+
+
+def test_metrics_match_scikit_learn():
+  rng = np.random.default_rng(0)
+  labels = rng.integers(0, 7, 500)
+  predictions = np.where(rng.random(500) < 0.6, labels, rng.integers(0, 7, 500))
+  predictions[predictions == 1] = 2  # a class that is never predicted: precision 0, not NaN
+  m = evaluate.classification_metrics(labels, predictions, EKMAN7)
+  assert m["accuracy"] == pytest.approx(skm.accuracy_score(labels, predictions))
+  assert m["balanced_accuracy"] == pytest.approx(skm.balanced_accuracy_score(labels, predictions))
+  for average in ("macro", "weighted"):
+    p, r, f, _ = skm.precision_recall_fscore_support(labels, predictions, average=average, zero_division=0)
+    assert (m[f"{average}_precision"], m[f"{average}_recall"], m[f"{average}_f1"]) == pytest.approx((p, r, f))
+  np.testing.assert_array_equal(m["confusion_matrix"], skm.confusion_matrix(labels, predictions, labels=range(7)))
+
+
+def test_report_writes_metrics_confusion_matrices_and_subsets(tmp_path):
+  labels = np.array([0, 1, 2, 3, 3, 3])
+  data = Dataset({"label": labels, "image": np.zeros((6, 1))}, EKMAN7,
+                 eval_subsets={"without_train_duplicates": np.array([1, 1, 1, 1, 0, 0], bool)})
+  logits = np.eye(7)[np.array([0, 1, 2, 3, 0, 0])]
+  report = evaluate.evaluate_outputs({"logits": logits}, data)
+  assert report["all"]["accuracy"] == pytest.approx(4 / 6)
+  assert report["without_train_duplicates"]["accuracy"] == 1.0
+  evaluate.write_report(report, tmp_path, "test")
+  for name in ("report.json", "report.md", "confusion_matrix.png", "confusion_matrix.json",
+               "confusion_matrix_without_train_duplicates.png"):
+    assert (tmp_path / name).stat().st_size > 0
+  saved = json.loads((tmp_path / "confusion_matrix.json").read_text())
+  assert saved["rows_true_columns_predicted"][3] == [2, 0, 0, 1, 0, 0, 0]
+
+
+def test_training_curves_plot(tmp_path):
+  records = [{"step": s, "split": "train", "loss": 2 - s / 10, "accuracy": s / 10} for s in range(1, 6)]
+  records += [{"step": 5, "split": "validation", "loss": 1.6, "accuracy": 0.4}]
+  evaluate.plot_training_curves(records, tmp_path / "curves.png")
+  assert (tmp_path / "curves.png").stat().st_size > 1000
