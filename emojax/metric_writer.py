@@ -36,4 +36,10 @@ def read_metrics(workdir: str | Path) -> list[dict]:
   path = Path(workdir) / "metrics.jsonl"
   if not path.exists():
     return []
-  return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+  # A resumed run replays the steps after its last checkpoint; keep the newest record of each.
+  records = {}
+  for line in path.read_text().splitlines():
+    if line.strip():
+      record = json.loads(line)
+      records[(record.get("split"), record["step"])] = record
+  return sorted(records.values(), key=lambda r: r["step"])

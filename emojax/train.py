@@ -173,13 +173,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     state, metrics = train_step(state, batch)
     step += 1
     pending.append(metrics)
+    window_steps += 1
     if window_start is None:  # the first step compiles; throughput counts from after it
       jax.block_until_ready(metrics)
-      window_start, window_steps, pending = time.time(), 0, []
-      continue
-    window_steps += 1
+      window_start, window_steps = time.time(), 0
 
-    if step % cfg.log_every_steps == 0 or step == exp.total_steps:
+    if window_steps and (step % cfg.log_every_steps == 0 or step == exp.total_steps):
       means = {k: float(np.mean([jax.device_get(m[k]) for m in pending])) for k in pending[0]} if pending else {}
       elapsed = time.time() - window_start
       rate = window_steps * cfg.batch_size / max(elapsed, 1e-9)

@@ -1,5 +1,6 @@
 """A run killed with SIGKILL at any moment, even mid-save, resumes to bit-identical parameters."""
 
+import json
 import os
 import signal
 import subprocess
@@ -63,6 +64,9 @@ def test_sigkill_anywhere_then_resume_is_bitwise_identical(tmp_path):
       assert returncode == 0, process.stderr.read()[-3000:]
   assert kills_mid_save >= 1 and kills >= 2
 
+  # Evaluation history survives too: same best step and metric, same early-stopping counters.
+  loop = lambda w: json.loads((w / "checkpoints" / str(FINAL_STEP) / "loop" / "metadata").read_text())
+  assert loop(workdir) == loop(tmp_path / "reference")
   for want, got in zip(_final_params(tmp_path / "reference"), _final_params(workdir)):
     flat_want, flat_got = ocp.tree.to_flat_dict(want), ocp.tree.to_flat_dict(got)
     assert flat_want.keys() == flat_got.keys()

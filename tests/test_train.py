@@ -54,3 +54,18 @@ def test_bad_config_values_name_the_field(tmp_path):
     train.train_and_evaluate(tiny_config(**{"train.batch_size": 36}), tmp_path)
   with pytest.raises(ValueError, match="config.optimizer.learning_rate"):
     train.train_and_evaluate(tiny_config(**{"optimizer.learning_rate": -1.0}), tmp_path)
+
+
+def test_a_one_step_run_still_evaluates_and_checkpoints(tmp_path):
+  """The compile step used to skip evaluation, so a run (or a resume) ending there had no best."""
+  report = train.train_and_evaluate(tiny_config(**{"train.num_steps": 1}), tmp_path)
+  assert report["checkpoint_step"] == 1 and (tmp_path / "checkpoints" / "1").is_dir()
+
+
+def test_resumed_metrics_keep_the_newest_record_per_step(tmp_path):
+  lines = [{"step": 1, "split": "train", "loss": 3.0}, {"step": 2, "split": "train", "loss": 2.0},
+           {"step": 2, "split": "validation", "accuracy": 0.5}, {"step": 2, "split": "train", "loss": 1.9}]
+  (tmp_path / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in lines) + "\n")
+  records = read_metrics(tmp_path)
+  assert [(r["split"], r["step"]) for r in records] == [("train", 1), ("train", 2), ("validation", 2)]
+  assert records[1]["loss"] == 1.9
