@@ -44,3 +44,16 @@ def test_training_curves_plot(tmp_path):
   records += [{"step": 5, "split": "validation", "loss": 1.6, "accuracy": 0.4}]
   evaluate.plot_training_curves(records, tmp_path / "curves.png")
   assert (tmp_path / "curves.png").stat().st_size > 1000
+
+
+def test_results_table_collects_workdirs_and_names_unfinished_ones(tmp_path):
+  from emojax import results
+  run = tmp_path / "run_a"
+  (run / "eval").mkdir(parents=True)
+  (run / "eval" / "report.json").write_text(json.dumps(
+      {"all": {"accuracy": 0.5, "balanced_accuracy": 0.4, "macro_f1": 0.3}, "model": "m", "epochs": 2.0,
+       "without_train_duplicates": {"accuracy": 0.45}}))
+  table = results.markdown([results.row(run)])
+  assert "| run_a | m |  | 2.0 | 0.5000 | 0.4000 | 0.3000 | 0.4500 |" in table
+  with pytest.raises(FileNotFoundError, match="has the run in .*run_b finished"):
+    results.row(tmp_path / "run_b")

@@ -1,0 +1,46 @@
+"""Collects finished workdirs into one Markdown table (figures come from each run's eval/report.json).
+
+  python -m emojax.results runs/fer_deep_cnn runs/fer_hog_logreg
+"""
+
+import json
+import sys
+from pathlib import Path
+
+
+def row(workdir: Path) -> dict:
+  report_path = workdir / "eval" / "report.json"
+  if not report_path.is_file():
+    raise FileNotFoundError(f"{report_path} is missing: has the run in {workdir} finished?")
+  report = json.loads(report_path.read_text())
+  config_path = workdir / "config.json"
+  config = json.loads(config_path.read_text()) if config_path.is_file() else {}
+  subsets = {k: v for k, v in report.items() if isinstance(v, dict) and k != "all"}
+  return {
+      "run": workdir.name,
+      "model": report.get("model", "?"),
+      "width": str(config.get("model", {}).get("width", "")),
+      "epochs": report.get("epochs", ""),
+      "accuracy": report["all"]["accuracy"],
+      "balanced_accuracy": report["all"]["balanced_accuracy"],
+      "macro_f1": report["all"]["macro_f1"],
+      **{f"{name} accuracy": m["accuracy"] for name, m in subsets.items()},
+  }
+
+
+def markdown(rows: list[dict]) -> str:
+  columns = list(dict.fromkeys(k for r in rows for k in r))
+  fmt = lambda v: f"{v:.4f}" if isinstance(v, float) and v <= 1 else str(v)
+  lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+  lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in columns) + " |" for r in rows]
+  return "\n".join(lines)
+
+
+def main(argv: list[str]) -> None:
+  if not argv:
+    sys.exit(__doc__)
+  print(markdown([row(Path(w)) for w in argv]))
+
+
+if __name__ == "__main__":
+  main(sys.argv[1:])
