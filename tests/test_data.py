@@ -138,3 +138,11 @@ def test_augmentation_changes_images_within_range_and_rejects_bad_values():
   config.rotation_degrees = 400.0
   with pytest.raises(ValueError, match="rotation_degrees=400"):
     augment.validate(config)
+
+
+def test_worker_processes_give_the_same_batches_as_threads():
+  data = synthetic.load("train", 96)
+  threads = pipeline.train_iterator(data, tiny_config(), seed=0)
+  workers = pipeline.train_iterator(data, tiny_config(**{"data.worker_count": 2}), seed=0)
+  for _ in range(4):
+    np.testing.assert_array_equal(next(workers)["image"], next(threads)["image"])
