@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from emojax.metric_writer import read_metrics
+
 
 def row(workdir: Path) -> dict:
   report_path = workdir / "eval" / "report.json"
@@ -16,11 +18,14 @@ def row(workdir: Path) -> dict:
   config_path = workdir / "config.json"
   config = json.loads(config_path.read_text()) if config_path.is_file() else {}
   subsets = {k: v for k, v in report.items() if isinstance(v, dict) and k != "all"}
+  records = read_metrics(workdir)
+  hours = (records[-1]["time"] - records[0]["time"]) / 3600 if len(records) > 1 else None
   return {
       "run": workdir.name,
       "model": report.get("model", "?"),
       "width": str(config.get("model", {}).get("width", "")),
       "epochs": report.get("epochs", ""),
+      "wall_hours": f"{hours:.2f}" if hours is not None else "",
       "accuracy": report["all"]["accuracy"],
       "balanced_accuracy": report["all"]["balanced_accuracy"],
       "macro_f1": report["all"]["macro_f1"],

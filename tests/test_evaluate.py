@@ -54,6 +54,6 @@ def test_results_table_collects_workdirs_and_names_unfinished_ones(tmp_path):
       {"all": {"accuracy": 0.5, "balanced_accuracy": 0.4, "macro_f1": 0.3}, "model": "m", "epochs": 2.0,
        "without_train_duplicates": {"accuracy": 0.45}}))
   table = results.markdown([results.row(run)])
-  assert "| run_a | m |  | 2.0 | 0.5000 | 0.4000 | 0.3000 | 0.4500 |" in table
+  assert "| run_a | m |  | 2.0 |  | 0.5000 | 0.4000 | 0.3000 | 0.4500 |" in table
   with pytest.raises(FileNotFoundError, match="has the run in .*run_b finished"):
     results.row(tmp_path / "run_b")

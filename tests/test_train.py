@@ -69,3 +69,10 @@ def test_resumed_metrics_keep_the_newest_record_per_step(tmp_path):
   records = read_metrics(tmp_path)
   assert [(r["split"], r["step"]) for r in records] == [("train", 1), ("train", 2), ("validation", 2)]
   assert records[1]["loss"] == 1.9
+
+
+def test_bfloat16_compute_trains(tmp_path):
+  report = train.train_and_evaluate(tiny_config(**{"model.dtype": "bfloat16", "train.num_steps": 8}), tmp_path)
+  losses = [r["loss"] for r in read_metrics(tmp_path) if r["split"] == "train"]
+  assert losses and all(l == l and l < 10 for l in losses)  # finite
+  assert 0 <= report["all"]["accuracy"] <= 1
