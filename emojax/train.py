@@ -190,6 +190,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
 
     is_eval = step % eval_every == 0 or step == exp.total_steps
     if is_eval:
+      eval_started = time.time()
       report, _ = exp.evaluate(state)
       scalars = _scalars(report)
       writer.write(step, "validation", scalars)
@@ -204,7 +205,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
           logging.info("Early stopping at step %d: no %s improvement for %d evaluations (best %.4f at %d).",
                        step, config.checkpoint.best_metric, cfg.early_stopping_patience,
                        loop["best_value"], loop["best_step"])
-      window_start = time.time()  # evaluation time is not training throughput
+      if window_start is not None:  # evaluation time is not training throughput
+        window_start += time.time() - eval_started
     if is_eval or step % config.checkpoint.every_steps == 0 or step == exp.total_steps:
       exp.checkpointer.save_latest(step, state, train_iter, loop)
 
