@@ -22,8 +22,7 @@ MODEL_INPUTS = ("image", "label")  # what goes to the device; ids and subsets st
 
 def decode(example: dict) -> dict:
   """uint8 image -> float32 in [0, 1]; drops host-only fields."""
-  out = {"image": example["image"].astype(np.float32) / 255.0, "label": np.int32(example["label"])}
-  return out
+  return {"image": example["image"].astype(np.float32) / 255.0, "label": np.int32(example["label"])}
 
 
 def per_process_batch_size(global_batch_size: int) -> int:
