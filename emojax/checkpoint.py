@@ -70,7 +70,7 @@ class Checkpointer:
         loop=ocp.args.JsonRestore()))
     return restored["state"], restored["loop"]
 
-  def restore_best(self, abstract_state, which: str = "best"):
+  def restore(self, abstract_state, which: str = "best"):
     """Restores the train state of the best (or, with which='latest', the newest) checkpoint."""
     manager = self.best if which == "best" else self.latest
     step = manager.best_step() if which == "best" else manager.latest_step()

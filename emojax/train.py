@@ -125,9 +125,9 @@ class Experiment:
     outputs = evaluate.predict(self.predict_step, variables_of(state), self.eval_data, self.mesh,
                                self.config.eval.batch_size)
     report = evaluate.evaluate_outputs(outputs, self.eval_data)
-    labels = self.eval_data.arrays["label"]
-    log_probs = jax.nn.log_softmax(outputs["logits"])
-    report["all"]["loss"] = float(-np.take_along_axis(np.asarray(log_probs), labels[:, None], 1).mean())
+    # Plain cross-entropy (logits only): comparable across models with and without a confidence head.
+    loss, _ = losses.classification_loss({"logits": outputs["logits"]}, {"label": self.eval_data.arrays["label"]})
+    report["all"]["loss"] = float(loss)
     return report, outputs
 
 
@@ -218,7 +218,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
 
 def finish(exp: Experiment, workdir: Path, trained_seconds: float, final_step: int, loop: dict) -> dict:
   """Evaluates the best checkpoint and writes the report, plots and a short summary."""
-  state, best_step = exp.checkpointer.restore_best(exp.abstract_state)
+  state, best_step = exp.checkpointer.restore(exp.abstract_state)
   report, _ = exp.evaluate(state)
   report.update(model=exp.config.model.name, dataset=exp.config.data.name, split=exp.config.data.eval_split,
                 checkpoint_step=int(best_step), final_step=final_step,
@@ -245,7 +245,7 @@ def finish(exp: Experiment, workdir: Path, trained_seconds: float, final_step: i
 def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str | Path, which: str = "best") -> dict:
   """Eval-only mode: restores the best (or latest) checkpoint of `workdir` and writes a report."""
   exp = Experiment(config, workdir, need_train_data=False)
-  state, step = exp.checkpointer.restore_best(exp.abstract_state, which)
+  state, step = exp.checkpointer.restore(exp.abstract_state, which)
   report, outputs = exp.evaluate(state)
   report.update(model=config.model.name, dataset=config.data.name, split=config.data.eval_split,
                 checkpoint=which, checkpoint_step=int(step))
