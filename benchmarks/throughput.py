@@ -56,7 +56,7 @@ def main(argv):
 
   predict_step = evaluate.make_predict_step(model)
   eval_local = next(pipeline.eval_batches(data, config.eval.batch_size))[0]
-  eval_batch = sharding.global_batch({k: eval_local[k] for k in pipeline.MODEL_INPUTS}, mesh)
+  eval_batch = sharding.global_batch({k: eval_local[k] for k in data.model_inputs}, mesh)
   variables = train.variables_of(holder["state"])
   for _ in range(FLAGS.warmup):
     jax.block_until_ready(predict_step(variables, eval_batch))

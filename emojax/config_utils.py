@@ -28,3 +28,9 @@ def data_dir(*parts: str) -> str:
   repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   root = os.environ.get("EMOJAX_DATA_DIR", os.path.join(os.path.dirname(repo), "shared", "data"))
   return os.path.join(root, *parts)
+
+
+def cache_dir(*parts: str) -> str:
+  """`$EMOJAX_CACHE_DIR/<parts>`, by default `.cache/` in the checkout (git-ignored)."""
+  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  return os.path.join(os.environ.get("EMOJAX_CACHE_DIR", os.path.join(repo, ".cache")), *parts)

@@ -66,7 +66,7 @@ def predict(predict_step, variables, dataset, mesh, batch_size: int) -> dict:
   """Runs the model over every example of `dataset` once; returns numpy arrays in dataset order."""
   chunks, index_chunks = [], []
   for local_batch, indices in pipeline.eval_batches(dataset, batch_size):
-    inputs = {k: local_batch[k] for k in pipeline.MODEL_INPUTS}
+    inputs = {k: local_batch[k] for k in dataset.model_inputs}
     outputs = predict_step(variables, sharding.global_batch(inputs, mesh))
     chunks.append(jax.tree.map(lambda x: np.asarray(multihost_utils.process_allgather(x, tiled=True)), outputs))
     padded = np.full(len(local_batch["valid"]), -1)

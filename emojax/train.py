@@ -27,7 +27,8 @@ from emojax.models import get_model
 # ----------------------------------------------------------------------------------------------
 # Optimizer: warmup + cosine schedule, decoupled weight decay on kernels only, gradient clipping.
 # ----------------------------------------------------------------------------------------------
-def make_optimizer(config: ml_collections.ConfigDict, total_steps: int, steps_per_epoch: int):
+def make_optimizer(config: ml_collections.ConfigDict, total_steps: int, steps_per_epoch: int, is_frozen=None):
+  """`is_frozen(path) -> bool` marks parameters that never change (a frozen pretrained encoder)."""
   opt = config.optimizer
   if opt.learning_rate <= 0:
     raise ValueError(f"config.optimizer.learning_rate must be positive, got {opt.learning_rate}.")
@@ -45,7 +46,12 @@ def make_optimizer(config: ml_collections.ConfigDict, total_steps: int, steps_pe
   else:
     raise ValueError(f"config.optimizer.name={opt.name!r}; expected 'adamw' or 'sgd'.")
   clip = [optax.clip_by_global_norm(opt.grad_clip_norm)] if opt.grad_clip_norm > 0 else []
-  return optax.chain(*clip, base), schedule
+  tx = optax.chain(*clip, base)
+  if is_frozen is not None:
+    labels = lambda params: jax.tree_util.tree_map_with_path(
+        lambda path, _: "frozen" if is_frozen(sharding.path_to_string(path)) else "trained", params)
+    tx = optax.multi_transform({"trained": tx, "frozen": optax.set_to_zero()}, labels)
+  return tx, schedule
 
 
 # ----------------------------------------------------------------------------------------------
@@ -114,10 +120,14 @@ class Experiment:
     self.total_steps = (config.train.num_steps if config.train.num_steps > 0
                         else int(config.train.num_epochs * self.steps_per_epoch))
     self.model = get_model(config.model, self.eval_data.num_classes)
-    self.tx, self.schedule = make_optimizer(config, self.total_steps, self.steps_per_epoch)
-    example = {k: v[None] for k, v in pipeline.decode(self.eval_data[0]).items()}
+    self.tx, self.schedule = make_optimizer(config, self.total_steps, self.steps_per_epoch,
+                                            getattr(self.model, "frozen_parameters", None))
+    example = {k: v[None] for k, v in pipeline.decode(self.eval_data[0], self.eval_data.model_inputs).items()}
     self.state, self.abstract_state, self.state_shardings = sharded_init(
         self.model, self.tx, example, config.seed, self.mesh, config.sharding)
+    if hasattr(self.model, "load_pretrained"):  # e.g. wav2vec 2.0 weights; a resume overwrites them again
+      self.state["params"] = jax.device_put(self.model.load_pretrained(self.state["params"]),
+                                            self.state_shardings["params"])
     self.predict_step = evaluate.make_predict_step(self.model)
     self.checkpointer = checkpoint_lib.Checkpointer(self.workdir, config.checkpoint)
 

@@ -41,6 +41,48 @@ def tiny_config(arg="data=synthetic,runlocal", **overrides):
   config.train.tensorboard = False
   config.eval.batch_size = 32
   config.checkpoint.every_steps = 4
+  return _override(config, overrides)
+
+
+@pytest.fixture(scope="session")
+def ravdess_root():
+  root = SHARED_DATA / "ravdess"
+  if not root.is_dir():
+    pytest.fail(f"Real RAVDESS is expected at {root} (../shared/data beside the checkout, or $EMOJAX_DATA_DIR).")
+  return root
+
+
+@pytest.fixture(scope="session")
+def small_ravdess(ravdess_root, tmp_path_factory):
+  """Actors 01-03, 15 real files each (statement 01, repetition 01: every emotion and intensity)."""
+  import shutil
+  root = tmp_path_factory.mktemp("ravdess_small")
+  for actor in ("01", "02", "03"):
+    (root / f"Actor_{actor}").mkdir()
+    files = sorted((ravdess_root / f"Actor_{actor}").glob("*.flac"))
+    for f in [f for f in files if f.name.split("-")[4:6] == ["01", "01"]]:
+      shutil.copy(f, root / f"Actor_{actor}" / f.name)
+  return root
+
+
+def speech_config(root, cache_dir, arg="", **overrides):
+  """The speech config on a small corpus folder, a few steps long; overrides are dotted paths."""
+  from configs.speech import get_config
+  config = get_config(arg)
+  config.data.root = str(root)
+  config.data.cache_dir = str(cache_dir)
+  config.data.validation_speakers = ("03",)
+  config.data.feature_threads = 1
+  config.train.batch_size = 8
+  config.train.num_steps = 12
+  config.train.log_every_steps = 3
+  config.train.tensorboard = False
+  config.eval.batch_size = 8
+  config.checkpoint.every_steps = 6
+  return _override(config, overrides)
+
+
+def _override(config, overrides):
   for path, value in overrides.items():
     node = config
     *parents, leaf = path.split(".")

@@ -13,4 +13,8 @@ def load_split(config: ml_collections.ConfigDict, split: str) -> Dataset:
     from emojax.data import synthetic
     size = config.num_train_examples if split == "train" else config.num_eval_examples
     return synthetic.load(split, size, seed=config.seed)
-  raise ValueError(f"config.data.name={config.name!r} is not a known dataset; use 'fer2013' or 'synthetic'.")
+  if config.name in ("ravdess", "tess", "crema_d"):
+    from emojax.data import speech
+    return speech.load(config, split)
+  raise ValueError(f"config.data.name={config.name!r} is not a known dataset; use 'fer2013', 'synthetic', "
+                   "'ravdess', 'tess' or 'crema_d'.")

@@ -46,3 +46,98 @@ def augment_image(image: np.ndarray, rng: np.random.Generator, config: ml_collec
   if config.brightness:
     image = image + rng.uniform(-config.brightness, config.brightness)
   return np.clip(image, 0.0, 1.0).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------------------------
+# Speech: waveform transforms (then re-featurised), and SpecAugment masks on the features.
+# ----------------------------------------------------------------------------------------------
+def validate_speech(config: ml_collections.ConfigDict) -> None:
+  checks = {
+      "probability": 0 <= config.probability <= 1,
+      "pitch_shift_semitones": 0 <= config.pitch_shift_semitones <= 12,
+      "time_stretch": 0 <= config.time_stretch < 1,
+      "snr_db_high": config.snr_db_low <= config.snr_db_high,
+      "gain_db": config.gain_db >= 0,
+      "time_masks": config.time_masks >= 0 and config.time_mask_frames >= 0,
+      "freq_masks": config.freq_masks >= 0 and config.freq_mask_bins >= 0,
+  }
+  for field, ok in checks.items():
+    if not ok:
+      raise ValueError(f"config.data.augment.{field}={config[field]} is out of range (probability in [0, 1], "
+                       "pitch_shift_semitones in [0, 12], time_stretch in [0, 1), snr_db_low <= snr_db_high, "
+                       "gain_db, mask counts and widths >= 0).")
+
+
+def pitch_shift(wave: np.ndarray, sample_rate: int, semitones: float) -> np.ndarray:
+  """Same length and rate, pitch moved by `semitones` (phase vocoder + resampling)."""
+  import librosa
+  return librosa.effects.pitch_shift(wave, sr=sample_rate, n_steps=semitones, res_type="soxr_hq").astype(np.float32)
+
+
+def time_stretch(wave: np.ndarray, rate: float) -> np.ndarray:
+  """Same pitch, duration divided by `rate` (rate > 1 is faster)."""
+  import librosa
+  return librosa.effects.time_stretch(wave, rate=rate).astype(np.float32)
+
+
+def add_noise(wave: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.ndarray:
+  """Adds white Gaussian noise scaled so that signal power / noise power = 10^(snr_db / 10)."""
+  noise = rng.standard_normal(len(wave)).astype(np.float32)
+  signal_power = float(np.mean(wave.astype(np.float64) ** 2))
+  noise *= np.sqrt(signal_power / (10 ** (snr_db / 10)) / max(float(np.mean(noise.astype(np.float64) ** 2)), 1e-12))
+  return (wave + noise).astype(np.float32)
+
+
+def spec_augment(features: np.ndarray, num_frames: int, rng: np.random.Generator,
+                 config: ml_collections.ConfigDict, spectral_dims: int) -> np.ndarray:
+  """SpecAugment (Park et al., 2019) without time warping: masks random time spans and frequency bands.
+
+  Masks cover valid frames and spectral dims only (prosody dims beyond `spectral_dims` stay) and
+  are filled with the utterance's mean of each dim, so a masked region carries no information and
+  no outlier level either.
+  """
+  features = features.copy()
+  mean = features[:num_frames, :spectral_dims].mean(0)
+  for _ in range(config.time_masks):
+    width = int(rng.integers(0, min(config.time_mask_frames, num_frames) + 1))
+    start = int(rng.integers(0, num_frames - width + 1))
+    features[start:start + width, :spectral_dims] = mean
+  for _ in range(config.freq_masks):
+    width = int(rng.integers(0, min(config.freq_mask_bins, spectral_dims) + 1))
+    start = int(rng.integers(0, spectral_dims - width + 1))
+    features[:num_frames, start:start + width] = mean[start:start + width]
+  return features
+
+
+def augment_speech(example: dict, rng: np.random.Generator, data_config: ml_collections.ConfigDict) -> dict:
+  """One training example's augmentation: waveform transforms, re-featurisation, SpecAugment."""
+  from emojax.data import features as features_lib  # speech-only dependency (librosa)
+  config, rate = data_config.augment, data_config.audio.sample_rate
+  example = dict(example)
+  if "audio" in example:
+    wave = example["audio"][:example["length"]]
+    changed = False
+    if config.pitch_shift_semitones > 0 and rng.random() < config.probability:
+      wave, changed = pitch_shift(wave, rate, rng.uniform(-1, 1) * config.pitch_shift_semitones), True
+    if config.time_stretch > 0 and rng.random() < config.probability:
+      wave, changed = time_stretch(wave, rng.uniform(1 - config.time_stretch, 1 + config.time_stretch)), True
+    if config.add_noise and rng.random() < config.probability:
+      wave, changed = add_noise(wave, rng.uniform(config.snr_db_low, config.snr_db_high), rng), True
+    if config.gain_db > 0 and rng.random() < config.probability:
+      wave, changed = wave * np.float32(10 ** (rng.uniform(-1, 1) * config.gain_db / 20)), True
+    if changed:
+      max_samples = len(example["audio"])
+      wave = wave[:max_samples]
+      audio = np.zeros(max_samples, np.float32)
+      audio[:len(wave)] = wave
+      example.update(audio=audio, length=np.int32(len(wave)))
+      if data_config.input == "features":
+        frames = features_lib.frame_features(wave, rate, data_config.features)
+        padded = np.zeros_like(example["features"])
+        padded[:len(frames)] = frames[:len(padded)]
+        example.update(features=padded, num_frames=np.int32(min(len(frames), len(padded))))
+  if data_config.input == "features" and (config.time_masks or config.freq_masks):
+    spectral = features_lib.feature_dim(data_config.features) - (
+        features_lib.PROSODY_DIMS if data_config.features.prosody else 0)
+    example["features"] = spec_augment(example["features"], int(example["num_frames"]), rng, config, spectral)
+  return example

@@ -19,6 +19,8 @@ class Dataset:
   class_names: tuple[str, ...]
   eval_subsets: Mapping[str, np.ndarray] = dataclasses.field(default_factory=dict)
   skipped: list[str] = dataclasses.field(default_factory=list)
+  # The arrays that go to the device (the rest, such as ids and speakers, stay on the host).
+  model_inputs: tuple[str, ...] = ("image", "label")
 
   def __post_init__(self):
     lengths = {k: len(v) for k, v in self.arrays.items()}

@@ -7,6 +7,7 @@ exactly the batches an uninterrupted run would have seen.
 Evaluation: every example exactly once, in order, the last batch padded and marked by `valid`.
 """
 
+import functools
 import math
 
 import grain
@@ -17,12 +18,25 @@ import numpy as np
 from emojax.data import augment as augment_lib
 from emojax.data.base import Dataset
 
-MODEL_INPUTS = ("image", "label")  # what goes to the device; ids and subsets stay on the host
+def decode(example: dict, keys=("image", "label")) -> dict:
+  """Keeps the model inputs `keys` (a dataset's `model_inputs`); uint8 images -> float32 in [0, 1]."""
+  out = {}
+  for key in keys:
+    value = np.asarray(example[key])
+    out[key] = value.astype(np.float32) / 255.0 if value.dtype == np.uint8 else value
+  return out
 
 
-def decode(example: dict) -> dict:
-  """uint8 image -> float32 in [0, 1]; drops host-only fields."""
-  return {"image": example["image"].astype(np.float32) / 255.0, "label": np.int32(example["label"])}
+def make_augmenter(data_config: ml_collections.ConfigDict):
+  """The per-example training augmentation of the config's modality, or None when disabled."""
+  config = data_config.augment
+  if not config.enabled:
+    return None
+  if data_config.name in ("ravdess", "tess", "crema_d"):
+    augment_lib.validate_speech(config)
+    return functools.partial(augment_lib.augment_speech, data_config=data_config)
+  augment_lib.validate(config)
+  return lambda ex, rng: {**ex, "image": augment_lib.augment_image(ex["image"].astype(np.float32) / 255.0, rng, config)}
 
 
 def per_process_batch_size(global_batch_size: int) -> int:
@@ -35,13 +49,12 @@ def per_process_batch_size(global_batch_size: int) -> int:
 
 def train_iterator(dataset: Dataset, config: ml_collections.ConfigDict, seed: int) -> grain.DatasetIterator:
   """An endless, deterministic, checkpointable iterator of training batches."""
-  augment_config = config.data.augment
-  augment_lib.validate(augment_config)
+  augment = make_augmenter(config.data)
   ds = grain.MapDataset.source(dataset)[jax.process_index()::jax.process_count()]
-  ds = ds.shuffle(seed=seed).repeat(None).map(decode)
-  if augment_config.enabled:
-    ds = ds.random_map(lambda ex, rng: {**ex, "image": augment_lib.augment_image(ex["image"], rng, augment_config)},
-                       seed=seed + 1)
+  ds = ds.shuffle(seed=seed).repeat(None)
+  if augment is not None:
+    ds = ds.random_map(augment, seed=seed + 1)
+  ds = ds.map(functools.partial(decode, keys=dataset.model_inputs))
   ds = ds.batch(per_process_batch_size(config.train.batch_size), drop_remainder=True)
   iter_ds = ds.to_iter_dataset(grain.ReadOptions(num_threads=config.data.read_threads,
                                                  prefetch_buffer_size=config.data.prefetch))
@@ -59,10 +72,10 @@ def eval_batches(dataset: Dataset, global_batch_size: int):
   batch_size = per_process_batch_size(global_batch_size)
   indices = np.arange(len(dataset))[jax.process_index()::jax.process_count()]
   num_batches = math.ceil(math.ceil(len(dataset) / jax.process_count()) / batch_size)
-  template = decode(dataset[0])
+  template = decode(dataset[0], dataset.model_inputs)
   for b in range(num_batches):
     chunk = indices[b * batch_size:(b + 1) * batch_size]
-    examples = [decode(dataset[i]) for i in chunk]
+    examples = [decode(dataset[i], dataset.model_inputs) for i in chunk]
     batch = {k: np.zeros((batch_size,) + np.shape(v), np.asarray(v).dtype) for k, v in template.items()}
     for row, example in enumerate(examples):
       for k, v in example.items():

@@ -1,0 +1,108 @@
+"""Speech emotion classifiers on RAVDESS (default), TESS or CREMA-D.
+
+  --config configs/speech.py                                  SpeechCNNLSTM, RAVDESS 8 classes, actors 17-20 held out
+  --config configs/speech.py:model=conformer,labels=ekman7    Conformer, 7 Ekman classes (calm -> neutral)
+  --config configs/speech.py:model=wav2vec2 --config.model.wav2vec2_path=/path/to/wav2vec2-base
+  --config configs/speech.py:model=conformer,frontend=wav2vec2 --config.model.wav2vec2_path=...
+  --config configs/speech.py:data=tess --config.data.root=/data/TESS
+  --config configs/speech.py:runlocal                         two actors, a few steps: a smoke test
+  --config.data.fold=2  --config.data.validation_speakers='("01","02")'  --config.data.split_by=random
+"""
+
+import ml_collections
+
+from emojax.config_utils import cache_dir, data_dir, parse_arg
+
+MODELS = {"cnn_lstm": "speech.cnn_lstm", "conformer": "speech.conformer", "wav2vec2": "speech.wav2vec2"}
+ROOTS = {"ravdess": "ravdess", "tess": "tess", "crema_d": "crema_d"}
+FOLDS = {"ravdess": 5, "tess": 2, "crema_d": 5}
+
+
+def get_config(arg=None):
+  arg = parse_arg(arg, model="cnn_lstm", data="ravdess", labels="native", frontend="features", runlocal=False)
+  if arg["model"] not in MODELS:
+    raise ValueError(f"model={arg['model']!r}; choose one of {sorted(MODELS)}.")
+  if arg["data"] not in ROOTS:
+    raise ValueError(f"data={arg['data']!r}; choose one of {sorted(ROOTS)}.")
+  waveform = arg["model"] == "wav2vec2" or arg["frontend"] == "wav2vec2"
+  config = ml_collections.ConfigDict()
+  config.seed = 0
+
+  config.data = ml_collections.ConfigDict()
+  config.data.name = arg["data"]
+  config.data.root = data_dir(ROOTS[arg["data"]])
+  config.data.labels = arg["labels"]       # "native" (RAVDESS: 8 classes) or "ekman7"
+  config.data.calm = "neutral"             # RAVDESS calm under ekman7: "neutral" (merge) or "drop"
+  config.data.input = "waveform" if waveform else "features"
+  config.data.eval_split = "validation"
+  config.data.split_by = "speaker"         # "random" mixes speakers across splits: ask for it explicitly
+  config.data.num_folds = FOLDS[arg["data"]]
+  config.data.fold = FOLDS[arg["data"]] - 1  # RAVDESS: actors 17-20 of 01-20 are validation
+  config.data.validation_speakers = ()     # overrides the fold, e.g. ("01", "02")
+  config.data.validation_fraction = 0.2    # split_by="random" only
+  config.data.split_seed = 0               # split_by="random" only
+  config.data.cache_dir = cache_dir("features")  # "" turns the feature cache off
+  config.data.feature_threads = 2
+  config.data.read_threads = 2
+  config.data.prefetch = 4
+  config.data.worker_count = 0
+  config.data.audio = ml_collections.ConfigDict(dict(
+      sample_rate=16000, trim_top_db=30.0, min_seconds=0.5, max_seconds=3.0, silence_peak=1e-3,
+      max_clipped_fraction=0.2))
+  config.data.features = ml_collections.ConfigDict(dict(
+      kind="log_mel", n_fft=400, hop_length=160, n_mels=64, fmin=20.0, fmax=8000.0, n_mfcc=40, deltas=True,
+      normalize="none", prosody=False, pitch_method="yin", pitch_fmin=65.0, pitch_fmax=500.0,
+      pitch_frame_length=1024, egemaps=False))
+  config.data.augment = ml_collections.ConfigDict(dict(
+      enabled=True, probability=0.5, pitch_shift_semitones=2.0, time_stretch=0.1, add_noise=True,
+      snr_db_low=15.0, snr_db_high=35.0, gain_db=6.0,
+      time_masks=2, time_mask_frames=25, freq_masks=2, freq_mask_bins=8))
+
+  config.model = ml_collections.ConfigDict()
+  config.model.name = MODELS[arg["model"]]
+  config.model.dtype = "float32"
+  if arg["model"] == "cnn_lstm":
+    config.model.conv_features = (16, 32, 64)
+    config.model.lstm_features = 128
+    config.model.bidirectional = True
+    config.model.dropout = 0.3
+  elif arg["model"] == "conformer":
+    config.model.frontend = arg["frontend"]
+    config.model.model_dim = 96
+    config.model.num_layers = 4
+    config.model.num_heads = 4
+    config.model.conv_kernel_size = 15
+    config.model.subsampling_features = 32
+    config.model.dropout = 0.1
+  if waveform:
+    config.model.wav2vec2_path = ""         # a Hugging Face wav2vec2 folder (config.json + weights)
+    config.model.wav2vec2_config = ml_collections.ConfigDict()  # fields for a randomly initialised encoder
+    config.model.freeze_feature_encoder = True
+    config.model.num_frozen_layers = -1 if arg["model"] == "conformer" else 0  # -1: all frozen
+  if arg["model"] == "wav2vec2":
+    config.model.pooling = "layer_weighted"
+    config.model.head_features = 256
+    config.model.dropout = 0.1
+
+  config.optimizer = ml_collections.ConfigDict(dict(
+      name="adamw", learning_rate=1e-3 if arg["model"] != "wav2vec2" else 5e-5, b1=0.9, b2=0.98, momentum=0.9,
+      weight_decay=1e-2, warmup_epochs=3.0, final_lr_fraction=0.01, grad_clip_norm=1.0))
+  config.train = ml_collections.ConfigDict(dict(
+      batch_size=32, num_epochs=60.0, num_steps=0, label_smoothing=0.1, confidence_weight=0.0,
+      log_every_steps=30, eval_every_steps=0, early_stopping_patience=0, tensorboard=True))
+  config.eval = ml_collections.ConfigDict(dict(batch_size=64))
+  config.checkpoint = ml_collections.ConfigDict(dict(
+      every_steps=300, max_to_keep=2, best_metric="balanced_accuracy", best_mode="max", async_save=True))
+  config.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, model=1))
+  config.sharding = ml_collections.ConfigDict(dict(strategy="replicate", fsdp_min_size=2 ** 14, rules=[]))
+  config.distributed = False
+
+  if arg["runlocal"]:
+    config.data.validation_speakers = ("01",)
+    config.train.num_steps = 20
+    config.train.log_every_steps = 5
+    config.checkpoint.every_steps = 10
+    if arg["model"] == "conformer":
+      config.model.model_dim, config.model.num_layers = 48, 2
+  return config
+

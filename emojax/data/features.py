@@ -1,0 +1,189 @@
+"""Speech features (librosa, openSMILE) and their on-disk cache.
+
+Frame features share one clock, `hop_length` samples per frame with centred frames, so they can
+be stacked along the feature axis:
+  * `log_mel`: log mel power spectrogram, `n_mels` dims;
+  * `mfcc`: `n_mfcc` cepstral coefficients, plus first and second deltas if `deltas`;
+  * `prosody` (appended when enabled): log2 pitch relative to 100 Hz (0 when unvoiced), voicing,
+    log RMS energy, zero-crossing rate. Pitch comes from pYIN (slow, with voicing probabilities) or
+    YIN (fast; voiced where the frame's energy is within 30 dB of the utterance's peak).
+Spectral dims can be standardised per utterance (`normalize="utterance"`, prosody dims excepted),
+but that erases absolute levels: MFCC-statistics + SVM on RAVDESS drops from 48.5% to 41.6% UA
+(5 actor folds). The default `"none"` leaves it to the models, which standardise with statistics
+of the training frames (`emojax.models.speech.normalized_features`).
+`functionals` are openSMILE's eGeMAPS v02 utterance statistics (88 values).
+
+`FeatureCache` keys every entry by the file's bytes and the audio + feature config, so a second
+epoch or run reads instead of recomputing, a changed file or config misses, and an interrupted
+write leaves no half entry behind (write to a temporary name, then an atomic rename).
+"""
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import librosa
+import ml_collections
+import numpy as np
+
+from emojax.data import audio as audio_lib
+
+CACHE_VERSION = 1  # bump when a feature's definition changes, so old entries are not reused
+PROSODY_DIMS = 4
+EGEMAPS_DIMS = 88
+
+
+def num_frames(num_samples: int, hop_length: int) -> int:
+  return 1 + num_samples // hop_length
+
+
+def feature_dim(config: ml_collections.ConfigDict) -> int:
+  spectral = {"log_mel": config.n_mels, "mfcc": config.n_mfcc * (3 if config.deltas else 1)}[config.kind]
+  return spectral + (PROSODY_DIMS if config.prosody else 0)
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+  if config.kind not in ("log_mel", "mfcc"):
+    raise ValueError(f"config.data.features.kind={config.kind!r}; expected 'log_mel' or 'mfcc'.")
+  if config.pitch_method not in ("yin", "pyin"):
+    raise ValueError(f"config.data.features.pitch_method={config.pitch_method!r}; expected 'yin' or 'pyin'.")
+  if config.normalize not in ("utterance", "none"):
+    raise ValueError(f"config.data.features.normalize={config.normalize!r}; expected 'utterance' or 'none'.")
+  if not 0 < config.hop_length <= config.n_fft:
+    raise ValueError(f"config.data.features.hop_length={config.hop_length} must be in (0, n_fft={config.n_fft}].")
+
+
+def frame_features(wave: np.ndarray, sample_rate: int, config: ml_collections.ConfigDict) -> np.ndarray:
+  """float32 mono wave -> float32 [num_frames(len(wave)), feature_dim(config)]."""
+  mel = librosa.feature.melspectrogram(y=wave, sr=sample_rate, n_fft=config.n_fft, hop_length=config.hop_length,
+                                       n_mels=config.n_mels, fmin=config.fmin, fmax=config.fmax)
+  log_mel = np.log(mel + 1e-6)
+  if config.kind == "log_mel":
+    spectral = log_mel
+  else:
+    spectral = librosa.feature.mfcc(S=librosa.power_to_db(mel), n_mfcc=config.n_mfcc)
+    if config.deltas:
+      width = min(9, spectral.shape[1] - (1 - spectral.shape[1] % 2))  # odd, at most the frame count
+      spectral = np.concatenate([spectral, librosa.feature.delta(spectral, width=max(width, 3), order=1),
+                                 librosa.feature.delta(spectral, width=max(width, 3), order=2)])
+  spectral = spectral.T
+  if config.normalize == "utterance":
+    spectral = (spectral - spectral.mean(0)) / (spectral.std(0) + 1e-5)
+  parts = [spectral]
+  if config.prosody:
+    parts.append(prosody(wave, sample_rate, config))
+  return np.concatenate(parts, axis=1).astype(np.float32)
+
+
+def prosody(wave: np.ndarray, sample_rate: int, config: ml_collections.ConfigDict) -> np.ndarray:
+  """[frames, 4]: log2(f0 / 100 Hz) or 0, voicing in [0, 1], log RMS, zero-crossing rate."""
+  hop, frame = config.hop_length, config.pitch_frame_length
+  padded = np.pad(wave, (0, max(0, frame - len(wave))))  # pitch trackers need one full frame
+  if config.pitch_method == "pyin":
+    f0, _, voicing = librosa.pyin(padded, fmin=config.pitch_fmin, fmax=config.pitch_fmax, sr=sample_rate,
+                                  frame_length=frame, hop_length=hop)
+    f0 = np.nan_to_num(f0, nan=0.0)
+  else:
+    f0 = librosa.yin(padded, fmin=config.pitch_fmin, fmax=config.pitch_fmax, sr=sample_rate,
+                     frame_length=frame, hop_length=hop)
+  rms = librosa.feature.rms(y=wave, frame_length=config.n_fft, hop_length=hop)[0]
+  zcr = librosa.feature.zero_crossing_rate(wave, frame_length=config.n_fft, hop_length=hop)[0]
+  frames = num_frames(len(wave), hop)
+  f0 = _fit(f0, frames)
+  if config.pitch_method == "yin":
+    voicing = (20 * np.log10(rms + 1e-9) > 20 * np.log10(rms.max() + 1e-9) - 30).astype(np.float32)
+  voicing = _fit(voicing, frames)
+  log_f0 = np.where((f0 > 0) & (voicing > 0.5), np.log2(np.maximum(f0, 1e-3) / 100.0), 0.0)
+  return np.stack([log_f0, voicing, np.log(rms + 1e-5), zcr], axis=1).astype(np.float32)
+
+
+def _fit(values: np.ndarray, frames: int) -> np.ndarray:
+  values = np.asarray(values, np.float32)[:frames]
+  return np.pad(values, (0, frames - len(values)), mode="edge") if len(values) < frames else values
+
+
+_SMILE = None
+
+
+def functionals(wave: np.ndarray, sample_rate: int) -> np.ndarray:
+  """openSMILE eGeMAPS v02 functionals: 88 utterance-level prosodic, voice-quality and spectral stats."""
+  global _SMILE
+  if _SMILE is None:
+    import opensmile  # imported on first use: only the eGeMAPS paths need it
+    _SMILE = opensmile.Smile(feature_set=opensmile.FeatureSet.eGeMAPSv02,
+                             feature_level=opensmile.FeatureLevel.Functionals)
+  values = _SMILE.process_signal(wave, sample_rate).to_numpy()[0]
+  return np.nan_to_num(values.astype(np.float32))
+
+
+# ----------------------------------------------------------------------------------------------
+# One file -> cached arrays.
+# ----------------------------------------------------------------------------------------------
+def extract(path: str | os.PathLike, data_config: ml_collections.ConfigDict, cache: "FeatureCache | None") -> dict:
+  """Reads, checks and featurises one file: {"audio": clip, "features": [frames, D], "functionals"?}.
+
+  Raises `audio.BadAudio` for files that cannot be used.
+  """
+  content = Path(path).read_bytes()
+  if cache is not None:
+    hit = cache.get(content)
+    if hit is not None:
+      return hit
+  rate = data_config.audio.sample_rate
+  clip = audio_lib.prepare_clip(audio_lib.read_audio(path, rate), data_config.audio)
+  arrays = {"audio": clip, "features": frame_features(clip, rate, data_config.features)}
+  if data_config.features.egemaps:
+    arrays["functionals"] = functionals(clip, rate)
+  if cache is not None:
+    cache.put(content, arrays)
+  return arrays
+
+
+class FeatureCache:
+  """`<directory>/<2 hex>/<key>.npz`, key = blake2b(file bytes, audio + feature config, version)."""
+
+  def __init__(self, directory: str | os.PathLike, data_config: ml_collections.ConfigDict):
+    self.directory = Path(directory).expanduser()
+    settings = {"audio": data_config.audio.to_dict(), "features": data_config.features.to_dict(),
+                "version": CACHE_VERSION}
+    self._salt = json.dumps(settings, sort_keys=True).encode()
+    self.hits = self.misses = 0
+
+  def _path(self, content: bytes) -> Path:
+    digest = hashlib.blake2b(self._salt, digest_size=20)
+    digest.update(content)
+    key = digest.hexdigest()
+    return self.directory / key[:2] / f"{key}.npz"
+
+  def get(self, content: bytes) -> dict | None:
+    path = self._path(content)
+    if not path.is_file():
+      self.misses += 1
+      return None
+    try:
+      with np.load(path) as stored:
+        arrays = {k: stored[k] for k in stored.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+      # Entries are renamed into place complete, so this is outside damage: recompute it.
+      logging.warning("Feature cache entry %s is unreadable (%s); recomputing it.", path, error)
+      path.unlink(missing_ok=True)
+      self.misses += 1
+      return None
+    self.hits += 1
+    return arrays
+
+  def put(self, content: bytes, arrays: dict) -> None:
+    path = self._path(content)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
+    try:
+      with os.fdopen(handle, "wb") as f:
+        np.savez(f, **arrays)
+      os.replace(temporary, path)  # atomic: readers see the old state or the whole entry
+    except BaseException:
+      Path(temporary).unlink(missing_ok=True)
+      raise

@@ -1,0 +1,248 @@
+"""Speech emotion corpora: RAVDESS, TESS and CREMA-D, labels from their file names.
+
+  RAVDESS  Actor_NN/03-01-EE-II-SS-RR-AA.wav   modality, vocal channel, emotion, intensity,
+                                               statement, repetition, actor (01-24)
+  TESS     <speaker>_<word>_<emotion>.wav      OAF_back_angry.wav, YAF_date_ps.wav (ps = pleasant surprise)
+  CREMA-D  AAAA_SSS_EEE_LL.wav                 1001_DFA_ANG_XX.wav: actor, sentence, emotion, level
+
+Files are found anywhere below `config.data.root` (any sample rate, any channel count, any format
+soundfile reads). Splits are speaker-independent by default: the sorted speakers are cut into
+`num_folds` contiguous groups and group `fold` is validation, or `validation_speakers` names them.
+A random split (`split_by="random"`) mixes speakers across splits and has to be asked for.
+A name that breaks the convention, and audio that is unusable, are skipped, counted and named.
+"""
+
+import concurrent.futures
+import logging
+import re
+from pathlib import Path
+
+import ml_collections
+import numpy as np
+
+from emojax.data import audio as audio_lib
+from emojax.data import features as features_lib
+from emojax.data import labels
+from emojax.data.base import Dataset, report_skipped
+
+
+class BadFileName(ValueError):
+  """A file name that does not follow its corpus's naming convention."""
+
+
+# ----------------------------------------------------------------------------------------------
+# File-name parsers: name -> (speaker, class name in the corpus's own label space).
+# ----------------------------------------------------------------------------------------------
+_RAVDESS_PARTS = ("modality", "vocal channel", "emotion", "intensity", "statement", "repetition", "actor")
+
+
+def ravdess_emotion_from_filename(name: str) -> tuple[str, str]:
+  """'03-01-05-02-01-01-12.wav' -> ('12', 'angry'). Audio-only speech (03-01) is accepted."""
+  parts = Path(name).stem.split("-")
+  if len(parts) != 7 or not all(re.fullmatch(r"\d\d", p) for p in parts):
+    raise BadFileName(f"expected 7 two-digit parts MM-VV-EE-II-SS-RR-AA ({', '.join(_RAVDESS_PARTS)}), "
+                      f"got {Path(name).stem!r}")
+  modality, channel, emotion, intensity, statement, repetition, actor = (int(p) for p in parts)
+  checks = [
+      (modality == 3, 0, "modality must be 03 (audio-only); 01/02 are the video files"),
+      (channel == 1, 1, "vocal channel must be 01 (speech); 02 is song"),
+      (1 <= emotion <= 8, 2, "emotion must be 01-08"),
+      (intensity in (1, 2), 3, "intensity must be 01 (normal) or 02 (strong)"),
+      (not (emotion == 1 and intensity == 2), 3, "neutral (01) has no strong intensity (02)"),
+      (statement in (1, 2), 4, "statement must be 01 or 02"),
+      (repetition in (1, 2), 5, "repetition must be 01 or 02"),
+      (1 <= actor <= 24, 6, "actor must be 01-24"),
+  ]
+  for ok, index, rule in checks:
+    if not ok:
+      raise BadFileName(f"{_RAVDESS_PARTS[index]} part {parts[index]!r} (part {index + 1} of 7): {rule}")
+  return parts[6], labels.RAVDESS_CLASSES[emotion - 1]
+
+
+_TESS_EMOTIONS = {"angry": "angry", "disgust": "disgust", "fear": "fear", "happy": "happy", "neutral": "neutral",
+                  "ps": "pleasant_surprise", "pleasant_surprise": "pleasant_surprise",
+                  "pleasant_surprised": "pleasant_surprise", "sad": "sad"}
+
+
+def tess_emotion_from_filename(name: str) -> tuple[str, str]:
+  """'OAF_back_angry.wav' -> ('OAF', 'angry'); 'YAF_date_ps.wav' -> ('YAF', 'pleasant_surprise')."""
+  stem = Path(name).stem
+  parts = stem.split("_")
+  if len(parts) < 3:
+    raise BadFileName(f"expected <speaker>_<word>_<emotion> (e.g. OAF_back_angry), got {stem!r}")
+  speaker = parts[0].upper()
+  if speaker not in ("OAF", "YAF"):
+    raise BadFileName(f"speaker part {parts[0]!r} (part 1): TESS speakers are OAF and YAF")
+  emotion = "_".join(parts[2:]).lower()
+  if emotion not in _TESS_EMOTIONS:
+    raise BadFileName(f"emotion part {emotion!r} (after the word): expected one of {sorted(_TESS_EMOTIONS)}")
+  return speaker, _TESS_EMOTIONS[emotion]
+
+
+_CREMA_D_EMOTIONS = {"ANG": "anger", "DIS": "disgust", "FEA": "fear", "HAP": "happy", "NEU": "neutral", "SAD": "sad"}
+_CREMA_D_SENTENCES = {"IEO", "TIE", "IOM", "IWW", "TAI", "MTI", "IWL", "ITH", "DFA", "ITS", "TSI", "WSI"}
+_CREMA_D_LEVELS = {"LO", "MD", "HI", "XX", "X"}
+
+
+def crema_d_emotion_from_filename(name: str) -> tuple[str, str]:
+  """'1001_DFA_ANG_XX.wav' -> ('1001', 'anger')."""
+  parts = Path(name).stem.split("_")
+  if len(parts) != 4:
+    raise BadFileName(f"expected ACTOR_SENTENCE_EMOTION_LEVEL (e.g. 1001_DFA_ANG_XX), got {Path(name).stem!r}")
+  actor, sentence, emotion, level = parts
+  if not (re.fullmatch(r"\d{4}", actor) and 1001 <= int(actor) <= 1091):
+    raise BadFileName(f"actor part {actor!r} (part 1 of 4): expected 1001-1091")
+  if sentence not in _CREMA_D_SENTENCES:
+    raise BadFileName(f"sentence part {sentence!r} (part 2 of 4): expected one of {sorted(_CREMA_D_SENTENCES)}")
+  if emotion not in _CREMA_D_EMOTIONS:
+    raise BadFileName(f"emotion part {emotion!r} (part 3 of 4): expected one of {sorted(_CREMA_D_EMOTIONS)}")
+  if level not in _CREMA_D_LEVELS:
+    raise BadFileName(f"level part {level!r} (part 4 of 4): expected one of {sorted(_CREMA_D_LEVELS)}")
+  return actor, _CREMA_D_EMOTIONS[emotion]
+
+
+CORPORA = {
+    "ravdess": (ravdess_emotion_from_filename, labels.RAVDESS_CLASSES),
+    "tess": (tess_emotion_from_filename, labels.TESS_CLASSES),
+    "crema_d": (crema_d_emotion_from_filename, labels.CREMA_D_CLASSES),
+}
+
+
+# ----------------------------------------------------------------------------------------------
+# Splits.
+# ----------------------------------------------------------------------------------------------
+def validation_speakers(speakers: list[str], config: ml_collections.ConfigDict) -> set[str]:
+  """Speakers held out for validation: `validation_speakers`, else fold `fold` of `num_folds`."""
+  if config.validation_speakers:
+    # Speakers may be written as in file names ("07") or as numbers (7).
+    given = {str(s) for s in config.validation_speakers}
+    chosen = {s for s in speakers if s in given or (s.isdigit() and str(int(s)) in given)}
+    known = set(speakers) | {str(int(s)) for s in speakers if s.isdigit()}
+    if given - known:
+      raise ValueError(f"config.data.validation_speakers names {sorted(given - known)}, not among this "
+                       f"corpus's speakers {speakers}.")
+    return chosen
+  if not 2 <= config.num_folds <= len(speakers):
+    raise ValueError(f"config.data.num_folds={config.num_folds} must be between 2 and the number of speakers "
+                     f"({len(speakers)}).")
+  if not 0 <= config.fold < config.num_folds:
+    raise ValueError(f"config.data.fold={config.fold} must be in [0, num_folds={config.num_folds}).")
+  return {str(s) for s in np.array_split(np.array(speakers), config.num_folds)[config.fold]}
+
+
+def _in_split(split: str, speakers: np.ndarray, config: ml_collections.ConfigDict) -> np.ndarray:
+  if split not in ("train", "validation"):
+    raise ValueError(f"Unknown split {split!r} for {config.name}: speech corpora have 'train' and 'validation' "
+                     "(held-out speakers); the official test speakers are not read here.")
+  if config.split_by == "speaker":
+    held_out = np.isin(speakers, sorted(validation_speakers(sorted(set(speakers)), config)))
+  elif config.split_by == "random":
+    rng = np.random.default_rng(config.split_seed)
+    held_out = rng.random(len(speakers)) < config.validation_fraction
+  else:
+    raise ValueError(f"config.data.split_by={config.split_by!r}; expected 'speaker' (default) or 'random'.")
+  return held_out if split == "validation" else ~held_out
+
+
+# ----------------------------------------------------------------------------------------------
+# Loading.
+# ----------------------------------------------------------------------------------------------
+def find_files(root: Path, corpus: str) -> list[Path]:
+  if not root.is_dir():
+    raise FileNotFoundError(f"{corpus} root {root} does not exist. Point --config.data.root at the folder holding "
+                            f"the corpus's audio files (searched recursively for {', '.join(audio_lib.AUDIO_SUFFIXES)}).")
+  files = sorted(p for p in root.rglob("*") if p.suffix.lower() in audio_lib.AUDIO_SUFFIXES and p.is_file())
+  if not files:
+    raise FileNotFoundError(f"No audio files ({', '.join(audio_lib.AUDIO_SUFFIXES)}) under {root}; "
+                            f"is --config.data.root the {corpus} folder?")
+  return files
+
+
+def class_names(config: ml_collections.ConfigDict) -> tuple[str, ...]:
+  if config.labels == "native":
+    return CORPORA[config.name][1]
+  if config.labels == "ekman7":
+    return labels.EKMAN7
+  raise ValueError(f"config.data.labels={config.labels!r}; expected 'native' (the corpus's own classes) or 'ekman7'.")
+
+
+def load(config: ml_collections.ConfigDict, split: str) -> Dataset:
+  """Reads one split of `config.name` into a `Dataset` (features, clip lengths, labels, speakers)."""
+  if config.name not in CORPORA:
+    raise ValueError(f"config.data.name={config.name!r} is not a speech corpus; expected one of {sorted(CORPORA)}.")
+  audio_lib.validate(config.audio)
+  features_lib.validate(config.features)
+  parse, native_classes = CORPORA[config.name]
+  names = class_names(config)
+  root = Path(config.root).expanduser()
+  skipped, entries = [], []
+  for path in find_files(root, config.name):
+    try:
+      speaker, native = parse(path.name)
+    except BadFileName as error:
+      skipped.append(f"{path}: file name: {error}")
+      continue
+    target = native if config.labels == "native" else labels.speech_to_ekman7(native, config.calm)
+    if target is not None:
+      entries.append((path, speaker, names.index(target)))
+  if not entries:
+    raise FileNotFoundError(f"No {config.name} files with valid names under {root}. {skipped[:3]}")
+  speakers = np.array([speaker for _, speaker, _ in entries])
+  entries = [e for e, keep in zip(entries, _in_split(split, speakers, config)) if keep]
+
+  cache = features_lib.FeatureCache(config.cache_dir, config) if config.cache_dir else None
+  def work(entry):
+    try:
+      return features_lib.extract(entry[0], config, cache)
+    except audio_lib.BadAudio as error:
+      return f"{entry[0]}: {error}"
+  with concurrent.futures.ThreadPoolExecutor(max(1, config.feature_threads)) as pool:
+    results = list(pool.map(work, entries))
+  kept = [(entry, arrays) for entry, arrays in zip(entries, results) if isinstance(arrays, dict)]
+  skipped += [result for result in results if isinstance(result, str)]
+  report_skipped(skipped, f"{config.name} {split} files")
+  if not kept:
+    raise ValueError(f"No usable {config.name} {split} audio under {root} ({len(skipped)} skipped).")
+  if cache is not None:
+    logging.info("%s %s: %d files, feature cache %s (%d hits, %d computed)", config.name, split, len(kept),
+                 cache.directory, cache.hits, cache.misses)
+  return Dataset(arrays=_stack(kept, config), class_names=names, skipped=skipped,
+                 model_inputs=model_inputs(config))
+
+
+def model_inputs(config: ml_collections.ConfigDict) -> tuple[str, ...]:
+  if config.input == "waveform":
+    return ("audio", "length", "label")
+  if config.input == "features":
+    return ("features", "num_frames", "label") + (("functionals",) if config.features.egemaps else ())
+  raise ValueError(f"config.data.input={config.input!r}; expected 'features' (frame features) or 'waveform'.")
+
+
+def _stack(kept: list, config: ml_collections.ConfigDict) -> dict[str, np.ndarray]:
+  """Pads every clip and feature matrix to the configured maximum so batches have one shape."""
+  max_samples = audio_lib.max_clip_samples(config.audio)
+  max_frames = features_lib.num_frames(max_samples, config.features.hop_length)
+  count, dim = len(kept), kept[0][1]["features"].shape[1]
+  arrays = {
+      "features": np.zeros((count, max_frames, dim), np.float32),
+      "num_frames": np.array([a["features"].shape[0] for _, a in kept], np.int32),
+      "length": np.array([len(a["audio"]) for _, a in kept], np.int32),
+      "label": np.array([label for (_, _, label), _ in kept], np.int32),
+      "speaker": np.array([speaker for (_, speaker, _), _ in kept]),
+      "id": np.array([path.stem for (path, _, _), _ in kept]),
+  }
+  for row, (_, a) in enumerate(kept):
+    arrays["features"][row, :len(a["features"])] = a["features"]
+  # Waveforms are kept when the model reads them or augmentation has to re-featurise them.
+  if config.input == "waveform" or waveform_augmentation_enabled(config.augment):
+    arrays["audio"] = np.zeros((count, max_samples), np.float32)
+    for row, (_, a) in enumerate(kept):
+      arrays["audio"][row, :len(a["audio"])] = a["audio"]
+  if config.features.egemaps:
+    arrays["functionals"] = np.stack([a["functionals"] for _, a in kept])
+  return arrays
+
+
+def waveform_augmentation_enabled(config: ml_collections.ConfigDict) -> bool:
+  return bool(config.enabled and config.probability > 0 and (
+      config.pitch_shift_semitones > 0 or config.time_stretch > 0 or config.add_noise or config.gain_db > 0))
