@@ -1,0 +1,233 @@
+"""Speech emotion models. Each takes a dict batch and returns logits and an utterance embedding.
+
+Frame-feature models read `features` [B, T, D] with `num_frames` [B]; waveform models read `audio`
+[B, S] with `length` [B] (16 kHz samples). If the batch carries eGeMAPS `functionals` [B, 88], they
+are batch-normalised and joined to the embedding before the classifier.
+"""
+
+import logging
+from typing import Any, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from emojax.models import wav2vec2 as wav2vec2_lib
+from emojax.models.layers import AttentionPooling, ConformerBlock, ConvBatchNormReLU, length_mask, masked_mean
+
+
+def normalized_features(batch, train: bool, dtype):
+  """`features` standardised per dimension with running statistics of the training frames.
+
+  A batch norm without scale or offset, over real frames only (padding is masked out of the
+  statistics and zeroed): global feature standardisation learned while training, so absolute
+  levels (loudness, spectral tilt) stay informative, unlike per-utterance normalisation.
+  """
+  features = batch["features"].astype(jnp.float32)
+  mask = length_mask(batch["num_frames"], features.shape[1])[..., None]
+  normalized = nn.BatchNorm(use_running_average=not train, momentum=0.9, use_scale=False, use_bias=False,
+                            name="input_norm")(features, mask=mask)
+  return jnp.where(mask, normalized, 0.0).astype(dtype)
+
+
+def _head(embedding, batch, num_classes: int, dropout: float, train: bool, dtype):
+  if "functionals" in batch:
+    functionals = nn.BatchNorm(use_running_average=not train, momentum=0.9, name="functionals_norm")(
+        batch["functionals"].astype(jnp.float32))
+    embedding = jnp.concatenate([embedding, functionals.astype(embedding.dtype)], axis=-1)
+  features = nn.Dropout(dropout, deterministic=not train)(embedding)
+  logits = nn.Dense(num_classes, dtype=dtype, name="classifier")(features)
+  return {"logits": logits.astype(jnp.float32), "embedding": embedding.astype(jnp.float32)}
+
+
+class SpeechCNNLSTM(nn.Module):
+  """Conv front end over the (log-mel) spectrogram, a (Bi)LSTM over time, attention pooling.
+
+  Each conv block (3x3 conv, batch norm, ReLU, 2x2 max pool) halves time and frequency; the
+  frequency and channel axes are then flattened per frame and projected to the LSTM width.
+  """
+  num_classes: int
+  conv_features: Sequence[int] = (16, 32, 64)
+  lstm_features: int = 128
+  bidirectional: bool = True
+  dropout: float = 0.3
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, batch, train: bool = False):
+    x = normalized_features(batch, train, self.dtype)[..., None]  # [B, T, D, 1]
+    frames = jnp.asarray(batch["num_frames"])
+    for features in self.conv_features:
+      x = ConvBatchNormReLU(features, dtype=self.dtype)(x, train)
+      x = nn.max_pool(x, (2, 2), (2, 2))
+      frames = frames // 2
+    x = x.reshape(x.shape[0], x.shape[1], -1)
+    x = nn.Dropout(self.dropout, deterministic=not train)(x)
+    x = nn.Dense(self.lstm_features, dtype=self.dtype, name="project")(x)
+    frames = jnp.maximum(frames, 1)
+    forward = nn.RNN(nn.OptimizedLSTMCell(self.lstm_features, dtype=self.dtype), name="lstm_forward")
+    if self.bidirectional:
+      backward = nn.RNN(nn.OptimizedLSTMCell(self.lstm_features, dtype=self.dtype), name="lstm_backward")
+      x = nn.Bidirectional(forward, backward)(x, seq_lengths=frames)
+    else:
+      x = forward(x, seq_lengths=frames)
+    embedding, weights = AttentionPooling(dtype=self.dtype)(x, length_mask(frames, x.shape[1]))
+    out = _head(embedding, batch, self.num_classes, self.dropout, train, self.dtype)
+    out["frame_attention"] = weights
+    return out
+
+
+class Conformer(nn.Module):
+  """Conformer encoder (Gulati et al., 2020) over log-mel frames or over wav2vec 2.0 features.
+
+  `frontend="features"`: two 3x3 stride-2 convolutions subsample time (and frequency) by 4, then a
+  linear layer maps to `model_dim`. `frontend="wav2vec2"`: a wav2vec 2.0 encoder (20 ms frames,
+  pretrained from `wav2vec2_path`, frozen by default) whose hidden states are mixed with learned
+  softmax layer weights and projected to `model_dim`. Then `num_layers` Conformer blocks and
+  attention pooling over time.
+  """
+  num_classes: int
+  frontend: str = "features"
+  model_dim: int = 96
+  num_layers: int = 4
+  num_heads: int = 4
+  ff_multiplier: int = 4
+  conv_kernel_size: int = 15
+  subsampling_features: int = 32
+  dropout: float = 0.1
+  wav2vec2_path: str = ""
+  wav2vec2_config: Any = None  # a dict of Wav2Vec2Config fields, for a randomly initialised encoder
+  freeze_feature_encoder: bool = True
+  num_frozen_layers: int = -1  # -1: the whole wav2vec 2.0 encoder is frozen
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, batch, train: bool = False):
+    if self.frontend == "features":
+      x = normalized_features(batch, train, self.dtype)[..., None]
+      frames = jnp.asarray(batch["num_frames"])
+      for index in range(2):
+        x = nn.relu(nn.Conv(self.subsampling_features, (3, 3), (2, 2), dtype=self.dtype, name=f"subsample_{index}")(x))
+        frames = (frames + 1) // 2
+      x = x.reshape(x.shape[0], x.shape[1], -1)
+      mask = length_mask(frames, x.shape[1])
+    elif self.frontend == "wav2vec2":
+      x, mask = Wav2Vec2Features(self.wav2vec2_path, self.wav2vec2_config, self.freeze_feature_encoder,
+                                 self.num_frozen_layers, self.dtype, name="wav2vec2_features")(batch, train)
+    else:
+      raise ValueError(f"config.model.frontend={self.frontend!r}; expected 'features' or 'wav2vec2'.")
+    x = nn.Dense(self.model_dim, dtype=self.dtype, name="input_projection")(x)
+    x = nn.Dropout(self.dropout, deterministic=not train)(x)
+    for index in range(self.num_layers):
+      x = ConformerBlock(self.num_heads, self.ff_multiplier, self.conv_kernel_size, self.dropout, self.dtype,
+                         name=f"block_{index}")(x, mask, train)
+    embedding, weights = AttentionPooling(dtype=self.dtype)(x, mask)
+    out = _head(embedding, batch, self.num_classes, self.dropout, train, self.dtype)
+    out["frame_attention"] = weights
+    return out
+
+  def frozen_parameters(self, path: str) -> bool:
+    return self.frontend == "wav2vec2" and _wav2vec2_frozen(
+        path, "wav2vec2_features/encoder/", self.wav2vec2_path, self.wav2vec2_config,
+        self.freeze_feature_encoder, self.num_frozen_layers)
+
+  def load_pretrained(self, params: dict) -> dict:
+    if self.frontend != "wav2vec2":
+      return params
+    return _with_pretrained_wav2vec2(params, ("wav2vec2_features", "encoder"), self.wav2vec2_path)
+
+
+class Wav2Vec2Classifier(nn.Module):
+  """wav2vec 2.0 encoder, layer-weighted sum of its hidden states (SUPERB style), masked pooling, head.
+
+  `pooling="layer_weighted"` learns softmax weights over all hidden states, `"last"` uses the final
+  one. Freezing (`freeze_feature_encoder`, `num_frozen_layers`, -1 = all layers) makes a linear probe
+  or a partial fine-tune from the config.
+  """
+  num_classes: int
+  wav2vec2_path: str = ""
+  wav2vec2_config: Any = None
+  pooling: str = "layer_weighted"
+  head_features: int = 256
+  freeze_feature_encoder: bool = True
+  num_frozen_layers: int = 0
+  dropout: float = 0.1
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, batch, train: bool = False):
+    if self.pooling not in ("layer_weighted", "last"):
+      raise ValueError(f"config.model.pooling={self.pooling!r}; expected 'layer_weighted' or 'last'.")
+    x, mask = Wav2Vec2Features(self.wav2vec2_path, self.wav2vec2_config, self.freeze_feature_encoder,
+                               self.num_frozen_layers, self.dtype, self.pooling == "layer_weighted",
+                               name="wav2vec2_features")(batch, train)
+    x = nn.relu(nn.Dense(self.head_features, dtype=self.dtype, name="projection")(x))
+    embedding = masked_mean(x, mask)
+    return _head(embedding, batch, self.num_classes, self.dropout, train, self.dtype)
+
+  def frozen_parameters(self, path: str) -> bool:
+    return _wav2vec2_frozen(path, "wav2vec2_features/encoder/", self.wav2vec2_path, self.wav2vec2_config,
+                            self.freeze_feature_encoder, self.num_frozen_layers)
+
+  def load_pretrained(self, params: dict) -> dict:
+    return _with_pretrained_wav2vec2(params, ("wav2vec2_features", "encoder"), self.wav2vec2_path)
+
+
+# ----------------------------------------------------------------------------------------------
+# wav2vec 2.0 plumbing shared by the two models above.
+# ----------------------------------------------------------------------------------------------
+def wav2vec2_config(path: str, overrides) -> wav2vec2_lib.Wav2Vec2Config:
+  """The encoder's architecture: `<path>/config.json` if a path is given, else defaults + overrides."""
+  if path:
+    return wav2vec2_lib.Wav2Vec2Config.from_hf_json(f"{path}/config.json")
+  return wav2vec2_lib.Wav2Vec2Config(**dict(overrides or {}))
+
+
+def _frozen_layers(config, num_frozen_layers: int) -> int:
+  return config.num_hidden_layers if num_frozen_layers < 0 else num_frozen_layers
+
+
+def _wav2vec2_frozen(path, prefix, wav2vec2_path, overrides, freeze_feature_encoder, num_frozen_layers) -> bool:
+  if not path.startswith(prefix):
+    return False
+  config = wav2vec2_config(wav2vec2_path, overrides)
+  return wav2vec2_lib.is_frozen_parameter(path[len(prefix):], config, freeze_feature_encoder,
+                                          _frozen_layers(config, num_frozen_layers))
+
+
+def _with_pretrained_wav2vec2(params: dict, where: tuple[str, str], path: str) -> dict:
+  if not path:
+    logging.warning("No config.model.wav2vec2_path: the wav2vec 2.0 encoder starts from random weights.")
+    return params
+  from emojax.models import convert
+  _, pretrained = convert.load_wav2vec2(path)
+  params = dict(params)
+  params[where[0]] = {**params[where[0]], where[1]: pretrained}
+  logging.info("Loaded wav2vec 2.0 weights from %s (%d parameters).", path,
+               sum(np.size(p) for p in jax.tree.leaves(pretrained)))
+  return params
+
+
+class Wav2Vec2Features(nn.Module):
+  """Runs the encoder on `audio`; returns ([B, T, H] mixed hidden states, [B, T] bool frame mask)."""
+  wav2vec2_path: str = ""
+  wav2vec2_config: Any = None
+  freeze_feature_encoder: bool = True
+  num_frozen_layers: int = 0
+  dtype: Any = jnp.float32
+  layer_weighted: bool = True
+
+  @nn.compact
+  def __call__(self, batch, train: bool):
+    config = wav2vec2_config(self.wav2vec2_path, self.wav2vec2_config)
+    encoder = wav2vec2_lib.Wav2Vec2Encoder(config, self.dtype, self.freeze_feature_encoder,
+                                           _frozen_layers(config, self.num_frozen_layers), name="encoder")
+    out = encoder(batch["audio"].astype(jnp.float32), batch.get("length"), train)
+    mask = out["frame_mask"] > 0
+    if not self.layer_weighted:
+      return out["last_hidden_state"], mask
+    # The last entry is the encoder output (after the pre-LN variant's final norm), as SUPERB uses.
+    states = jnp.stack(out["hidden_states"][:-1] + (out["last_hidden_state"],), axis=0)
+    layer_weights = nn.softmax(self.param("layer_weights", nn.initializers.zeros, (states.shape[0],)))
+    return jnp.einsum("l,lbtd->btd", layer_weights.astype(states.dtype), states), mask
