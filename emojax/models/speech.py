@@ -127,11 +127,13 @@ class Conformer(nn.Module):
     out["frame_attention"] = weights
     return out
 
+  @nn.nowrap  # plain helpers called on the unbound module, outside init/apply
   def frozen_parameters(self, path: str) -> bool:
     return self.frontend == "wav2vec2" and _wav2vec2_frozen(
         path, "wav2vec2_features/encoder/", self.wav2vec2_path, self.wav2vec2_config,
         self.freeze_feature_encoder, self.num_frozen_layers)
 
+  @nn.nowrap
   def load_pretrained(self, params: dict) -> dict:
     if self.frontend != "wav2vec2":
       return params
@@ -166,10 +168,12 @@ class Wav2Vec2Classifier(nn.Module):
     embedding = masked_mean(x, mask)
     return _head(embedding, batch, self.num_classes, self.dropout, train, self.dtype)
 
+  @nn.nowrap  # plain helpers called on the unbound module, outside init/apply
   def frozen_parameters(self, path: str) -> bool:
     return _wav2vec2_frozen(path, "wav2vec2_features/encoder/", self.wav2vec2_path, self.wav2vec2_config,
                             self.freeze_feature_encoder, self.num_frozen_layers)
 
+  @nn.nowrap
   def load_pretrained(self, params: dict) -> dict:
     return _with_pretrained_wav2vec2(params, ("wav2vec2_features", "encoder"), self.wav2vec2_path)
 
