@@ -8,7 +8,7 @@
 
 import ml_collections
 
-from emojax.config_utils import data_dir, parse_arg
+from emojax.config_utils import add_parallelism, data_dir, parse_arg
 
 MODELS = {"deep_cnn": "face.deep_cnn", "residual_attention": "face.residual_attention_cnn"}
 
@@ -57,13 +57,7 @@ def get_config(arg=None):
   config.checkpoint = ml_collections.ConfigDict(dict(
       every_steps=500, max_to_keep=3, best_metric="accuracy", best_mode="max", async_save=True))
 
-  # Mesh axes (data, fsdp, model); -1 = all remaining devices. Data parallel by default.
-  config.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, model=1))
-  config.sharding = ml_collections.ConfigDict(dict(
-      strategy="replicate",  # or "fsdp": shard each large parameter's largest divisible axis
-      fsdp_min_size=2 ** 14, # parameters smaller than this stay replicated
-      rules=[]))             # [(regex over "params/Conv_0/kernel", partition spec tuple), ...] first match wins
-  config.distributed = False  # True on multi-host: jax.distributed.initialize()
+  add_parallelism(config)
 
   if arg["runlocal"]:
     config.data.num_train_examples = 2048

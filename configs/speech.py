@@ -11,7 +11,7 @@
 
 import ml_collections
 
-from emojax.config_utils import cache_dir, data_dir, parse_arg
+from emojax.config_utils import add_parallelism, cache_dir, data_dir, parse_arg
 
 MODELS = {"cnn_lstm": "speech.cnn_lstm", "conformer": "speech.conformer", "wav2vec2": "speech.wav2vec2"}
 ROOTS = {"ravdess": "ravdess", "tess": "tess", "crema_d": "crema_d"}
@@ -75,8 +75,12 @@ def get_config(arg=None):
     config.model.subsampling_features = 32
     config.model.dropout = 0.1
   if waveform:
-    config.model.wav2vec2_path = ""         # a Hugging Face wav2vec2 folder (config.json + weights)
-    config.model.wav2vec2_config = ml_collections.ConfigDict()  # fields for a randomly initialised encoder
+    # A Hugging Face wav2vec2 folder (config.json + safetensors or pytorch_model.bin). Without one the
+    # encoder starts from random weights with the small architecture below (its config.json wins otherwise).
+    config.model.wav2vec2_path = ""
+    config.model.wav2vec2_config = ml_collections.ConfigDict(dict(
+        conv_dim=(64,) * 7, hidden_size=128, num_hidden_layers=3, num_attention_heads=4, intermediate_size=256,
+        num_conv_pos_embeddings=32, num_conv_pos_embedding_groups=4))
     config.model.freeze_feature_encoder = True
     config.model.num_frozen_layers = -1 if arg["model"] == "conformer" else 0  # -1: all frozen
   if arg["model"] == "wav2vec2":
@@ -93,9 +97,7 @@ def get_config(arg=None):
   config.eval = ml_collections.ConfigDict(dict(batch_size=64))
   config.checkpoint = ml_collections.ConfigDict(dict(
       every_steps=300, max_to_keep=2, best_metric="balanced_accuracy", best_mode="max", async_save=True))
-  config.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, model=1))
-  config.sharding = ml_collections.ConfigDict(dict(strategy="replicate", fsdp_min_size=2 ** 14, rules=[]))
-  config.distributed = False
+  add_parallelism(config)
 
   if arg["runlocal"]:
     config.data.validation_speakers = ("01",)

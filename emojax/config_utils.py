@@ -34,3 +34,15 @@ def cache_dir(*parts: str) -> str:
   """`$EMOJAX_CACHE_DIR/<parts>`, by default `.cache/` in the checkout (git-ignored)."""
   repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   return os.path.join(os.environ.get("EMOJAX_CACHE_DIR", os.path.join(repo, ".cache")), *parts)
+
+
+def add_parallelism(config) -> None:
+  """The mesh, sharding and multi-host fields every experiment shares (data parallel by default)."""
+  import ml_collections
+  # Mesh axes (data, fsdp, model); -1 = all remaining devices.
+  config.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, model=1))
+  config.sharding = ml_collections.ConfigDict(dict(
+      strategy="replicate",  # or "fsdp": shard each large parameter's largest divisible axis
+      fsdp_min_size=2 ** 14, # parameters smaller than this stay replicated
+      rules=[]))             # [(regex over "params/Conv_0/kernel", partition spec tuple), ...] first match wins
+  config.distributed = False  # True on multi-host: jax.distributed.initialize()

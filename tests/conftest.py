@@ -20,12 +20,21 @@ def pytest_configure(config):
   flags.FLAGS.mark_as_parsed()
 
 
+def _shared_dataset(name: str) -> Path:
+  root = SHARED_DATA / name
+  if not root.is_dir():
+    pytest.fail(f"Real {name} data is expected at {root} (../shared/data beside the checkout, or $EMOJAX_DATA_DIR).")
+  return root
+
+
 @pytest.fixture(scope="session")
 def fer2013_root():
-  root = SHARED_DATA / "fer2013"
-  if not root.is_dir():
-    pytest.fail(f"Real FER2013 is expected at {root} (../shared/data beside the checkout, or $EMOJAX_DATA_DIR).")
-  return root
+  return _shared_dataset("fer2013")
+
+
+@pytest.fixture(scope="session")
+def ravdess_root():
+  return _shared_dataset("ravdess")
 
 
 def tiny_config(arg="data=synthetic,runlocal", **overrides):
@@ -42,14 +51,6 @@ def tiny_config(arg="data=synthetic,runlocal", **overrides):
   config.eval.batch_size = 32
   config.checkpoint.every_steps = 4
   return _override(config, overrides)
-
-
-@pytest.fixture(scope="session")
-def ravdess_root():
-  root = SHARED_DATA / "ravdess"
-  if not root.is_dir():
-    pytest.fail(f"Real RAVDESS is expected at {root} (../shared/data beside the checkout, or $EMOJAX_DATA_DIR).")
-  return root
 
 
 @pytest.fixture(scope="session")

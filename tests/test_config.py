@@ -18,3 +18,16 @@ def test_variants_and_defaults_run_from_names_alone():
   assert get_config("data=synthetic,runlocal").train.num_epochs < get_config().train.num_epochs
   with pytest.raises(ValueError, match="model='vgg'"):
     get_config("model=vgg")
+
+
+def test_speech_config_variants():
+  from configs.speech import get_config as speech_config
+  default = speech_config()
+  assert default.model.name == "speech.cnn_lstm" and default.data.name == "ravdess"
+  assert default.data.split_by == "speaker" and (default.data.num_folds, default.data.fold) == (5, 4)
+  assert default.data.input == "features" and default.data.labels == "native"
+  conformer = speech_config("model=conformer,frontend=wav2vec2,labels=ekman7")
+  assert conformer.data.input == "waveform" and conformer.model.num_frozen_layers == -1
+  assert speech_config("data=tess").data.num_folds == 2
+  with pytest.raises(ValueError, match="data='iemocap'"):
+    speech_config("data=iemocap")
