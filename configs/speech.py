@@ -5,7 +5,7 @@
   --config configs/speech.py:model=wav2vec2 --config.model.wav2vec2_path=/path/to/wav2vec2-base
   --config configs/speech.py:model=conformer,frontend=wav2vec2 --config.model.wav2vec2_path=...
   --config configs/speech.py:data=tess --config.data.root=/data/TESS
-  --config configs/speech.py:runlocal                         two actors, a few steps: a smoke test
+  --config configs/speech.py:runlocal                         two actors, 20 steps: a smoke test in seconds
   --config.data.fold=2  --config.data.validation_speakers='("01","02")'  --config.data.split_by=random
 """
 
@@ -24,6 +24,9 @@ def get_config(arg=None):
     raise ValueError(f"model={arg['model']!r}; choose one of {sorted(MODELS)}.")
   if arg["data"] not in ROOTS:
     raise ValueError(f"data={arg['data']!r}; choose one of {sorted(ROOTS)}.")
+  if arg["frontend"] not in ("features", "wav2vec2") or (arg["frontend"] == "wav2vec2" and arg["model"] != "conformer"):
+    raise ValueError(f"frontend={arg['frontend']!r} with model={arg['model']!r}: frontend applies to "
+                     "model=conformer only ('features' or 'wav2vec2'); model=wav2vec2 reads waveforms already.")
   waveform = arg["model"] == "wav2vec2" or arg["frontend"] == "wav2vec2"
   config = ml_collections.ConfigDict()
   config.seed = 0
@@ -39,6 +42,7 @@ def get_config(arg=None):
   config.data.num_folds = FOLDS[arg["data"]]
   config.data.fold = FOLDS[arg["data"]] - 1  # RAVDESS: actors 17-20 of 01-20 are validation
   config.data.validation_speakers = ()     # overrides the fold, e.g. ("01", "02")
+  config.data.speakers = ()                # read only these speakers (); () reads all
   config.data.validation_fraction = 0.2    # split_by="random" only
   config.data.split_seed = 0               # split_by="random" only
   config.data.cache_dir = cache_dir("features")  # "" turns the feature cache off
@@ -100,7 +104,9 @@ def get_config(arg=None):
   add_parallelism(config)
 
   if arg["runlocal"]:
-    config.data.validation_speakers = ("01",)
+    config.data.speakers = ("01", "02")
+    config.data.validation_speakers = ("02",)
+    config.data.augment.probability = 0.0  # SpecAugment only: no re-featurisation on the hot path
     config.train.num_steps = 20
     config.train.log_every_steps = 5
     config.checkpoint.every_steps = 10

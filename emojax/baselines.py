@@ -3,7 +3,7 @@
   python -m emojax.baselines --config configs/face_cnn.py --workdir runs/fer_hog_logreg
   python -m emojax.baselines --config configs/speech.py --workdir runs/ravdess8_mfcc_svm --classifier=svm
   python -m emojax.baselines --config configs/speech.py:labels=ekman7 --workdir runs/ravdess7_mfcc_svm \
-      --classifier=svm --all_folds
+      --classifier=svm --all_folds        # every actor fold: runs/.../fold_<k>/ and folds.json
 
 Faces: HOG descriptors. Speech: utterance statistics (mean, standard deviation, min, max) of MFCCs
 with deltas over the clip's frames, plus eGeMAPS functionals if `config.data.features.egemaps`.
@@ -26,15 +26,16 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
 from emojax import evaluate
-from emojax.data import load_split
+from emojax.data import SPEECH_CORPORA, load_split
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Config whose `data` section picks the dataset.")
 flags.DEFINE_string("workdir", None, "Where the report goes.")
 flags.DEFINE_enum("classifier", "logreg", ["logreg", "svm"], "L2 logistic regression or RBF SVM.")
-flags.DEFINE_float("C", 0.1, "Inverse regularization strength (logistic regression 0.1, SVM e.g. 10).")
+flags.DEFINE_float("C", None, "Inverse regularization strength; default 0.1 (logistic regression), 10 (SVM).")
 flags.DEFINE_integer("max_iter", 1000, "Solver iterations (logistic regression).")
-flags.DEFINE_enum("speech_features", "mfcc", ["mfcc", "log_mel"], "Speech: frame features to summarise.")
+flags.DEFINE_enum("speech_features", "mfcc", ["mfcc", "log_mel", "config"],
+                  "Speech: frame features to summarise; 'config' keeps config.data.features.kind.")
 flags.DEFINE_bool("all_folds", False, "Speech: also evaluate every speaker fold and report the mean.")
 flags.mark_flags_as_required(["config", "workdir"])
 
@@ -65,8 +66,7 @@ def describe(data_config) -> str:
   if data_config.name in ("fer2013", "synthetic"):
     return "hog"
   features = data_config.features
-  name = "mfcc_statistics" if features.kind == "mfcc" else f"{features.kind}_statistics"
-  return name + ("+egemaps" if features.egemaps else "")
+  return f"{features.kind}_statistics" + ("+egemaps" if features.egemaps else "")
 
 
 def train_and_evaluate(data_config, workdir: str | Path, classifier: str = "logreg", C: float = 0.1,
@@ -91,6 +91,9 @@ def train_and_evaluate(data_config, workdir: str | Path, classifier: str = "logr
 
 def all_folds(data_config, workdir: Path, **kwargs) -> dict:
   """Every speaker fold in turn (actor-grouped cross-validation); writes folds.json with the mean."""
+  if data_config.name not in SPEECH_CORPORA or data_config.split_by != "speaker":
+    raise ValueError("--all_folds needs a speech config with config.data.split_by='speaker'; "
+                     f"got data {data_config.name!r}.")
   folds = []
   for fold in range(data_config.num_folds):
     fold_config = copy.deepcopy(data_config)
@@ -108,13 +111,14 @@ def all_folds(data_config, workdir: Path, **kwargs) -> dict:
 def main(argv):
   del argv
   data_config = FLAGS.config.data
-  if "features" in data_config:
+  if data_config.name in SPEECH_CORPORA and FLAGS.speech_features != "config":
     data_config.features.kind = FLAGS.speech_features
-    data_config.augment.enabled = False
-  kwargs = dict(classifier=FLAGS.classifier, C=FLAGS.C, max_iter=FLAGS.max_iter)
-  train_and_evaluate(data_config, FLAGS.workdir, **kwargs)
-  if FLAGS.all_folds:
+  C = FLAGS.C if FLAGS.C is not None else {"logreg": 0.1, "svm": 10.0}[FLAGS.classifier]
+  kwargs = dict(classifier=FLAGS.classifier, C=C, max_iter=FLAGS.max_iter)
+  if FLAGS.all_folds:  # the configured fold is one of them
     all_folds(data_config, Path(FLAGS.workdir), **kwargs)
+  else:
+    train_and_evaluate(data_config, FLAGS.workdir, **kwargs)
 
 
 if __name__ == "__main__":

@@ -31,3 +31,5 @@ def test_speech_config_variants():
   assert speech_config("data=tess").data.num_folds == 2
   with pytest.raises(ValueError, match="data='iemocap'"):
     speech_config("data=iemocap")
+  with pytest.raises(ValueError, match="frontend applies to model=conformer only"):
+    speech_config("model=cnn_lstm,frontend=wav2vec2")

@@ -106,6 +106,14 @@ def test_random_split_must_be_asked_for_and_mixes_speakers(small_ravdess, tmp_pa
   config.data.split_by = "chance"
   with pytest.raises(ValueError, match="split_by='chance'"):
     load_split(config.data, "train")
+  config.data.split_by, config.data.validation_fraction = "random", 1.0
+  with pytest.raises(ValueError, match="validation_fraction=1.0 must be in"):
+    load_split(config.data, "train")
+  every = speech_config(small_ravdess, tmp_path, **{"data.validation_speakers": ("01", "02", "03")})
+  with pytest.raises(ValueError, match="validation_speakers .* leaves the train split of ravdess empty"):
+    load_split(every.data, "validation")
+  only = speech_config(small_ravdess, tmp_path, **{"data.speakers": ("01", "03")})
+  assert set(load_split(only.data, "train").arrays["speaker"]) == {"01"}
 
 
 def _write(path, wave, rate, channels=1):

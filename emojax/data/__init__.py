@@ -4,6 +4,8 @@ import ml_collections
 
 from emojax.data.base import Dataset
 
+SPEECH_CORPORA = ("ravdess", "tess", "crema_d")  # emojax.data.speech.CORPORA; named here without librosa
+
 
 def load_split(config: ml_collections.ConfigDict, split: str) -> Dataset:
   if config.name == "fer2013":
@@ -13,7 +15,7 @@ def load_split(config: ml_collections.ConfigDict, split: str) -> Dataset:
     from emojax.data import synthetic
     size = config.num_train_examples if split == "train" else config.num_eval_examples
     return synthetic.load(split, size, seed=config.seed)
-  if config.name in ("ravdess", "tess", "crema_d"):
+  if config.name in SPEECH_CORPORA:
     from emojax.data import speech
     return speech.load(config, split)
   raise ValueError(f"config.data.name={config.name!r} is not a known dataset; use 'fer2013', 'synthetic', "

@@ -5,6 +5,7 @@ silence and caps the duration. Files that cannot be used raise `BadAudio` with t
 readers turn into a counted, named skip (never a silent drop, never a crash mid-run).
 """
 
+import io
 import os
 
 import librosa
@@ -19,10 +20,10 @@ class BadAudio(ValueError):
   """A file that decodes to nothing usable: unreadable, empty, silent, clipped or too short."""
 
 
-def read_audio(path: str | os.PathLike, sample_rate: int) -> np.ndarray:
-  """Decodes `path` to float32 mono at `sample_rate` (channels averaged, soxr resampling)."""
+def read_audio(source: str | os.PathLike | io.BytesIO, sample_rate: int) -> np.ndarray:
+  """Decodes a path or in-memory file to float32 mono at `sample_rate` (channels averaged, soxr resampling)."""
   try:
-    data, source_rate = soundfile.read(path, dtype="float32", always_2d=True)
+    data, source_rate = soundfile.read(source, dtype="float32", always_2d=True)
   except (soundfile.LibsndfileError, RuntimeError, OSError, ValueError) as error:
     raise BadAudio(f"unreadable audio ({error})") from error
   if data.size == 0:

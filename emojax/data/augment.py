@@ -58,8 +58,7 @@ def validate_speech(config: ml_collections.ConfigDict) -> None:
       "time_stretch": 0 <= config.time_stretch < 1,
       "snr_db_high": config.snr_db_low <= config.snr_db_high,
       "gain_db": config.gain_db >= 0,
-      "time_masks": config.time_masks >= 0 and config.time_mask_frames >= 0,
-      "freq_masks": config.freq_masks >= 0 and config.freq_mask_bins >= 0,
+      **{field: config[field] >= 0 for field in ("time_masks", "time_mask_frames", "freq_masks", "freq_mask_bins")},
   }
   for field, ok in checks.items():
     if not ok:
@@ -89,12 +88,13 @@ def add_noise(wave: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.n
 
 
 def spec_augment(features: np.ndarray, num_frames: int, rng: np.random.Generator,
-                 config: ml_collections.ConfigDict, spectral_dims: int) -> np.ndarray:
+                 config: ml_collections.ConfigDict, spectral_dims: int, band_blocks: int = 1) -> np.ndarray:
   """SpecAugment (Park et al., 2019) without time warping: masks random time spans and frequency bands.
 
   Masks cover valid frames and spectral dims only (prosody dims beyond `spectral_dims` stay) and
   are filled with the utterance's mean of each dim, so a masked region carries no information and
-  no outlier level either.
+  no outlier level either. With `band_blocks` = 3 (MFCCs with deltas and delta-deltas) a frequency
+  mask covers the same coefficients in every block.
   """
   features = features.copy()
   mean = features[:num_frames, :spectral_dims].mean(0)
@@ -102,10 +102,13 @@ def spec_augment(features: np.ndarray, num_frames: int, rng: np.random.Generator
     width = int(rng.integers(0, min(config.time_mask_frames, num_frames) + 1))
     start = int(rng.integers(0, num_frames - width + 1))
     features[start:start + width, :spectral_dims] = mean
+  block = spectral_dims // band_blocks
   for _ in range(config.freq_masks):
-    width = int(rng.integers(0, min(config.freq_mask_bins, spectral_dims) + 1))
-    start = int(rng.integers(0, spectral_dims - width + 1))
-    features[:num_frames, start:start + width] = mean[start:start + width]
+    width = int(rng.integers(0, min(config.freq_mask_bins, block) + 1))
+    start = int(rng.integers(0, block - width + 1))
+    for offset in range(0, spectral_dims, block):
+      band = slice(offset + start, offset + start + width)
+      features[:num_frames, band] = mean[band]
   return features
 
 
@@ -137,7 +140,8 @@ def augment_speech(example: dict, rng: np.random.Generator, data_config: ml_coll
         padded[:len(frames)] = frames[:len(padded)]
         example.update(features=padded, num_frames=np.int32(min(len(frames), len(padded))))
   if data_config.input == "features" and (config.time_masks or config.freq_masks):
-    spectral = features_lib.feature_dim(data_config.features) - (
-        features_lib.PROSODY_DIMS if data_config.features.prosody else 0)
-    example["features"] = spec_augment(example["features"], int(example["num_frames"]), rng, config, spectral)
+    settings = data_config.features
+    blocks = 3 if settings.kind == "mfcc" and settings.deltas else 1
+    example["features"] = spec_augment(example["features"], int(example["num_frames"]), rng, config,
+                                       features_lib.spectral_dim(settings), blocks)
   return example

@@ -19,6 +19,7 @@ write leaves no half entry behind (write to a temporary name, then an atomic ren
 """
 
 import hashlib
+import io
 import json
 import logging
 import os
@@ -41,9 +42,12 @@ def num_frames(num_samples: int, hop_length: int) -> int:
   return 1 + num_samples // hop_length
 
 
+def spectral_dim(config: ml_collections.ConfigDict) -> int:
+  return {"log_mel": config.n_mels, "mfcc": config.n_mfcc * (3 if config.deltas else 1)}[config.kind]
+
+
 def feature_dim(config: ml_collections.ConfigDict) -> int:
-  spectral = {"log_mel": config.n_mels, "mfcc": config.n_mfcc * (3 if config.deltas else 1)}[config.kind]
-  return spectral + (PROSODY_DIMS if config.prosody else 0)
+  return spectral_dim(config) + (PROSODY_DIMS if config.prosody else 0)
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
@@ -67,9 +71,10 @@ def frame_features(wave: np.ndarray, sample_rate: int, config: ml_collections.Co
   else:
     spectral = librosa.feature.mfcc(S=librosa.power_to_db(mel), n_mfcc=config.n_mfcc)
     if config.deltas:
-      width = min(9, spectral.shape[1] - (1 - spectral.shape[1] % 2))  # odd, at most the frame count
-      spectral = np.concatenate([spectral, librosa.feature.delta(spectral, width=max(width, 3), order=1),
-                                 librosa.feature.delta(spectral, width=max(width, 3), order=2)])
+      frames = spectral.shape[1]  # >= 9 for clips of min_seconds (speech.load checks); shorter after stretching
+      width = min(9, frames if frames % 2 else frames - 1)  # librosa wants an odd width <= the frame count
+      spectral = np.concatenate([spectral, librosa.feature.delta(spectral, width=width, order=1),
+                                 librosa.feature.delta(spectral, width=width, order=2)])
   spectral = spectral.T
   if config.normalize == "utterance":
     spectral = (spectral - spectral.mean(0)) / (spectral.std(0) + 1e-5)
@@ -134,7 +139,8 @@ def extract(path: str | os.PathLike, data_config: ml_collections.ConfigDict, cac
     if hit is not None:
       return hit
   rate = data_config.audio.sample_rate
-  clip = audio_lib.prepare_clip(audio_lib.read_audio(path, rate), data_config.audio)
+  # Decoded from the bytes that were hashed, so the entry always describes what it is keyed by.
+  clip = audio_lib.prepare_clip(audio_lib.read_audio(io.BytesIO(content), rate), data_config.audio)
   arrays = {"audio": clip, "features": frame_features(clip, rate, data_config.features)}
   if data_config.features.egemaps:
     arrays["functionals"] = functionals(clip, rate)

@@ -36,8 +36,7 @@ def speech_to_ekman7(native_name: str, calm: str = "neutral") -> str | None:
 
 
 def class_names(label_space: str) -> tuple[str, ...]:
-  spaces = {"ekman7": EKMAN7, "fer2013": FER2013_CLASSES, "ravdess": RAVDESS_CLASSES, "tess": TESS_CLASSES,
-            "crema_d": CREMA_D_CLASSES}
+  spaces = {"ekman7": EKMAN7, "fer2013": FER2013_CLASSES}
   if label_space not in spaces:
     raise ValueError(f"Unknown label space {label_space!r}; expected one of {sorted(spaces)}.")
   return spaces[label_space]

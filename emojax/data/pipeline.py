@@ -15,6 +15,7 @@ import jax
 import ml_collections
 import numpy as np
 
+from emojax.data import SPEECH_CORPORA
 from emojax.data import augment as augment_lib
 from emojax.data.base import Dataset
 
@@ -32,7 +33,7 @@ def make_augmenter(data_config: ml_collections.ConfigDict):
   config = data_config.augment
   if not config.enabled:
     return None
-  if data_config.name in ("ravdess", "tess", "crema_d"):
+  if data_config.name in SPEECH_CORPORA:
     augment_lib.validate_speech(config)
     return functools.partial(augment_lib.augment_speech, data_config=data_config)
   augment_lib.validate(config)

@@ -136,11 +136,17 @@ def _in_split(split: str, speakers: np.ndarray, config: ml_collections.ConfigDic
                      "(held-out speakers); the official test speakers are not read here.")
   if config.split_by == "speaker":
     held_out = np.isin(speakers, sorted(validation_speakers(sorted(set(speakers)), config)))
+    field = "validation_speakers (or num_folds / fold)"
   elif config.split_by == "random":
-    rng = np.random.default_rng(config.split_seed)
-    held_out = rng.random(len(speakers)) < config.validation_fraction
+    if not 0 < config.validation_fraction < 1:
+      raise ValueError(f"config.data.validation_fraction={config.validation_fraction} must be in (0, 1).")
+    held_out = np.random.default_rng(config.split_seed).random(len(speakers)) < config.validation_fraction
+    field = "validation_fraction"
   else:
     raise ValueError(f"config.data.split_by={config.split_by!r}; expected 'speaker' (default) or 'random'.")
+  if held_out.all() or not held_out.any():
+    raise ValueError(f"config.data.{field} leaves the {'train' if held_out.all() else 'validation'} split of "
+                     f"{config.name} empty ({len(speakers)} files, speakers {sorted(set(speakers))}).")
   return held_out if split == "validation" else ~held_out
 
 
@@ -172,6 +178,9 @@ def load(config: ml_collections.ConfigDict, split: str) -> Dataset:
     raise ValueError(f"config.data.name={config.name!r} is not a speech corpus; expected one of {sorted(CORPORA)}.")
   audio_lib.validate(config.audio)
   features_lib.validate(config.features)
+  if config.audio.min_seconds * config.audio.sample_rate < 9 * config.features.hop_length:
+    raise ValueError(f"config.data.audio.min_seconds={config.audio.min_seconds} gives fewer than 9 feature frames "
+                     f"(hop_length={config.features.hop_length}); deltas and the models need more: raise it.")
   parse, native_classes = CORPORA[config.name]
   names = class_names(config)
   root = Path(config.root).expanduser()
@@ -183,7 +192,7 @@ def load(config: ml_collections.ConfigDict, split: str) -> Dataset:
       skipped.append(f"{path}: file name: {error}")
       continue
     target = native if config.labels == "native" else labels.speech_to_ekman7(native, config.calm)
-    if target is not None:
+    if target is not None and (not config.speakers or speaker in config.speakers):
       entries.append((path, speaker, names.index(target)))
   if not entries:
     raise FileNotFoundError(f"No {config.name} files with valid names under {root}. {skipped[:3]}")

@@ -5,6 +5,7 @@ Frame-feature models read `features` [B, T, D] with `num_frames` [B]; waveform m
 are batch-normalised and joined to the embedding before the classifier.
 """
 
+import functools
 import logging
 from typing import Any, Sequence
 
@@ -129,15 +130,11 @@ class Conformer(nn.Module):
 
   @nn.nowrap  # plain helpers called on the unbound module, outside init/apply
   def frozen_parameters(self, path: str) -> bool:
-    return self.frontend == "wav2vec2" and _wav2vec2_frozen(
-        path, "wav2vec2_features/encoder/", self.wav2vec2_path, self.wav2vec2_config,
-        self.freeze_feature_encoder, self.num_frozen_layers)
+    return self.frontend == "wav2vec2" and wav2vec2_frozen(self, path)
 
   @nn.nowrap
   def load_pretrained(self, params: dict) -> dict:
-    if self.frontend != "wav2vec2":
-      return params
-    return _with_pretrained_wav2vec2(params, ("wav2vec2_features", "encoder"), self.wav2vec2_path)
+    return with_pretrained_wav2vec2(self, params) if self.frontend == "wav2vec2" else params
 
 
 class Wav2Vec2Classifier(nn.Module):
@@ -168,53 +165,66 @@ class Wav2Vec2Classifier(nn.Module):
     embedding = masked_mean(x, mask)
     return _head(embedding, batch, self.num_classes, self.dropout, train, self.dtype)
 
-  @nn.nowrap  # plain helpers called on the unbound module, outside init/apply
+  @nn.nowrap
   def frozen_parameters(self, path: str) -> bool:
-    return _wav2vec2_frozen(path, "wav2vec2_features/encoder/", self.wav2vec2_path, self.wav2vec2_config,
-                            self.freeze_feature_encoder, self.num_frozen_layers)
+    return wav2vec2_frozen(self, path)
 
   @nn.nowrap
   def load_pretrained(self, params: dict) -> dict:
-    return _with_pretrained_wav2vec2(params, ("wav2vec2_features", "encoder"), self.wav2vec2_path)
+    return with_pretrained_wav2vec2(self, params)
 
 
 # ----------------------------------------------------------------------------------------------
 # wav2vec 2.0 plumbing shared by the two models above.
 # ----------------------------------------------------------------------------------------------
+ENCODER_PATH = ("wav2vec2_features", "encoder")  # where both models keep the encoder's parameters
+
+
+@functools.lru_cache(maxsize=8)
+def _config_from_json(path: str) -> wav2vec2_lib.Wav2Vec2Config:
+  return wav2vec2_lib.Wav2Vec2Config.from_hf_json(f"{path}/config.json")
+
+
 def wav2vec2_config(path: str, overrides) -> wav2vec2_lib.Wav2Vec2Config:
   """The encoder's architecture: `<path>/config.json` if a path is given, else defaults + overrides."""
-  if path:
-    return wav2vec2_lib.Wav2Vec2Config.from_hf_json(f"{path}/config.json")
-  return wav2vec2_lib.Wav2Vec2Config(**dict(overrides or {}))
+  return _config_from_json(path) if path else wav2vec2_lib.Wav2Vec2Config(**dict(overrides or {}))
 
 
 def _frozen_layers(config, num_frozen_layers: int) -> int:
   return config.num_hidden_layers if num_frozen_layers < 0 else num_frozen_layers
 
 
-def _wav2vec2_frozen(path, prefix, wav2vec2_path, overrides, freeze_feature_encoder, num_frozen_layers) -> bool:
+def wav2vec2_frozen(model, path: str) -> bool:
+  """Whether `model`'s parameter at `path` lies in a frozen part of its wav2vec 2.0 encoder."""
+  prefix = "/".join(ENCODER_PATH) + "/"
   if not path.startswith(prefix):
     return False
-  config = wav2vec2_config(wav2vec2_path, overrides)
-  return wav2vec2_lib.is_frozen_parameter(path[len(prefix):], config, freeze_feature_encoder,
-                                          _frozen_layers(config, num_frozen_layers))
+  config = wav2vec2_config(model.wav2vec2_path, model.wav2vec2_config)
+  return wav2vec2_lib.is_frozen_parameter(path[len(prefix):], config, model.freeze_feature_encoder,
+                                          _frozen_layers(config, model.num_frozen_layers))
 
 
-def _with_pretrained_wav2vec2(params: dict, where: tuple[str, str], path: str) -> dict:
-  if not path:
+def with_pretrained_wav2vec2(model, params: dict) -> dict:
+  """`params` with the encoder's subtree replaced by the checkpoint at `model.wav2vec2_path`."""
+  if not model.wav2vec2_path:
     logging.warning("No config.model.wav2vec2_path: the wav2vec 2.0 encoder starts from random weights.")
     return params
   from emojax.models import convert
-  _, pretrained = convert.load_wav2vec2(path)
-  params = dict(params)
-  params[where[0]] = {**params[where[0]], where[1]: pretrained}
-  logging.info("Loaded wav2vec 2.0 weights from %s (%d parameters).", path,
+  _, pretrained = convert.load_wav2vec2(model.wav2vec2_path)
+  outer, inner = ENCODER_PATH
+  params = {**params, outer: {**params[outer], inner: pretrained}}
+  logging.info("Loaded wav2vec 2.0 weights from %s (%d parameters).", model.wav2vec2_path,
                sum(np.size(p) for p in jax.tree.leaves(pretrained)))
   return params
 
 
 class Wav2Vec2Features(nn.Module):
-  """Runs the encoder on `audio`; returns ([B, T, H] mixed hidden states, [B, T] bool frame mask)."""
+  """Runs the encoder on `audio`; returns ([B, T, H] mixed hidden states, [B, T] bool frame mask).
+
+  Each clip is first scaled to zero mean and unit variance over its real samples, as Hugging Face's
+  feature extractor does for the released checkpoints (`do_normalize`). The valid lengths are passed
+  on, so padding is masked out of attention even for group-norm checkpoints (HF leaves it in there).
+  """
   wav2vec2_path: str = ""
   wav2vec2_config: Any = None
   freeze_feature_encoder: bool = True
@@ -227,7 +237,13 @@ class Wav2Vec2Features(nn.Module):
     config = wav2vec2_config(self.wav2vec2_path, self.wav2vec2_config)
     encoder = wav2vec2_lib.Wav2Vec2Encoder(config, self.dtype, self.freeze_feature_encoder,
                                            _frozen_layers(config, self.num_frozen_layers), name="encoder")
-    out = encoder(batch["audio"].astype(jnp.float32), batch.get("length"), train)
+    audio = batch["audio"].astype(jnp.float32)
+    lengths = batch.get("length", jnp.full(audio.shape[:1], audio.shape[1]))
+    valid = length_mask(lengths, audio.shape[1])
+    mean = masked_mean(audio[..., None], valid)
+    variance = masked_mean(jnp.square(audio - mean)[..., None], valid)
+    audio = jnp.where(valid, (audio - mean) / jnp.sqrt(variance + 1e-7), 0.0)
+    out = encoder(audio, lengths, train)
     mask = out["frame_mask"] > 0
     if not self.layer_weighted:
       return out["last_hidden_state"], mask

@@ -194,7 +194,8 @@ class Wav2Vec2Encoder(nn.Module):
   end and at the first n transformer layers, so only layers n.. (and, for the pre-LN variant, the final layer
   norm) learn. Every returned tensor computed only by frozen parts (`extract_features`, `hidden_states[:n + 1]`)
   is a gradient constant too, so a weighted sum over hidden states cannot leak gradients into them. Frozen
-  parameters get exactly zero gradients; mask them out of the optimizer (`optax.masked`) if it has weight decay.
+  parameters get exactly zero gradients; weight decay would still move them, so the trainer leaves
+  them out of the optimizer (`frozen_parameters` of the speech models, `is_frozen_parameter` here).
 
   `__call__(audio [B, S] float, lengths [B] int valid samples or None, train)` returns a dict:
     last_hidden_state [B, T, H]; hidden_states: num_hidden_layers + 1 arrays, the input of the first layer then
