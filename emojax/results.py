@@ -21,8 +21,9 @@ def row(workdir: Path) -> dict:
   records = read_metrics(workdir)
   hours = (records[-1]["time"] - records[0]["time"]) / 3600 if len(records) > 1 else None
   return {
-      "run": workdir.name,
+      "run": f"{workdir.parent.name}/{workdir.name}" if workdir.name.startswith("fold_") else workdir.name,
       "model": report.get("model", "?"),
+      "classes": len(report["all"]["class_names"]),
       "width": str(config.get("model", {}).get("width", "")),
       "epochs": report.get("epochs", ""),
       "wall_hours": f"{hours:.2f}" if hours is not None else "",
@@ -30,7 +31,17 @@ def row(workdir: Path) -> dict:
       "balanced_accuracy": report["all"]["balanced_accuracy"],
       "macro_f1": report["all"]["macro_f1"],
       **{f"{name} accuracy": m["accuracy"] for name, m in subsets.items()},
+      **_late_validation(records),
   }
+
+
+def _late_validation(records: list[dict]) -> dict:
+  """The best checkpoint is chosen on the validation split, so its figure is optimistic; the final
+  evaluation and the mean of the last ten show where training actually settled."""
+  values = [r["balanced_accuracy"] for r in records if r.get("split") == "validation" and "balanced_accuracy" in r]
+  if not values:
+    return {}
+  return {"final balanced_accuracy": values[-1], "last-10 mean balanced_accuracy": float(sum(values[-10:]) / len(values[-10:]))}
 
 
 def markdown(rows: list[dict]) -> str:
