@@ -19,6 +19,7 @@ from emojax.data import SPEECH_CORPORA
 from emojax.data import augment as augment_lib
 from emojax.data.base import Dataset
 
+
 def decode(example: dict, keys=("image", "label")) -> dict:
   """Keeps the model inputs `keys` (a dataset's `model_inputs`); uint8 images -> float32 in [0, 1]."""
   out = {}
@@ -37,7 +38,7 @@ def make_augmenter(data_config: ml_collections.ConfigDict):
     augment_lib.validate_speech(config)
     return functools.partial(augment_lib.augment_speech, data_config=data_config)
   augment_lib.validate(config)
-  return lambda ex, rng: {**ex, "image": augment_lib.augment_image(ex["image"].astype(np.float32) / 255.0, rng, config)}
+  return lambda ex, rng: {**ex, "image": augment_lib.augment_image(decode(ex, ("image",))["image"], rng, config)}
 
 
 def per_process_batch_size(global_batch_size: int) -> int:

@@ -181,7 +181,7 @@ def load(config: ml_collections.ConfigDict, split: str) -> Dataset:
   if config.audio.min_seconds * config.audio.sample_rate < 9 * config.features.hop_length:
     raise ValueError(f"config.data.audio.min_seconds={config.audio.min_seconds} gives fewer than 9 feature frames "
                      f"(hop_length={config.features.hop_length}); deltas and the models need more: raise it.")
-  parse, native_classes = CORPORA[config.name]
+  parse = CORPORA[config.name][0]
   names = class_names(config)
   root = Path(config.root).expanduser()
   skipped, entries = [], []
