@@ -23,7 +23,7 @@ def row(workdir: Path) -> dict:
   return {
       "run": f"{workdir.parent.name}/{workdir.name}" if workdir.name.startswith("fold_") else workdir.name,
       "model": report.get("model", "?"),
-      "classes": len(report["all"]["class_names"]),
+      "classes": len(report["all"].get("class_names", [])) or "",
       "width": str(config.get("model", {}).get("width", "")),
       "epochs": report.get("epochs", ""),
       "wall_hours": f"{hours:.2f}" if hours is not None else "",

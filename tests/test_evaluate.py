@@ -51,9 +51,14 @@ def test_results_table_collects_workdirs_and_names_unfinished_ones(tmp_path):
   run = tmp_path / "run_a"
   (run / "eval").mkdir(parents=True)
   (run / "eval" / "report.json").write_text(json.dumps(
-      {"all": {"accuracy": 0.5, "balanced_accuracy": 0.4, "macro_f1": 0.3}, "model": "m", "epochs": 2.0,
-       "without_train_duplicates": {"accuracy": 0.45}}))
+      {"all": {"accuracy": 0.5, "balanced_accuracy": 0.4, "macro_f1": 0.3, "class_names": ["a", "b", "c"]},
+       "model": "m", "epochs": 2.0, "without_train_duplicates": {"accuracy": 0.45}}))
   table = results.markdown([results.row(run)])
-  assert "| run_a | m |  | 2.0 |  | 0.5000 | 0.4000 | 0.3000 | 0.4500 |" in table
+  assert "| run_a | m | 3 |  | 2.0 |  | 0.5000 | 0.4000 | 0.3000 | 0.4500 |" in table
+  # With a metrics log, the final evaluation and the mean of the last ten sit beside the best checkpoint.
+  records = [{"step": s, "split": "validation", "balanced_accuracy": s / 100, "time": s} for s in range(1, 13)]
+  (run / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n")
+  row = results.row(run)
+  assert row["final balanced_accuracy"] == 0.12 and row["last-10 mean balanced_accuracy"] == pytest.approx(0.075)
   with pytest.raises(FileNotFoundError, match="has the run in .*run_b finished"):
     results.row(tmp_path / "run_b")
