@@ -41,7 +41,8 @@ def _late_validation(records: list[dict]) -> dict:
   values = [r["balanced_accuracy"] for r in records if r.get("split") == "validation" and "balanced_accuracy" in r]
   if not values:
     return {}
-  return {"final balanced_accuracy": values[-1], "last-10 mean balanced_accuracy": float(sum(values[-10:]) / len(values[-10:]))}
+  last_ten = values[-10:]
+  return {"final balanced_accuracy": values[-1], "last-10 mean balanced_accuracy": float(sum(last_ten) / len(last_ten))}
 
 
 def markdown(rows: list[dict]) -> str:

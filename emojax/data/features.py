@@ -18,6 +18,7 @@ epoch or run reads instead of recomputing, a changed file or config misses, and 
 write leaves no half entry behind (write to a temporary name, then an atomic rename).
 """
 
+import functools
 import hashlib
 import io
 import json
@@ -111,17 +112,16 @@ def _fit(values: np.ndarray, frames: int) -> np.ndarray:
   return np.pad(values, (0, frames - len(values)), mode="edge") if len(values) < frames else values
 
 
-_SMILE = None
+@functools.cache
+def _egemaps_extractor():
+  import opensmile  # imported on first use: only the eGeMAPS paths need it
+  return opensmile.Smile(feature_set=opensmile.FeatureSet.eGeMAPSv02,
+                         feature_level=opensmile.FeatureLevel.Functionals)
 
 
 def functionals(wave: np.ndarray, sample_rate: int) -> np.ndarray:
   """openSMILE eGeMAPS v02 functionals: 88 utterance-level prosodic, voice-quality and spectral stats."""
-  global _SMILE
-  if _SMILE is None:
-    import opensmile  # imported on first use: only the eGeMAPS paths need it
-    _SMILE = opensmile.Smile(feature_set=opensmile.FeatureSet.eGeMAPSv02,
-                             feature_level=opensmile.FeatureLevel.Functionals)
-  values = _SMILE.process_signal(wave, sample_rate).to_numpy()[0]
+  values = _egemaps_extractor().process_signal(wave, sample_rate).to_numpy()[0]
   return np.nan_to_num(values.astype(np.float32))
 
 

@@ -156,7 +156,8 @@ def _in_split(split: str, speakers: np.ndarray, config: ml_collections.ConfigDic
 def find_files(root: Path, corpus: str) -> list[Path]:
   if not root.is_dir():
     raise FileNotFoundError(f"{corpus} root {root} does not exist. Point --config.data.root at the folder holding "
-                            f"the corpus's audio files (searched recursively for {', '.join(audio_lib.AUDIO_SUFFIXES)}).")
+                            f"the corpus's audio files (searched recursively for "
+                            f"{', '.join(audio_lib.AUDIO_SUFFIXES)}).")
   files = sorted(p for p in root.rglob("*") if p.suffix.lower() in audio_lib.AUDIO_SUFFIXES and p.is_file())
   if not files:
     raise FileNotFoundError(f"No audio files ({', '.join(audio_lib.AUDIO_SUFFIXES)}) under {root}; "

@@ -261,7 +261,8 @@ class Wav2Vec2Encoder(nn.Module):
             "extract_features": freeze(extract_features, front_end_frozen)}
 
 
-def is_frozen_parameter(path: str, config: Wav2Vec2Config, freeze_feature_encoder: bool, num_frozen_layers: int) -> bool:
+def is_frozen_parameter(path: str, config: Wav2Vec2Config, freeze_feature_encoder: bool,
+                        num_frozen_layers: int) -> bool:
   """Whether the encoder parameter at `path` ("layers_3/attention/query/kernel") gets no gradient.
 
   Mirrors the stop_gradient placement in `Wav2Vec2Encoder`, so optimizers can leave exactly those
