@@ -18,5 +18,8 @@ def load_split(config: ml_collections.ConfigDict, split: str) -> Dataset:
   if config.name in SPEECH_CORPORA:
     from emojax.data import speech
     return speech.load(config, split)
+  if config.name == "goemotions":
+    from emojax.data import goemotions
+    return goemotions.load_tokenized(config, split)
   raise ValueError(f"config.data.name={config.name!r} is not a known dataset; use 'fer2013', 'synthetic', "
-                   "'ravdess', 'tess' or 'crema_d'.")
+                   "'ravdess', 'tess', 'crema_d' or 'goemotions'.")

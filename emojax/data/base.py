@@ -21,6 +21,10 @@ class Dataset:
   skipped: list[str] = dataclasses.field(default_factory=list)
   # The arrays that go to the device (the rest, such as ids and speakers, stay on the host).
   model_inputs: tuple[str, ...] = ("image", "label")
+  # Multi-label datasets (GoEmotions) carry multi-hot `labels` [N, C] instead of class ids `label` [N].
+  multi_label: bool = False
+  # Anything else evaluation needs, e.g. GoEmotions' label groupings: {"ekman": (names, [28, 7] 0/1 matrix)}.
+  metadata: Mapping = dataclasses.field(default_factory=dict)
 
   def __post_init__(self):
     lengths = {k: len(v) for k, v in self.arrays.items()}
