@@ -21,6 +21,7 @@ from emojax import sharding  # noqa: E402
 from emojax.data import pipeline  # noqa: E402
 
 HEADLINE = ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1")
+PREDICTION_KEYS = ("logits", "confidence", "sentiment_logits")  # what evaluation keeps of a model's outputs
 
 
 def classification_metrics(labels: np.ndarray, predictions: np.ndarray, class_names) -> dict:
@@ -55,10 +56,10 @@ def classification_metrics(labels: np.ndarray, predictions: np.ndarray, class_na
   }
 
 
-def make_predict_step(model):
+def make_predict_step(model, keys=PREDICTION_KEYS):
   def predict_step(variables, batch):
     outputs = model.apply(variables, batch, train=False)
-    return {k: v for k, v in outputs.items() if k in ("logits", "confidence")}
+    return {k: v for k, v in outputs.items() if k in keys}
   return jax.jit(predict_step)
 
 
@@ -81,6 +82,8 @@ def predict(predict_step, variables, dataset, mesh, batch_size: int) -> dict:
 
 def evaluate_outputs(outputs: dict, dataset) -> dict:
   """Metrics on the whole split and on each of the dataset's evaluation subsets."""
+  if dataset.multi_label:
+    return evaluate_multilabel_outputs(outputs, dataset)
   labels = dataset.arrays["label"]
   predictions = outputs["logits"].argmax(-1)
   report = {"all": classification_metrics(labels, predictions, dataset.class_names)}
@@ -100,15 +103,20 @@ def write_report(report: dict, out_dir: str | Path, title: str) -> None:
   (out_dir / "report.json").write_text(json.dumps(report, indent=2))
   lines = [f"# {title}", ""]
   for subset, metrics in report.items():
-    if not isinstance(metrics, dict) or "confusion_matrix" not in metrics:
+    if not isinstance(metrics, dict) or "per_class" not in metrics:
       continue
     suffix = "" if subset == "all" else f"_{subset}"
-    save_confusion_matrix(metrics, out_dir / f"confusion_matrix{suffix}", f"{title} ({subset})")
+    if "confusion_matrix" in metrics:
+      save_confusion_matrix(metrics, out_dir / f"confusion_matrix{suffix}", f"{title} ({subset})")
     lines += [f"## {subset} ({metrics['num_examples']} examples)", "",
               "| metric | value |", "|---|---|"]
     lines += [f"| {k} | {metrics[k]:.4f} |" for k in HEADLINE + ("macro_precision", "macro_recall")]
-    lines += ["", "| class | precision | recall | f1 | support |", "|---|---|---|---|---|"]
-    lines += [f"| {name} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | {m['support']} |"
+    if "thresholds" in metrics:
+      lines += [f"| {metrics['threshold_note']} | |"]
+    threshold = lambda name: f" {metrics['thresholds'][name]:.2f} |" if "thresholds" in metrics else ""
+    lines += ["", "| class | precision | recall | f1 | support |" + (" threshold |" if "thresholds" in metrics else ""),
+              "|---|---|---|---|---|" + ("---|" if "thresholds" in metrics else "")]
+    lines += [f"| {name} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | {m['support']} |{threshold(name)}"
               for name, m in metrics["per_class"].items()]
     lines.append("")
   extra = {k: v for k, v in report.items() if not isinstance(v, dict)}
@@ -155,3 +163,93 @@ def plot_training_curves(records: list[dict], path: str | Path) -> None:
   fig.tight_layout()
   fig.savefig(path, dpi=120)
   plt.close(fig)
+
+
+# ----------------------------------------------------------------------------------------------
+# Multi-label (GoEmotions): per-label sigmoid decisions at per-label thresholds.
+# ----------------------------------------------------------------------------------------------
+THRESHOLD_GRID = np.round(np.arange(0.02, 0.981, 0.01), 2)
+
+
+def multilabel_metrics(labels: np.ndarray, predictions: np.ndarray, class_names) -> dict:
+  """scikit-learn's multi-label definitions (zero_division=0): per-label P/R/F1, their macro, support-weighted
+  and micro averages; `accuracy` is exact match (subset accuracy); `balanced_accuracy` the mean over labels of
+  (sensitivity + specificity) / 2."""
+  labels, predictions = np.asarray(labels) > 0.5, np.asarray(predictions) > 0.5
+  true_positive = (labels & predictions).sum(0).astype(np.float64)
+  false_positive = (~labels & predictions).sum(0)
+  false_negative = (labels & ~predictions).sum(0)
+  true_negative = (~labels & ~predictions).sum(0)
+  support = labels.sum(0)
+
+  def f1_of(tp, fp, fn):
+    with np.errstate(divide="ignore", invalid="ignore"):
+      precision = np.where(tp + fp > 0, tp / (tp + fp), 0.0)
+      recall = np.where(tp + fn > 0, tp / (tp + fn), 0.0)
+      f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
+    return precision, recall, f1
+
+  precision, recall, f1 = f1_of(true_positive, false_positive, false_negative)
+  specificity = np.where(true_negative + false_positive > 0, true_negative / np.maximum(true_negative + false_positive, 1), 0.0)
+  weights = support / max(support.sum(), 1)
+  micro = f1_of(true_positive.sum(), false_positive.sum(), false_negative.sum())
+  return {
+      "num_examples": int(len(labels)),
+      "accuracy": float((labels == predictions).all(1).mean()) if len(labels) else 0.0,
+      "balanced_accuracy": float(((recall + specificity) / 2).mean()),
+      "macro_precision": float(precision.mean()), "macro_recall": float(recall.mean()), "macro_f1": float(f1.mean()),
+      "weighted_precision": float((precision * weights).sum()), "weighted_recall": float((recall * weights).sum()),
+      "weighted_f1": float((f1 * weights).sum()),
+      "micro_precision": float(micro[0]), "micro_recall": float(micro[1]), "micro_f1": float(micro[2]),
+      "per_class": {name: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
+                           "support": int(support[i])} for i, name in enumerate(class_names)},
+      "class_names": list(class_names),
+  }
+
+
+def tune_thresholds(probabilities: np.ndarray, labels: np.ndarray, grid: np.ndarray = THRESHOLD_GRID) -> np.ndarray:
+  """Per label, the grid threshold with the highest F1 on these rows (0.5 for a label with no positives)."""
+  probabilities, labels = np.asarray(probabilities, np.float32), np.asarray(labels) > 0.5
+  predicted = probabilities[None] >= grid[:, None, None]                    # [G, N, C]
+  true_positive = (predicted & labels[None]).sum(1)
+  f1 = 2 * true_positive / np.maximum(predicted.sum(1) + labels.sum(0)[None], 1)  # [G, C]
+  best = grid[f1.argmax(0)]
+  return np.where(labels.sum(0) > 0, best, 0.5).astype(np.float32)
+
+
+def crossfit_predictions(probabilities: np.ndarray, labels: np.ndarray, seed: int = 0) -> np.ndarray:
+  """Two-fold cross-fitted decisions: thresholds tuned on one random half of the rows decide the other half,
+  so the macro-F1 of tuned thresholds is measured on rows they were not tuned on."""
+  halves = np.random.default_rng(seed).permutation(len(labels)) % 2 == 0
+  predictions = np.zeros(probabilities.shape, bool)
+  for tune, apply in ((halves, ~halves), (~halves, halves)):
+    predictions[apply] = probabilities[apply] >= tune_thresholds(probabilities[tune], labels[tune])
+  return predictions
+
+
+def evaluate_multilabel_outputs(outputs: dict, dataset) -> dict:
+  """`all`: decisions at per-label thresholds tuned on this split (the GoEmotions protocol; optimistic on the
+  split it is tuned on), `threshold_0.5` and `crossfit` beside it; the coarser label spaces from the 28-label
+  decisions; the sentiment head as a 4-way classifier."""
+  probabilities = 1 / (1 + np.exp(-np.asarray(outputs["logits"], np.float64)))
+  labels = np.asarray(dataset.arrays["labels"]) > 0.5
+  names = dataset.class_names
+  thresholds = tune_thresholds(probabilities, labels)
+  tuned = probabilities >= thresholds
+  report = {"all": multilabel_metrics(labels, tuned, names)}
+  report["all"].update(thresholds={n: float(t) for n, t in zip(names, thresholds)},
+                       threshold_note="per-label thresholds tuned on this split")
+  report["threshold_0.5"] = multilabel_metrics(labels, probabilities >= 0.5, names)
+  report["crossfit"] = multilabel_metrics(labels, crossfit_predictions(probabilities, labels), names)
+  report["all"]["macro_f1_at_0.5"] = report["threshold_0.5"]["macro_f1"]
+  report["all"]["macro_f1_crossfit"] = report["crossfit"]["macro_f1"]
+  groupings = dataset.metadata.get("groupings", {})
+  if "labels_28" in dataset.arrays and len(names) == dataset.arrays["labels_28"].shape[1]:
+    for space, (space_names, matrix) in groupings.items():
+      project = lambda multi_hot: (np.asarray(multi_hot, np.float32) @ matrix) > 0
+      report[f"{space}_from_predictions"] = multilabel_metrics(project(labels), project(tuned), space_names)
+  if "sentiment_logits" in outputs and "sentiment" in dataset.arrays:
+    report["sentiment_head"] = classification_metrics(
+        np.asarray(dataset.arrays["sentiment"]).argmax(-1), np.asarray(outputs["sentiment_logits"]).argmax(-1),
+        dataset.metadata.get("sentiment_names", [str(i) for i in range(outputs["sentiment_logits"].shape[-1])]))
+  return report

@@ -4,8 +4,11 @@ Batches carry `valid` (1 for real examples, 0 for padding) so padded evaluation 
 count; training batches are all valid.
 """
 
+import functools
+
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 
@@ -42,3 +45,54 @@ def classification_loss(outputs, batch, label_smoothing: float = 0.0, confidence
   metrics["confidence"] = _weighted_mean(confidence, weights)
   metrics["confidence_loss"] = _weighted_mean(hint_loss, weights)
   return metrics["cross_entropy"] + metrics["confidence_loss"], metrics
+
+
+def positive_class_weights(multi_hot: np.ndarray, power: float, max_weight: float) -> np.ndarray:
+  """Per-label weights of the positive term, (negatives / positives) ** power, clipped to [1, max_weight].
+
+  power=0.5 (the square root) lifts grief (77 of 43,410 GoEmotions rows) by ~24x instead of 560x: enough to
+  be predicted at all without swamping the frequent labels.
+  """
+  positives = np.asarray(multi_hot, np.float64).sum(0)
+  ratio = np.where(positives > 0, (len(multi_hot) - positives) / np.maximum(positives, 1.0), 1.0)
+  return np.clip(ratio ** power, 1.0, max_weight).astype(np.float32)
+
+
+def multilabel_loss(outputs, batch, positive_weights=None, focal_gamma: float = 0.0, emotion_weight: float = 1.0,
+                    sentiment_weight: float = 0.0):
+  """Sigmoid cross-entropy over multi-hot `labels` (positives weighted per label, or focal with gamma > 0),
+  plus `sentiment_weight` x softmax cross-entropy of `sentiment_logits` against the soft `sentiment` target."""
+  logits, targets = outputs["logits"].astype(jnp.float32), batch["labels"]
+  weights = batch.get("valid", jnp.ones(logits.shape[:1], jnp.float32))
+  if focal_gamma > 0:
+    per_label = optax.sigmoid_focal_loss(logits, targets, alpha=None, gamma=focal_gamma)
+  else:
+    per_label = optax.sigmoid_binary_cross_entropy(logits, targets)
+  if positive_weights is not None:  # only the positive term is up-weighted: -(w y log p + (1 - y) log(1 - p))
+    per_label = per_label * (1.0 + (jnp.asarray(positive_weights) - 1.0) * targets)
+  emotion = per_label.mean(-1)
+  metrics = {"emotion_loss": _weighted_mean(emotion, weights),
+             "exact_match": _weighted_mean(((logits > 0) == (targets > 0.5)).all(-1).astype(jnp.float32), weights)}
+  loss = emotion_weight * metrics["emotion_loss"]
+  if sentiment_weight > 0 and "sentiment_logits" in outputs:
+    sentiment = optax.softmax_cross_entropy(outputs["sentiment_logits"].astype(jnp.float32), batch["sentiment"])
+    metrics["sentiment_loss"] = _weighted_mean(sentiment, weights)
+    loss = loss + sentiment_weight * metrics["sentiment_loss"]
+  return loss, metrics
+
+
+def make_loss(train_config, train_data):
+  """`loss_fn(outputs, batch) -> (loss, metrics)` for the task of `train_data` (single- or multi-label)."""
+  if not train_data.multi_label:
+    return functools.partial(classification_loss, label_smoothing=train_config.label_smoothing,
+                             confidence_weight=train_config.confidence_weight)
+  if train_config.class_weight_power < 0 or train_config.focal_gamma < 0:
+    raise ValueError("config.train.class_weight_power and config.train.focal_gamma must be >= 0 "
+                     f"(got {train_config.class_weight_power}, {train_config.focal_gamma}).")
+  positive_weights = None
+  if train_config.class_weight_power > 0:
+    positive_weights = positive_class_weights(train_data.arrays["labels"], train_config.class_weight_power,
+                                              train_config.max_class_weight)
+  return functools.partial(multilabel_loss, positive_weights=positive_weights, focal_gamma=train_config.focal_gamma,
+                           emotion_weight=train_config.emotion_loss_weight,
+                           sentiment_weight=train_config.sentiment_loss_weight)

@@ -5,6 +5,7 @@ seeded per example position by grain, and the input iterator's position is check
 killed at any moment and restarted reaches bit-identical parameters (tests/test_resume.py).
 """
 
+import functools
 import json
 import logging
 import time
@@ -78,20 +79,23 @@ def sharded_init(model, tx, example_batch, seed, mesh, sharding_config):
   return state, abstract, shardings
 
 
-def make_train_step(model, tx, config: ml_collections.ConfigDict, state_shardings, mesh):
+def make_train_step(model, tx, config: ml_collections.ConfigDict, state_shardings, mesh, loss_fn=None):
+  """`loss_fn(outputs, batch) -> (loss, metrics)`; by default the single-label classification loss."""
+  if loss_fn is None:
+    loss_fn = functools.partial(losses.classification_loss, label_smoothing=config.train.label_smoothing,
+                                confidence_weight=config.train.confidence_weight)
   dropout_key = jax.random.key(config.seed + 2)
 
   def train_step(state, batch):
     rng = jax.random.fold_in(dropout_key, state["step"])
 
-    def loss_fn(params):
+    def objective(params):
       outputs, updates = model.apply({"params": params, "batch_stats": state["batch_stats"]}, batch,
                                      train=True, rngs={"dropout": rng}, mutable=["batch_stats"])
-      loss, metrics = losses.classification_loss(outputs, batch, config.train.label_smoothing,
-                                                 config.train.confidence_weight)
+      loss, metrics = loss_fn(outputs, batch)
       return loss, (metrics, updates.get("batch_stats", {}))
 
-    (loss, (metrics, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
+    (loss, (metrics, batch_stats)), grads = jax.value_and_grad(objective, has_aux=True)(state["params"])
     updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
     new_state = {"step": state["step"] + 1, "params": optax.apply_updates(state["params"], updates),
                  "batch_stats": batch_stats, "opt_state": opt_state}
@@ -128,6 +132,7 @@ class Experiment:
     if hasattr(self.model, "load_pretrained"):  # e.g. wav2vec 2.0 weights; a resume overwrites them again
       self.state["params"] = jax.device_put(self.model.load_pretrained(self.state["params"]),
                                             self.state_shardings["params"])
+    self.loss_fn = losses.make_loss(config.train, self.train_data if self.train_data is not None else self.eval_data)
     self.predict_step = evaluate.make_predict_step(self.model)
     self.checkpointer = checkpoint_lib.Checkpointer(self.workdir, config.checkpoint)
 
@@ -135,8 +140,11 @@ class Experiment:
     outputs = evaluate.predict(self.predict_step, variables_of(state), self.eval_data, self.mesh,
                                self.config.eval.batch_size)
     report = evaluate.evaluate_outputs(outputs, self.eval_data)
-    # Plain cross-entropy (logits only): comparable across models with and without a confidence head.
-    loss, _ = losses.classification_loss({"logits": outputs["logits"]}, {"label": self.eval_data.arrays["label"]})
+    # Plain cross-entropy (logits only, no class weights): comparable across models, heads and loss options.
+    if self.eval_data.multi_label:
+      loss, _ = losses.multilabel_loss({"logits": outputs["logits"]}, {"labels": self.eval_data.arrays["labels"]})
+    else:
+      loss, _ = losses.classification_loss({"logits": outputs["logits"]}, {"label": self.eval_data.arrays["label"]})
     report["all"]["loss"] = float(loss)
     return report, outputs
 
@@ -144,8 +152,9 @@ class Experiment:
 def _scalars(report: dict) -> dict:
   scalars = {k: report["all"][k] for k in evaluate.HEADLINE + ("loss",)}
   for subset, metrics in report.items():
-    if subset != "all":
+    if subset != "all" and isinstance(metrics, dict):
       scalars[f"{subset}/accuracy"] = metrics["accuracy"]
+      scalars[f"{subset}/macro_f1"] = metrics["macro_f1"]
   return scalars
 
 
@@ -172,7 +181,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
                config.model.name, num_params, exp.total_steps, exp.steps_per_epoch, cfg.batch_size,
                dict(exp.mesh.shape), start_step)
 
-  train_step = make_train_step(exp.model, exp.tx, config, exp.state_shardings, exp.mesh)
+  train_step = make_train_step(exp.model, exp.tx, config, exp.state_shardings, exp.mesh, exp.loss_fn)
   eval_every = cfg.eval_every_steps or exp.steps_per_epoch
   sign = 1 if config.checkpoint.best_mode == "max" else -1
   pending, window_start, window_steps, started = [], None, 0, time.time()
@@ -264,7 +273,7 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str | Path, 
     evaluate.write_report(report, out_dir, f"{config.model.name} ({which} checkpoint, step {step}) on "
                           f"{config.data.name} {config.data.eval_split}")
     np.savez_compressed(out_dir / "predictions.npz", ids=exp.eval_data.arrays["id"],
-                        labels=exp.eval_data.arrays["label"], **outputs)
+                        labels=exp.eval_data.arrays["labels" if exp.eval_data.multi_label else "label"], **outputs)
     logging.info("Wrote %s: %s", out_dir, json.dumps({k: round(report["all"][k], 4) for k in evaluate.HEADLINE}))
   exp.checkpointer.close()
   return report

@@ -9,6 +9,7 @@ Evaluation: every example exactly once, in order, the last batch padded and mark
 
 import functools
 import math
+import sys
 
 import grain
 import jax
@@ -49,15 +50,83 @@ def per_process_batch_size(global_batch_size: int) -> int:
   return global_batch_size // processes
 
 
+# ----------------------------------------------------------------------------------------------
+# Token sequences: each batch is cut to its longest row (rounded up), and training batches can be
+# grouped by length, so a 12-token comment does not pay for 128 tokens of padding.
+# ----------------------------------------------------------------------------------------------
+TOKEN_KEYS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+def trim_padding(batch: dict, multiple: int = 16) -> dict:
+  """Cuts token arrays to the batch's longest row rounded up to `multiple` (few shapes -> few compilations).
+
+  Multi-process runs keep the full width: every process must feed the same global array shape.
+  """
+  if "attention_mask" not in batch or jax.process_count() > 1:
+    return batch
+  longest = int(np.asarray(batch["attention_mask"]).sum(-1).max(initial=1))
+  width = min(-(-longest // multiple) * multiple, batch["attention_mask"].shape[-1])
+  return {k: (v[:, :width] if k in TOKEN_KEYS else v) for k, v in batch.items()}
+
+
+class LengthGroupedShuffle(grain.MapDataset):
+  """An endless reshuffle (new order every epoch) in which neighbouring rows have similar lengths.
+
+  Each epoch: a seeded permutation, cut into windows of `window_batches` batches, each window sorted by
+  length, its batches in a seeded random order. Batching this dataset then gives length-homogeneous batches
+  that still change every epoch. Index -> row is a pure function of (seed, index), so the iterator's
+  position checkpoints and resumes like any grain dataset.
+  """
+
+  def __init__(self, parent: grain.MapDataset, lengths: np.ndarray, batch_size: int, window_batches: int, seed: int):
+    super().__init__(parent)
+    if len(lengths) != len(parent):
+      raise ValueError(f"{len(lengths)} lengths for {len(parent)} rows.")
+    self._lengths, self._batch_size, self._window, self._seed = np.asarray(lengths), batch_size, window_batches, seed
+    self._cached_epoch, self._cached_order = None, None
+
+  def __len__(self) -> int:
+    return sys.maxsize  # endless, like repeat(None)
+
+  def _order(self, epoch: int) -> np.ndarray:
+    if epoch != self._cached_epoch:
+      rng = np.random.default_rng([self._seed, epoch])
+      permutation = rng.permutation(len(self._lengths))
+      window = self._batch_size * self._window
+      order = []
+      for start in range(0, len(permutation), window):
+        rows = permutation[start:start + window]
+        rows = rows[np.argsort(self._lengths[rows], kind="stable")]
+        batches = [rows[i:i + self._batch_size] for i in range(0, len(rows), self._batch_size)]
+        order.extend(batches[i] for i in rng.permutation(len(batches)))
+      self._cached_epoch, self._cached_order = epoch, np.concatenate(order)
+    return self._cached_order
+
+  def __getitem__(self, index):
+    if isinstance(index, slice):
+      return self.slice(index)
+    epoch, position = divmod(index, len(self._lengths))
+    return self._parent[int(self._order(epoch)[position])]
+
+
 def train_iterator(dataset: Dataset, config: ml_collections.ConfigDict, seed: int) -> grain.DatasetIterator:
   """An endless, deterministic, checkpointable iterator of training batches."""
   augment = make_augmenter(config.data)
-  ds = grain.MapDataset.source(dataset)[jax.process_index()::jax.process_count()]
-  ds = ds.shuffle(seed=seed).repeat(None)
+  batch_size = per_process_batch_size(config.train.batch_size)
+  process_rows = slice(jax.process_index(), None, jax.process_count())
+  ds = grain.MapDataset.source(dataset)[process_rows]
+  if "attention_mask" in dataset.arrays and config.data.get("bucket_by_length", False):
+    # Whole-epoch length sort would make every batch's length predictable; windows keep it random.
+    lengths = np.asarray(dataset.arrays["attention_mask"]).sum(-1)[process_rows]
+    ds = LengthGroupedShuffle(ds, lengths, batch_size, config.data.bucket_window_batches, seed)
+  else:
+    ds = ds.shuffle(seed=seed).repeat(None)
   if augment is not None:
     ds = ds.random_map(augment, seed=seed + 1)
   ds = ds.map(functools.partial(decode, keys=dataset.model_inputs))
-  ds = ds.batch(per_process_batch_size(config.train.batch_size), drop_remainder=True)
+  ds = ds.batch(batch_size, drop_remainder=True)
+  if "attention_mask" in dataset.arrays:
+    ds = ds.map(functools.partial(trim_padding, multiple=config.data.get("pad_to_multiple", 16)))
   iter_ds = ds.to_iter_dataset(grain.ReadOptions(num_threads=config.data.read_threads,
                                                  prefetch_buffer_size=config.data.prefetch))
   if config.data.worker_count > 0:
@@ -65,14 +134,17 @@ def train_iterator(dataset: Dataset, config: ml_collections.ConfigDict, seed: in
   return iter(iter_ds)
 
 
-def eval_batches(dataset: Dataset, global_batch_size: int):
+def eval_batches(dataset: Dataset, global_batch_size: int, pad_to_multiple: int = 16):
   """Yields (batch, indices): every example once, padded to full batches with `valid` = 0.
 
   Every process yields the same number of batches (multi-host collectives need that), each from
-  its own slice of the data.
+  its own slice of the data. Token sequences go shortest first and each batch is trimmed to its
+  longest row (the indices say where each row belongs).
   """
   batch_size = per_process_batch_size(global_batch_size)
   indices = np.arange(len(dataset))[jax.process_index()::jax.process_count()]
+  if "attention_mask" in dataset.arrays:
+    indices = indices[np.argsort(np.asarray(dataset.arrays["attention_mask"])[indices].sum(-1), kind="stable")]
   num_batches = math.ceil(math.ceil(len(dataset) / jax.process_count()) / batch_size)
   template = decode(dataset[0], dataset.model_inputs)
   for b in range(num_batches):
@@ -83,7 +155,7 @@ def eval_batches(dataset: Dataset, global_batch_size: int):
       for k, v in example.items():
         batch[k][row] = v
     batch["valid"] = (np.arange(batch_size) < len(chunk)).astype(np.float32)
-    yield batch, chunk
+    yield trim_padding(batch, pad_to_multiple), chunk
 
 
 def steps_per_epoch(num_examples: int, global_batch_size: int) -> int:
