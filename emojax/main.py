@@ -1,4 +1,4 @@
-"""Entry point: python -m emojax.main --config configs/face_cnn.py:data=fer2013 --workdir runs/x [--mode=train|eval]"""
+"""Entry point: python -m emojax.main --config configs/face_cnn.py:data=fer2013 --workdir runs/x [--mode=train|eval|views]"""
 
 import logging as std_logging
 
@@ -10,8 +10,9 @@ from emojax import sharding, train
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Config file, optionally with :args.", lock_config=True)
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics, plots and reports.")
-flags.DEFINE_enum("mode", "train", ["train", "eval"], "train (resumes if workdir has checkpoints) or eval.")
-flags.DEFINE_enum("checkpoint", "best", ["best", "latest"], "Which checkpoint --mode=eval restores.")
+flags.DEFINE_enum("mode", "train", ["train", "eval", "views"],
+                  "train (resumes if workdir has checkpoints), eval, or views (PCA / t-SNE of embeddings).")
+flags.DEFINE_enum("checkpoint", "best", ["best", "latest"], "Which checkpoint --mode=eval|views restores.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -30,8 +31,11 @@ def main(argv):
   sharding.initialize_distributed(config)
   if FLAGS.mode == "train":
     train.train_and_evaluate(config, FLAGS.workdir)
-  else:
+  elif FLAGS.mode == "eval":
     train.evaluate_checkpoint(config, FLAGS.workdir, FLAGS.checkpoint)
+  else:
+    from emojax import views
+    views.write_feature_views(config, FLAGS.workdir, FLAGS.checkpoint)
 
 
 def run():

@@ -17,6 +17,7 @@ REGISTRY = {
     "speech.cnn_lstm": "emojax.models.speech:SpeechCNNLSTM",
     "speech.conformer": "emojax.models.speech:Conformer",
     "speech.wav2vec2": "emojax.models.speech:Wav2Vec2Classifier",
+    "text.classifier": "emojax.models.text:TextClassifier",
 }
 
 
