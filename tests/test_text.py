@@ -148,6 +148,24 @@ def test_thresholds_tuned_per_label_and_cross_fitted():
   assert (evaluate.crossfit_predictions(probabilities, labels)[:, :2] == labels[:, :2]).all()
 
 
+def test_coarser_spaces_are_scored_from_28_label_probabilities():
+  from emojax.data.base import Dataset
+  rng = np.random.default_rng(0)
+  labels = (rng.random((200, 28)) < 0.08).astype(np.float32)
+  labels[labels.sum(1) == 0, 27] = 1
+  matrix = np.zeros((28, 3), np.float32)
+  matrix[:10, 0], matrix[10:27, 1], matrix[27, 2] = 1, 1, 1
+  data = Dataset({"labels": labels, "labels_28": labels}, tuple(map(str, range(28))), multi_label=True,
+                 metadata={"groupings": {"coarse": (("a", "b", "n"), matrix)}})
+  # Members of a true group score 0.6 or more, everything else 0.4 or less: only a group score taken from the
+  # best member (not, say, the mean of the members) separates the groups perfectly.
+  logits = np.where(labels > 0, 0.5, -0.5) + rng.uniform(0, 0.3, labels.shape) * np.where(labels > 0, 1, -1)
+  report = evaluate.evaluate_outputs({"logits": logits}, data)
+  assert report["all"]["macro_f1"] == 1.0
+  assert report["coarse_from_28"]["macro_f1"] == 1.0 and report["coarse_from_28"]["class_names"] == ["a", "b", "n"]
+  assert set(report["coarse_from_28"]["thresholds"]) == {"a", "b", "n"}
+
+
 # ------------------------------------------------------------------------------------------------
 # Dynamic padding and length-grouped batches.
 # ------------------------------------------------------------------------------------------------
@@ -232,6 +250,25 @@ def test_short_training_on_real_rows_lowers_the_loss(goemotions_root, tmp_path):
   assert records[-1]["emotion_loss"] < 0.8 * records[0]["emotion_loss"]
   assert records[-1]["sentiment_loss"] < records[0]["sentiment_loss"]
   assert 0 < report["all"]["macro_f1"] <= 1 and set(report["all"]["thresholds"]) == set(report["all"]["class_names"])
-  assert {"threshold_0.5", "crossfit", "ekman_from_predictions", "sentiment_from_predictions",
-          "sentiment_head"} <= set(report)
+  assert {"threshold_0.5", "crossfit", "ekman_from_28", "sentiment_from_28", "sentiment_head"} <= set(report)
   assert (tmp_path / "run" / "eval" / "report.md").is_file()
+
+
+def test_text_classifier_loads_a_deberta_checkpoint_and_freezes_embeddings():
+  from emojax.models import text as text_models
+  folder = str(FIXTURES / "deberta_v2_tiny")
+  model = text_models.TextClassifier(num_classes=5, pretrained=folder, freeze_word_embeddings=True)
+  reference = np.load(FIXTURES / "deberta_v2_tiny" / "reference.npz")
+  batch = {"input_ids": reference["input_ids"], "attention_mask": reference["attention_mask"],
+           "lexicon": np.ones((2, 3), np.float32)}
+  params = model.init(jax.random.key(0), batch)["params"]
+  params = model.load_pretrained(params)
+  outputs = model.apply({"params": params}, batch)
+  assert outputs["logits"].shape == (2, 5) and outputs["sentiment_logits"].shape == (2, 4)
+  assert outputs["embedding"].shape == (2, params["encoder"]["word_embeddings"]["embedding"].shape[1] + 3)
+  # The classifier's encoder is the checkpoint: its mean-pooled states are the reference's.
+  mask = reference["attention_mask"][..., None]
+  pooled = (reference["last_hidden_state"] * mask).sum(1) / mask.sum(1)
+  np.testing.assert_allclose(outputs["embedding"][:, :-3], pooled, atol=1e-4)
+  assert model.frozen_parameters("encoder/word_embeddings/embedding")
+  assert not model.frozen_parameters("encoder/layers_0/query/kernel") and not model.frozen_parameters("emotion_head/kernel")
