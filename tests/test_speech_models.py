@@ -87,8 +87,8 @@ def test_wav2vec2_models_load_weights_and_keep_frozen_parts_fixed(fields):
   batch = _audio_batch()
   variables = model.init({"params": jax.random.key(0)}, batch)
   params = model.load_pretrained(variables["params"])
-  from emojax.models import convert
-  _, pretrained = convert.load_wav2vec2(path)
+  from emojax.models.wav2vec2 import load_wav2vec2
+  _, pretrained = load_wav2vec2(path)
   np.testing.assert_array_equal(params["wav2vec2_features"]["encoder"]["position_conv"]["kernel"],
                                 pretrained["position_conv"]["kernel"])
   config = ml_collections.ConfigDict(dict(optimizer=dict(

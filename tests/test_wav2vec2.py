@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from flax import traverse_util
 
-from emojax.models.convert import load_hf_state_dict, load_wav2vec2, wav2vec2_params_from_hf
-from emojax.models.wav2vec2 import Wav2Vec2Encoder
+from emojax.models.convert import load_hf_state_dict
+from emojax.models.wav2vec2 import Wav2Vec2Encoder, load_wav2vec2, wav2vec2_params_from_hf
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 TOLERANCE = 1e-4

@@ -7,16 +7,13 @@ ported: classifiers here pool the token states themselves (mean or [CLS]).
 """
 
 import dataclasses
-import json
 from pathlib import Path
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
-from flax import traverse_util
 
-from emojax.models.convert import load_hf_state_dict
+from emojax.models import convert
 
 ACTIVATIONS = {"gelu": lambda x: nn.gelu(x, approximate=False), "gelu_new": nn.gelu,
                "gelu_pytorch_tanh": nn.gelu, "relu": nn.relu}
@@ -49,10 +46,7 @@ class BertConfig:
   def from_hf_json(cls, path, **overrides) -> "BertConfig":
     """Reads a Hugging Face `config.json`, refusing what this module would silently get wrong."""
     path = Path(path)
-    if not path.is_file():
-      raise FileNotFoundError(f"No config.json at {path}: a Hugging Face model folder holds config.json beside "
-                              f"its weights; copy the whole folder, not only the weight file.")
-    hf = json.loads(path.read_text())
+    hf = convert.read_hf_config(path, "BERT")
     problems = []
     if hf.get("model_type", "bert") != "bert":
       problems.append(f"model_type={hf['model_type']!r} (this loader reads 'bert' checkpoints)")
@@ -81,7 +75,7 @@ class BertLayer(nn.Module):
     layer_norm = lambda name: nn.LayerNorm(epsilon=c.layer_norm_eps, dtype=jnp.float32, name=name)
     split = lambda y: y.reshape(y.shape[:2] + (heads, head_dim))
     query, key, value = (split(dense(c.hidden_size, n)(x)) for n in ("query", "key", "value"))
-    scores = jnp.einsum("bqhd,bkhd->bhqk", query, key).astype(jnp.float32) / np.sqrt(head_dim) + attention_bias
+    scores = jnp.einsum("bqhd,bkhd->bhqk", query, key).astype(jnp.float32) / head_dim ** 0.5 + attention_bias
     weights = nn.Dropout(c.attention_probs_dropout_prob)(jax.nn.softmax(scores, -1), deterministic=not train)
     context = jnp.einsum("bhqk,bkhd->bqhd", weights.astype(self.dtype), value).reshape(x.shape)
     attended = nn.Dropout(c.hidden_dropout_prob)(dense(c.hidden_size, "attention_output")(context),
@@ -123,50 +117,26 @@ class BertEncoder(nn.Module):
 
 def bert_params_from_hf(state_dict: dict, config: BertConfig) -> dict:
   """The Flax `params` of `BertEncoder(config)` from a HF state dict (BertModel or any BertFor*)."""
-  prefixed = any(name.startswith("bert.") for name in state_dict)
-  backbone = {name.removeprefix("bert."): value for name, value in state_dict.items()
-              if (name.startswith("bert.") or not prefixed) and not name.startswith(_HEAD_PREFIXES)}
-  plan = []  # (flax path, torch name, transpose?)
-
-  def dense(flax_path, torch_module):
-    plan.extend([(flax_path + ("kernel",), f"{torch_module}.weight", True),
-                 (flax_path + ("bias",), f"{torch_module}.bias", False)])
-
-  def norm(flax_path, torch_module):
-    plan.extend([(flax_path + ("scale",), f"{torch_module}.weight", False),
-                 (flax_path + ("bias",), f"{torch_module}.bias", False)])
-
+  plan = convert.ParamPlan()
   for name in ("word_embeddings", "position_embeddings", "token_type_embeddings"):
-    plan.append(((name, "embedding"), f"embeddings.{name}.weight", False))
-  norm(("embeddings_layer_norm",), "embeddings.LayerNorm")
+    plan.table((name,), f"embeddings.{name}")
+  plan.norm(("embeddings_layer_norm",), "embeddings.LayerNorm")
   for index in range(config.num_hidden_layers):
     layer, torch_layer = f"layers_{index}", f"encoder.layer.{index}"
     for name in ("query", "key", "value"):
-      dense((layer, name), f"{torch_layer}.attention.self.{name}")
-    dense((layer, "attention_output"), f"{torch_layer}.attention.output.dense")
-    norm((layer, "attention_layer_norm"), f"{torch_layer}.attention.output.LayerNorm")
-    dense((layer, "intermediate"), f"{torch_layer}.intermediate.dense")
-    dense((layer, "output"), f"{torch_layer}.output.dense")
-    norm((layer, "output_layer_norm"), f"{torch_layer}.output.LayerNorm")
-
-  missing = [torch_name for _, torch_name, _ in plan if torch_name not in backbone]
-  if missing:
-    raise ValueError(f"The checkpoint lacks {len(missing)} parameter(s) this config needs: "
-                     f"{', '.join(missing[:8])}{' ...' if len(missing) > 8 else ''}. "
-                     "Check that config.json belongs to the same model as the weights.")
-  flat = {path: np.asarray(backbone[name], np.float32).T if transpose else np.asarray(backbone[name], np.float32)
-          for path, name, transpose in plan}
+      plan.dense((layer, name), f"{torch_layer}.attention.self.{name}")
+    plan.dense((layer, "attention_output"), f"{torch_layer}.attention.output.dense")
+    plan.norm((layer, "attention_layer_norm"), f"{torch_layer}.attention.output.LayerNorm")
+    plan.dense((layer, "intermediate"), f"{torch_layer}.intermediate.dense")
+    plan.dense((layer, "output"), f"{torch_layer}.output.dense")
+    plan.norm((layer, "output_layer_norm"), f"{torch_layer}.output.LayerNorm")
   ids = jax.ShapeDtypeStruct((1, 4), jnp.int32)
   expected = jax.eval_shape(BertEncoder(config).init, jax.random.key(0), ids, ids)["params"]
-  mismatched = [f"{'/'.join(path)}: checkpoint {flat[path].shape if path in flat else 'nothing'}, config {leaf.shape}"
-                for path, leaf in traverse_util.flatten_dict(expected).items()
-                if path not in flat or flat[path].shape != leaf.shape]
-  if mismatched:
-    raise ValueError(f"Checkpoint shapes disagree with config.json: {'; '.join(mismatched)}.")
-  return traverse_util.unflatten_dict(flat)
+  return plan.build(convert.backbone_of(state_dict, "bert.", _HEAD_PREFIXES), expected)
 
 
 def load_bert(folder) -> tuple[BertConfig, dict]:
   """(config, params) for `BertEncoder` from a Hugging Face BERT folder."""
+  state_dict = convert.load_hf_state_dict(folder)  # first: a missing folder gets the how-to-download error
   config = BertConfig.from_hf_json(Path(folder) / "config.json")
-  return config, bert_params_from_hf(load_hf_state_dict(folder), config)
+  return config, bert_params_from_hf(state_dict, config)

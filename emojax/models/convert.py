@@ -1,8 +1,10 @@
-"""Hugging Face checkpoint folders -> Flax params, without torch.
+"""Hugging Face checkpoint folders -> Flax params, without torch: what every ported encoder shares.
 
 Weights come from `model.safetensors` or, for older hub checkpoints, `pytorch_model.bin`. The latter is a
 pickle, and unpickling runs whatever it names, so it is read with an unpickler that only rebuilds tensors
-and refuses every other global.
+and refuses every other global. Each encoder family (`wav2vec2.py`, `bert.py`, `deberta.py`) describes
+where its Flax parameters come from as a `ParamPlan`; the plan checks that nothing is missing and that
+every shape agrees with the architecture of config.json before any weight is used.
 """
 
 import collections
@@ -11,13 +13,10 @@ import pickle
 import zipfile
 from pathlib import Path
 
-import jax
 import ml_dtypes
 import numpy as np
 from flax import traverse_util
 from safetensors.numpy import load_file
-
-from emojax.models.wav2vec2 import Wav2Vec2Config, Wav2Vec2Encoder
 
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
                 "pytorch_model.bin.index.json")
@@ -25,9 +24,6 @@ _TORCH_DTYPES = {"float32": np.float32, "float": np.float32, "float64": np.float
                  "float16": np.float16, "half": np.float16, "bfloat16": ml_dtypes.bfloat16, "int64": np.int64,
                  "long": np.int64, "int32": np.int32, "int": np.int32, "int16": np.int16, "short": np.int16,
                  "int8": np.int8, "char": np.int8, "uint8": np.uint8, "byte": np.uint8, "bool": np.bool_}
-# Heads of Wav2Vec2For* classes saved without the `wav2vec2.` prefix of their backbone.
-_HEAD_PREFIXES = ("lm_head.", "quantizer.", "project_q.", "project_hid.", "classifier.", "projector.",
-                  "masked_spec_embed")
 
 
 def _rebuild_tensor(storage, offset, size, stride, *unused):
@@ -84,8 +80,8 @@ def _load_torch_pickle(path: Path) -> dict:
 def load_hf_state_dict(folder) -> dict[str, np.ndarray]:
   """Every tensor of a Hugging Face checkpoint folder by its torch name, as numpy arrays."""
   folder = Path(folder)
-  fix = ("Download the model on a machine with hub access (e.g. `hf download facebook/wav2vec2-base "
-         f"--local-dir {folder}`) and copy the whole folder here.")
+  fix = ("Download the model on a machine with hub access (`hf download <model id> --local-dir <folder>`) "
+         "and copy the whole folder here.")
   if not folder.is_dir():
     raise FileNotFoundError(f"No checkpoint folder at {folder}. {fix}")
   path = next((folder / name for name in WEIGHT_FILES if (folder / name).is_file()), None)
@@ -100,74 +96,70 @@ def load_hf_state_dict(folder) -> dict[str, np.ndarray]:
   return state_dict
 
 
-def _position_conv_kernel(backbone: dict, missing: list) -> np.ndarray | None:
-  """The positional conv's effective weight; HF stores it weight-normed with dim=2 (one norm per kernel tap)."""
-  prefix = "encoder.pos_conv_embed.conv."
-  for magnitude, direction in (("weight_g", "weight_v"),
-                               ("parametrizations.weight.original0", "parametrizations.weight.original1")):
-    if prefix + magnitude in backbone and prefix + direction in backbone:
-      g, v = (np.asarray(backbone[prefix + name], np.float32) for name in (magnitude, direction))
-      return g * v / np.sqrt(np.square(v).sum(axis=(0, 1), keepdims=True))
-  if prefix + "weight" in backbone:
-    return np.asarray(backbone[prefix + "weight"], np.float32)
-  missing.append(prefix + "weight_g/weight_v (or parametrizations.weight.original0/original1)")
-  return None
+def read_hf_config(path, family: str) -> dict:
+  """The fields of a Hugging Face `config.json`, or an error that says the folder is incomplete."""
+  path = Path(path)
+  if not path.is_file():
+    raise FileNotFoundError(f"No config.json at {path}: a Hugging Face {family} folder holds config.json beside "
+                            "its weights; copy the whole folder, not only the weight file.")
+  return json.loads(path.read_text())
 
 
-def wav2vec2_params_from_hf(state_dict: dict, config: Wav2Vec2Config) -> dict:
-  """The Flax `params` of `Wav2Vec2Encoder(config)` from a HF state dict (Wav2Vec2Model or any Wav2Vec2For*)."""
-  prefixed = any(name.startswith("wav2vec2.") for name in state_dict)
-  backbone = {name.removeprefix("wav2vec2."): value for name, value in state_dict.items()
-              if (name.startswith("wav2vec2.") or not prefixed) and not name.startswith(_HEAD_PREFIXES)}
-  dense = lambda array: array.T  # torch Linear [out, in] -> Dense [in, out]
-  conv = lambda array: array.transpose(2, 1, 0)  # torch Conv1d [out, in/groups, k] -> Conv [k, in/groups, out]
-  plan = []  # (flax path, torch name, layout)
+def backbone_of(state_dict: dict, prefix: str, head_prefixes: tuple[str, ...] = ()) -> dict:
+  """The backbone's tensors of a base model or of any task model (`<prefix>.` names, heads beside them)."""
+  prefixed = any(name.startswith(prefix) for name in state_dict)
+  return {name.removeprefix(prefix): value for name, value in state_dict.items()
+          if (name.startswith(prefix) or not prefixed) and not name.startswith(head_prefixes)}
 
-  def add(flax_path, torch_module, weight_layout, weight_leaf="kernel", bias=True):
-    plan.append((flax_path + (weight_leaf,), torch_module + ".weight", weight_layout))
+
+def transpose_dense(array):
+  return array.T  # torch Linear [out, in] -> Dense [in, out]
+
+
+def transpose_conv1d(array):
+  return array.transpose(2, 1, 0)  # torch Conv1d [out, in/groups, k] -> Conv [k, in/groups, out]
+
+
+class ParamPlan:
+  """Where each Flax parameter comes from in a torch state dict, and how its layout changes."""
+
+  def __init__(self):
+    self.entries = []  # (flax path, torch name, layout function or None)
+
+  def add(self, flax_path: tuple, torch_module: str, layout=None, leaf: str = "kernel", bias: bool = True):
+    self.entries.append((flax_path + (leaf,), f"{torch_module}.weight", layout))
     if bias:
-      plan.append((flax_path + ("bias",), torch_module + ".bias", None))
+      self.entries.append((flax_path + ("bias",), f"{torch_module}.bias", None))
 
-  norm = lambda flax_path, torch_module: add(flax_path, torch_module, None, weight_leaf="scale")
-  for index in range(len(config.conv_dim)):
-    torch_layer = f"feature_extractor.conv_layers.{index}"
-    add(("feature_encoder", f"conv_{index}"), f"{torch_layer}.conv", conv, bias=config.conv_bias)
-    if config.feat_extract_norm == "layer" or index == 0:
-      norm(("feature_encoder", f"norm_{index}"), f"{torch_layer}.layer_norm")
-  norm(("feature_layer_norm",), "feature_projection.layer_norm")
-  add(("feature_projection",), "feature_projection.projection", dense)
-  plan.append((("position_conv", "bias"), "encoder.pos_conv_embed.conv.bias", None))
-  norm(("encoder_layer_norm",), "encoder.layer_norm")
-  for index in range(config.num_hidden_layers):
-    layer, torch_layer = f"layers_{index}", f"encoder.layers.{index}"
-    for flax_name, torch_name in (("query", "q_proj"), ("key", "k_proj"), ("value", "v_proj"), ("output", "out_proj")):
-      add((layer, "attention", flax_name), f"{torch_layer}.attention.{torch_name}", dense)
-    norm((layer, "attention_layer_norm"), f"{torch_layer}.layer_norm")
-    add((layer, "feed_forward_in"), f"{torch_layer}.feed_forward.intermediate_dense", dense)
-    add((layer, "feed_forward_out"), f"{torch_layer}.feed_forward.output_dense", dense)
-    norm((layer, "feed_forward_layer_norm"), f"{torch_layer}.final_layer_norm")
+  def dense(self, flax_path: tuple, torch_module: str, bias: bool = True):
+    self.add(flax_path, torch_module, transpose_dense, bias=bias)
 
-  missing = [torch_name for _, torch_name, _ in plan if torch_name not in backbone]
-  position_kernel = _position_conv_kernel(backbone, missing)
-  if missing:
-    raise ValueError(f"The checkpoint lacks {len(missing)} parameter(s) this config needs: {', '.join(missing)}. "
-                     f"Check that config.json belongs to the same model as the weights.")
-  flat = {path: (layout or (lambda array: array))(np.asarray(backbone[torch_name], np.float32))
-          for path, torch_name, layout in plan}
-  flat[("position_conv", "kernel")] = conv(position_kernel)
+  def norm(self, flax_path: tuple, torch_module: str):
+    self.add(flax_path, torch_module, None, leaf="scale")
 
-  audio = jax.ShapeDtypeStruct((1, config.receptive_field), np.float32)
-  expected = jax.eval_shape(Wav2Vec2Encoder(config).init, jax.random.key(0), audio)["params"]
-  mismatched = [f"{'/'.join(path)}: checkpoint {flat[path].shape if path in flat else 'nothing'}, "
-                f"config {leaf.shape}" for path, leaf in traverse_util.flatten_dict(expected).items()
-                if path not in flat or flat[path].shape != leaf.shape]
-  if mismatched:
-    raise ValueError(f"Checkpoint shapes disagree with config.json: {'; '.join(mismatched)}.")
-  return traverse_util.unflatten_dict(flat)
+  def table(self, flax_path: tuple, torch_module: str):
+    self.add(flax_path, torch_module, None, leaf="embedding", bias=False)
 
+  def build(self, backbone: dict, expected_params, extra: dict | None = None, missing: list | None = None) -> dict:
+    """Flax params from `backbone`, checked against `expected_params` (the `jax.eval_shape` of init).
 
-def load_wav2vec2(folder) -> tuple[Wav2Vec2Config, dict]:
-  """(config, params) for `Wav2Vec2Encoder` from a Hugging Face wav2vec 2.0 folder."""
-  state_dict = load_hf_state_dict(folder)
-  config = Wav2Vec2Config.from_hf_json(Path(folder) / "config.json")
-  return config, wav2vec2_params_from_hf(state_dict, config)
+    `extra` holds parameters a family computes itself (e.g. a weight-normed conv), `missing` the torch names
+    it already found absent.
+    """
+    missing = list(missing or []) + [name for _, name, _ in self.entries if name not in backbone]
+    if missing:
+      raise ValueError(f"The checkpoint lacks {len(missing)} parameter(s) this config needs: "
+                       f"{', '.join(missing[:12])}{' ...' if len(missing) > 12 else ''}. "
+                       "Check that config.json belongs to the same model as the weights.")
+    flat = {path: (layout or (lambda array: array))(np.asarray(backbone[name], np.float32))
+            for path, name, layout in self.entries}
+    flat.update(extra or {})
+    torch_names = {path: name for path, name, _ in self.entries}
+    mismatched = [f"{torch_names.get(path, 'nothing')} -> {'/'.join(path)}: checkpoint "
+                  f"{flat[path].shape if path in flat else 'nothing'}, config {leaf.shape}"
+                  for path, leaf in traverse_util.flatten_dict(expected_params).items()
+                  if path not in flat or flat[path].shape != leaf.shape]
+    if mismatched:
+      raise ValueError(f"Checkpoint shapes disagree with config.json: {'; '.join(mismatched)}. Check that "
+                       "config.json belongs to the same model as the weights.")
+    return traverse_util.unflatten_dict(flat)

@@ -24,7 +24,6 @@ embeddings`, `embeddings.embed_proj` -> `embedding_projection`, `embeddings.Laye
 
 import dataclasses
 import functools
-import json
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +31,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import traverse_util
 
-from emojax.models.convert import load_hf_state_dict
+from emojax.models import convert
 from emojax.models.wav2vec2 import ACTIVATIONS as _WAV2VEC2_ACTIVATIONS
 
 # HF's "gelu" is the exact erf form; "gelu_new" and "gelu_pytorch_tanh" are the tanh approximation.
@@ -116,10 +114,7 @@ class DebertaV2Config:
   def from_hf_json(cls, path) -> "DebertaV2Config":
     """Reads a Hugging Face `config.json`, refusing architectures this module would silently get wrong."""
     path = Path(path)
-    if not path.is_file():
-      raise FileNotFoundError(f"No config.json at {path}: a Hugging Face DeBERTa-v2 folder holds config.json "
-                              f"beside its weights; copy the whole folder, not only the weight file.")
-    hf = json.loads(path.read_text())
+    hf = convert.read_hf_config(path, "DeBERTa-v2")
     problems = []
     if hf.get("model_type", "deberta-v2") != "deberta-v2":
       problems.append(f"model_type={hf['model_type']!r} (this loader reads 'deberta-v2' checkpoints, which "
@@ -328,34 +323,23 @@ def deberta_v2_params_from_hf(state_dict: dict, config: DebertaV2Config) -> dict
   Names may carry the `deberta.` prefix of the task models; heads beside it (lm_predictions, pooler,
   classifier, ...) and tensors this config does not use are ignored.
   """
-  prefixed = any(name.startswith("deberta.") for name in state_dict)
-  backbone = {name.removeprefix("deberta."): value for name, value in state_dict.items()
-              if name.startswith("deberta.") or not prefixed}
-  dense = lambda array: array.T  # torch Linear [out, in] -> Dense [in, out]
-  conv = lambda array: array.transpose(2, 1, 0)  # torch Conv1d [out, in/groups, k] -> Conv [k, in/groups, out]
-  plan = []  # (flax path, torch name, layout)
-
-  def add(flax_path, torch_module, weight_layout, weight_leaf="kernel", bias=True):
-    plan.append((flax_path + (weight_leaf,), torch_module + ".weight", weight_layout))
-    if bias:
-      plan.append((flax_path + ("bias",), torch_module + ".bias", None))
-
-  norm = lambda flax_path, torch_module: add(flax_path, torch_module, None, weight_leaf="scale")
-  table = lambda flax_path, torch_module: add(flax_path, torch_module, None, weight_leaf="embedding", bias=False)
+  backbone = convert.backbone_of(state_dict, "deberta.")
+  plan = convert.ParamPlan()
+  table, norm, dense = plan.table, plan.norm, plan.dense
   table(("word_embeddings",), "embeddings.word_embeddings")
   if config.position_biased_input:
     table(("position_embeddings",), "embeddings.position_embeddings")
   if config.type_vocab_size > 0:
     table(("token_type_embeddings",), "embeddings.token_type_embeddings")
   if (config.embedding_size or config.hidden_size) != config.hidden_size:
-    add(("embedding_projection",), "embeddings.embed_proj", dense, bias=False)
+    dense(("embedding_projection",), "embeddings.embed_proj", bias=False)
   norm(("embedding_layer_norm",), "embeddings.LayerNorm")
   if config.relative_attention:
     table(("relative_position_embeddings",), "encoder.rel_embeddings")
     if "layer_norm" in config.norm_rel_ebd.lower():
       norm(("relative_position_layer_norm",), "encoder.LayerNorm")
   if config.conv_kernel_size:
-    add(("convolution",), "encoder.conv.conv", conv)
+    plan.add(("convolution",), "encoder.conv.conv", convert.transpose_conv1d)
     norm(("convolution_layer_norm",), "encoder.conv.LayerNorm")
   attention_projections = [("query", "query_proj"), ("key", "key_proj"), ("value", "value_proj")]
   if config.relative_attention and not config.share_att_key:
@@ -365,35 +349,20 @@ def deberta_v2_params_from_hf(state_dict: dict, config: DebertaV2Config) -> dict
   for index in range(config.num_hidden_layers):
     layer, torch_layer = f"layers_{index}", f"encoder.layer.{index}"
     for flax_name, torch_name in attention_projections:
-      add((layer, "attention", flax_name), f"{torch_layer}.attention.self.{torch_name}", dense)
-    add((layer, "attention_output"), f"{torch_layer}.attention.output.dense", dense)
+      dense((layer, "attention", flax_name), f"{torch_layer}.attention.self.{torch_name}")
+    dense((layer, "attention_output"), f"{torch_layer}.attention.output.dense")
     norm((layer, "attention_layer_norm"), f"{torch_layer}.attention.output.LayerNorm")
-    add((layer, "feed_forward_in"), f"{torch_layer}.intermediate.dense", dense)
-    add((layer, "feed_forward_out"), f"{torch_layer}.output.dense", dense)
+    dense((layer, "feed_forward_in"), f"{torch_layer}.intermediate.dense")
+    dense((layer, "feed_forward_out"), f"{torch_layer}.output.dense")
     norm((layer, "feed_forward_layer_norm"), f"{torch_layer}.output.LayerNorm")
-
-  missing = [torch_name for _, torch_name, _ in plan if torch_name not in backbone]
-  if missing:
-    raise ValueError(f"The checkpoint lacks {len(missing)} parameter(s) this config needs: {', '.join(missing)}. "
-                     f"Check that config.json belongs to the same model as the weights.")
-  flat = {path: (layout or (lambda array: array))(np.asarray(backbone[torch_name], np.float32))
-          for path, torch_name, layout in plan}
 
   tokens = jax.ShapeDtypeStruct((1, 1), np.int32)
   expected = jax.eval_shape(DebertaV2Encoder(config).init, jax.random.key(0), tokens, tokens)["params"]
-  torch_names = {path: torch_name for path, torch_name, _ in plan}
-  mismatched = [f"{torch_names.get(path, 'nothing')} -> {'/'.join(path)}: checkpoint "
-                f"{flat[path].shape if path in flat else 'nothing'}, config {leaf.shape}"
-                for path, leaf in traverse_util.flatten_dict(expected).items()
-                if path not in flat or flat[path].shape != leaf.shape]
-  if mismatched:
-    raise ValueError(f"Checkpoint shapes disagree with config.json: {'; '.join(mismatched)}. Check that "
-                     f"config.json belongs to the same model as the weights.")
-  return traverse_util.unflatten_dict(flat)
+  return plan.build(backbone, expected)
 
 
 def load_deberta_v2(folder) -> tuple[DebertaV2Config, dict]:
   """(config, params) for `DebertaV2Encoder` from a Hugging Face DeBERTa-v2/v3 folder."""
-  state_dict = load_hf_state_dict(folder)
+  state_dict = convert.load_hf_state_dict(folder)  # first: a missing folder gets the how-to-download error
   config = DebertaV2Config.from_hf_json(Path(folder) / "config.json")
   return config, deberta_v2_params_from_hf(state_dict, config)

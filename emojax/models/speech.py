@@ -209,8 +209,7 @@ def with_pretrained_wav2vec2(model, params: dict) -> dict:
   if not model.wav2vec2_path:
     logging.warning("No config.model.wav2vec2_path: the wav2vec 2.0 encoder starts from random weights.")
     return params
-  from emojax.models import convert
-  _, pretrained = convert.load_wav2vec2(model.wav2vec2_path)
+  _, pretrained = wav2vec2_lib.load_wav2vec2(model.wav2vec2_path)
   outer, inner = ENCODER_PATH
   params = {**params, outer: {**params[outer], inner: pretrained}}
   logging.info("Loaded wav2vec 2.0 weights from %s (%d parameters).", model.wav2vec2_path,

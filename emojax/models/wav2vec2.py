@@ -1,7 +1,7 @@
 """wav2vec 2.0 (Baevski et al. 2020) as a Flax linen encoder that runs Hugging Face checkpoints.
 
 The module reproduces transformers' `Wav2Vec2Model` operation for operation, so that weights converted by
-`emojax.models.convert.load_wav2vec2` give the same hidden states (tests/test_wav2vec2.py checks this against
+`load_wav2vec2` give the same hidden states (tests/test_wav2vec2.py checks this against
 outputs saved from transformers, to 1e-4). That is why some choices look odd: the GroupNorm of the first conv
 also normalises over padded audio, the positional convolution drops its last frame for even kernels, and the
 layer norms of the conv stack use a fixed epsilon of 1e-5. Not reproduced: SpecAugment masking, LayerDrop and
@@ -17,13 +17,15 @@ Parameter names, HF -> here: `feature_extractor.conv_layers.{i}.{conv,layer_norm
 
 import dataclasses
 import functools
-import json
 from pathlib import Path
 from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
+
+from emojax.models import convert
 
 # HF's "gelu" is the exact erf form, not the tanh approximation Flax uses by default.
 ACTIVATIONS = {"gelu": functools.partial(nn.gelu, approximate=False), "relu": nn.relu}
@@ -76,10 +78,7 @@ class Wav2Vec2Config:
   def from_hf_json(cls, path) -> "Wav2Vec2Config":
     """Reads a Hugging Face `config.json`, refusing architectures this module would silently get wrong."""
     path = Path(path)
-    if not path.is_file():
-      raise FileNotFoundError(f"No config.json at {path}: a Hugging Face wav2vec 2.0 folder holds config.json "
-                              f"beside its weights; copy the whole folder, not only the weight file.")
-    hf = json.loads(path.read_text())
+    hf = convert.read_hf_config(path, "wav2vec 2.0")
     problems = []
     if hf.get("model_type", "wav2vec2") != "wav2vec2":
       problems.append(f"model_type={hf['model_type']!r} (only 'wav2vec2' checkpoints are supported)")
@@ -276,3 +275,62 @@ def is_frozen_parameter(path: str, config: Wav2Vec2Config, freeze_feature_encode
   if top == "encoder_layer_norm" and config.do_stable_layer_norm:
     return False  # the pre-LN variant's final norm sits after the last layer
   return num_frozen_layers > 0  # feature projection, positional convolution, post-LN encoder norm
+
+
+# ----------------------------------------------------------------------------------------------
+# Hugging Face checkpoints.
+# ----------------------------------------------------------------------------------------------
+# Heads of Wav2Vec2For* classes saved without the `wav2vec2.` prefix of their backbone.
+_HEAD_PREFIXES = ("lm_head.", "quantizer.", "project_q.", "project_hid.", "classifier.", "projector.",
+                  "masked_spec_embed")
+
+
+def _position_conv_kernel(backbone: dict, missing: list) -> np.ndarray | None:
+  """The positional conv's effective weight; HF stores it weight-normed with dim=2 (one norm per kernel tap)."""
+  prefix = "encoder.pos_conv_embed.conv."
+  for magnitude, direction in (("weight_g", "weight_v"),
+                               ("parametrizations.weight.original0", "parametrizations.weight.original1")):
+    if prefix + magnitude in backbone and prefix + direction in backbone:
+      g, v = (np.asarray(backbone[prefix + name], np.float32) for name in (magnitude, direction))
+      return g * v / np.sqrt(np.square(v).sum(axis=(0, 1), keepdims=True))
+  if prefix + "weight" in backbone:
+    return np.asarray(backbone[prefix + "weight"], np.float32)
+  missing.append(prefix + "weight_g/weight_v (or parametrizations.weight.original0/original1)")
+  return None
+
+
+def wav2vec2_params_from_hf(state_dict: dict, config: Wav2Vec2Config) -> dict:
+  """The Flax `params` of `Wav2Vec2Encoder(config)` from a HF state dict (Wav2Vec2Model or any Wav2Vec2For*)."""
+  backbone = convert.backbone_of(state_dict, "wav2vec2.", _HEAD_PREFIXES)
+  plan = convert.ParamPlan()
+  for index in range(len(config.conv_dim)):
+    torch_layer = f"feature_extractor.conv_layers.{index}"
+    plan.add(("feature_encoder", f"conv_{index}"), f"{torch_layer}.conv", convert.transpose_conv1d,
+             bias=config.conv_bias)
+    if config.feat_extract_norm == "layer" or index == 0:
+      plan.norm(("feature_encoder", f"norm_{index}"), f"{torch_layer}.layer_norm")
+  plan.norm(("feature_layer_norm",), "feature_projection.layer_norm")
+  plan.dense(("feature_projection",), "feature_projection.projection")
+  plan.entries.append((("position_conv", "bias"), "encoder.pos_conv_embed.conv.bias", None))
+  plan.norm(("encoder_layer_norm",), "encoder.layer_norm")
+  for index in range(config.num_hidden_layers):
+    layer, torch_layer = f"layers_{index}", f"encoder.layers.{index}"
+    for flax_name, torch_name in (("query", "q_proj"), ("key", "k_proj"), ("value", "v_proj"), ("output", "out_proj")):
+      plan.dense((layer, "attention", flax_name), f"{torch_layer}.attention.{torch_name}")
+    plan.norm((layer, "attention_layer_norm"), f"{torch_layer}.layer_norm")
+    plan.dense((layer, "feed_forward_in"), f"{torch_layer}.feed_forward.intermediate_dense")
+    plan.dense((layer, "feed_forward_out"), f"{torch_layer}.feed_forward.output_dense")
+    plan.norm((layer, "feed_forward_layer_norm"), f"{torch_layer}.final_layer_norm")
+  missing = []
+  position_kernel = _position_conv_kernel(backbone, missing)
+  extra = {} if position_kernel is None else {("position_conv", "kernel"): convert.transpose_conv1d(position_kernel)}
+  audio = jax.ShapeDtypeStruct((1, config.receptive_field), np.float32)
+  expected = jax.eval_shape(Wav2Vec2Encoder(config).init, jax.random.key(0), audio)["params"]
+  return plan.build(backbone, expected, extra=extra, missing=missing)
+
+
+def load_wav2vec2(folder) -> tuple[Wav2Vec2Config, dict]:
+  """(config, params) for `Wav2Vec2Encoder` from a Hugging Face wav2vec 2.0 folder."""
+  state_dict = convert.load_hf_state_dict(folder)  # first: a missing folder gets the how-to-download error
+  config = Wav2Vec2Config.from_hf_json(Path(folder) / "config.json")
+  return config, wav2vec2_params_from_hf(state_dict, config)
