@@ -18,6 +18,10 @@ REGISTRY = {
     "speech.conformer": "emojax.models.speech:Conformer",
     "speech.wav2vec2": "emojax.models.speech:Wav2Vec2Classifier",
     "text.classifier": "emojax.models.text:TextClassifier",
+    "fusion.gat": "emojax.models.fusion:GATFusion",
+    "fusion.concat": "emojax.models.fusion:ConcatFusion",
+    "fusion.confidence_weighted": "emojax.models.fusion:ConfidenceWeightedFusion",
+    "fusion.mean": "emojax.models.fusion:MeanEnsemble",
 }
 
 
