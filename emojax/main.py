@@ -1,4 +1,4 @@
-"""Entry point: python -m emojax.main --config configs/face_cnn.py:data=fer2013 --workdir runs/x [--mode=train|eval|views]"""
+"""Entry point: python -m emojax.main --config configs/face_cnn.py:data=fer2013 --workdir runs/x [--mode=train|eval|views|export]"""
 
 import logging as std_logging
 
@@ -10,9 +10,10 @@ from emojax import sharding, train
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Config file, optionally with :args.", lock_config=True)
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics, plots and reports.")
-flags.DEFINE_enum("mode", "train", ["train", "eval", "views"],
-                  "train (resumes if workdir has checkpoints), eval, or views (PCA / t-SNE of embeddings).")
-flags.DEFINE_enum("checkpoint", "best", ["best", "latest"], "Which checkpoint --mode=eval|views restores.")
+flags.DEFINE_enum("mode", "train", ["train", "eval", "views", "export"],
+                  "train (resumes if workdir has checkpoints), eval, views (PCA / t-SNE of embeddings) or export "
+                  "(per-example embeddings and logits of the train and eval splits, for fusion).")
+flags.DEFINE_enum("checkpoint", "best", ["best", "latest"], "Which checkpoint --mode=eval|views|export restores.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -33,9 +34,12 @@ def main(argv):
     train.train_and_evaluate(config, FLAGS.workdir)
   elif FLAGS.mode == "eval":
     train.evaluate_checkpoint(config, FLAGS.workdir, FLAGS.checkpoint)
-  else:
+  elif FLAGS.mode == "views":
     from emojax import views
     views.write_feature_views(config, FLAGS.workdir, FLAGS.checkpoint)
+  else:
+    from emojax import export
+    export.export_outputs(config, FLAGS.workdir, FLAGS.checkpoint)
 
 
 def run():

@@ -252,6 +252,11 @@ def test_short_training_on_real_rows_lowers_the_loss(goemotions_root, tmp_path):
   assert 0 < report["all"]["macro_f1"] <= 1 and set(report["all"]["thresholds"]) == set(report["all"]["class_names"])
   assert {"threshold_0.5", "crossfit", "ekman_from_28", "sentiment_from_28", "sentiment_head"} <= set(report)
   assert (tmp_path / "run" / "eval" / "report.md").is_file()
+  # Export for fusion: per-row embeddings (pooled encoder output + the 15 lexicon features) and logits.
+  from emojax.export import export_outputs
+  exported = np.load(export_outputs(config, tmp_path / "run", splits=("validation",)) / "validation.npz")
+  assert exported["embedding"].shape == (256, 64 + len(text.LEXICON_FEATURES))
+  assert exported["logits"].shape == exported["labels"].shape == (256, 28) and len(exported["id"]) == 256
 
 
 def test_text_classifier_loads_a_deberta_checkpoint_and_freezes_embeddings():
