@@ -11,7 +11,6 @@ import logging
 import time
 from pathlib import Path
 
-import flax
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -61,7 +60,7 @@ def make_optimizer(config: ml_collections.ConfigDict, total_steps: int, steps_pe
 def init_state(model, tx, example_batch: dict, seed: int) -> dict:
   variables = model.init({"params": jax.random.key(seed), "dropout": jax.random.key(seed + 1)},
                          example_batch, train=False)
-  params = variables["params"]
+  params = variables.get("params", {})  # a parameter-free model (MeanEnsemble) trains nothing
   return {"step": jnp.zeros((), jnp.int32), "params": params,
           "batch_stats": variables.get("batch_stats", {}), "opt_state": tx.init(params)}
 

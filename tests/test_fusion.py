@@ -9,6 +9,12 @@ import pytest
 from emojax.models import fusion
 
 MODALITIES = ("face", "speech", "text")
+
+
+@pytest.fixture(scope="module")
+def goemotions_mapping():
+  from tests.conftest import _shared_dataset
+  return _shared_dataset("goemotions") / "ekman_mapping.json"
 DIMS = {"face": 12, "speech": 10, "text": 16}
 
 
@@ -115,3 +121,73 @@ def test_confidence_weighting_against_a_hand_computation():
   assert set(params["params"]) == {"log_temperature", "scale", "bias"}
   with pytest.raises(ValueError, match="confidence='vibes'"):
     fusion.ConfidenceWeightedFusion(4, MODALITIES, confidence="vibes").init(jax.random.key(0), batch)
+
+
+# ------------------------------------------------------------------------------------------------
+# Label-matched tuples and modality dropout.
+# ------------------------------------------------------------------------------------------------
+def test_label_matched_tuples_pair_equal_labels_and_use_every_row():
+  from emojax.data import multimodal
+  rng = np.random.default_rng(0)
+  labels = {"face": rng.integers(7, size=300), "speech": rng.integers(6, size=40), "text": rng.integers(-1, 7, size=90)}
+  index, tuple_labels = multimodal.label_matched_indices(labels, seed=3)
+  for m, rows in index.items():
+    real = rows >= 0
+    np.testing.assert_array_equal(labels[m][rows[real]], tuple_labels[real])  # every pair shares its label
+    assert set(rows[real]) == set(np.flatnonzero(labels[m] >= 0))             # every usable row is used
+  assert (index["speech"][tuple_labels == 6] == -1).all()                       # no speech row of class 6: absent
+  assert len(tuple_labels) == sum(max((labels[m] == k).sum() for m in labels) for k in range(7))
+  again, _ = multimodal.label_matched_indices(labels, seed=3)
+  assert all((again[m] == index[m]).all() for m in index)
+  capped, capped_labels = multimodal.label_matched_indices(labels, seed=3, max_per_class=5)
+  assert len(capped_labels) == 35
+
+
+def test_tuples_from_exports_keep_splits_apart_and_map_goemotions(tmp_path, goemotions_mapping):
+  from configs.fusion import get_config
+  from emojax.data import labels as labels_lib, load_split, multimodal
+  rng = np.random.default_rng(1)
+  emotions = [line.strip() for line in (goemotions_mapping.parent / "emotions.txt").read_text().splitlines()]
+  for split, n in (("train", 60), ("validation", 30)):
+    for m, dim in (("face", 8), ("speech", 6)):
+      (tmp_path / m).mkdir(exist_ok=True)
+      np.savez(tmp_path / m / f"{split}.npz", label=rng.integers(7, size=n), logits=rng.standard_normal((n, 7)),
+               embedding=rng.standard_normal((n, dim)), class_names=np.array(labels_lib.EKMAN7), id=np.arange(n))
+    labels_28 = np.zeros((n, 28))
+    labels_28[np.arange(n), rng.integers(28, size=n)] = 1
+    labels_28[0, [emotions.index("joy"), emotions.index("anger")]] = 1  # two Ekman groups: not single-label
+    (tmp_path / "text").mkdir(exist_ok=True)
+    np.savez(tmp_path / "text" / f"{split}.npz", labels=labels_28, labels_28=labels_28,
+             logits=rng.standard_normal((n, 28)), embedding=rng.standard_normal((n, 5)),
+             class_names=np.array(emotions), id=np.arange(n))
+  config = get_config("data=exports")
+  for m in ("face", "speech", "text"):
+    config.data.sources[m] = str(tmp_path / m)
+  config.data.ekman_mapping = str(goemotions_mapping)
+  config.data.max_per_class_train = 0
+  train, validation = load_split(config.data, "train"), load_split(config.data, "validation")
+  text_view = multimodal.ekman_view(dict(np.load(tmp_path / "text" / "train.npz")), str(goemotions_mapping))
+  assert text_view[0][0] == -1 and text_view[1].shape == (60, 7)
+  np.testing.assert_allclose(np.exp(text_view[1]).sum(1), 1, rtol=1e-5)
+  assert train.arrays["face_row"].max() < 60 and validation.arrays["face_row"].max() < 30
+  assert train.arrays["present"].shape == (len(train), 3) and set(train.model_inputs) >= {"present", "text_logits"}
+  config.data.sources.face = str(tmp_path / "nowhere")
+  with pytest.raises(FileNotFoundError, match="--mode=export"):
+    load_split(config.data, "train")
+
+
+def test_modality_dropout_keeps_one_modality():
+  from emojax.data import pipeline
+  rng = np.random.default_rng(0)
+  for _ in range(200):
+    out = pipeline.drop_modalities({"present": np.array([1.0, 0.0, 1.0])}, rng, rate=0.9)
+    assert out["present"].sum() >= 1 and out["present"][1] == 0
+
+
+def test_fusion_trains_on_the_synthetic_modalities(tmp_path):
+  from configs.fusion import get_config
+  from emojax import train
+  config = get_config("method=gat,runlocal")
+  config.train.tensorboard = False
+  report = train.train_and_evaluate(config, tmp_path / "run")
+  assert report["all"]["accuracy"] > 0.3  # chance is 1/7

@@ -18,8 +18,15 @@ def load_split(config: ml_collections.ConfigDict, split: str) -> Dataset:
   if config.name in SPEECH_CORPORA:
     from emojax.data import speech
     return speech.load(config, split)
+  if config.name == "multimodal":
+    from emojax.data import multimodal
+    return multimodal.load(config, split)
+  if config.name == "multimodal_synthetic":
+    from emojax.data import multimodal
+    size = config.num_train_examples if split == "train" else config.num_eval_examples
+    return multimodal.synthetic(split, size, seed=config.seed)
   if config.name == "goemotions":
     from emojax.data import goemotions
     return goemotions.load_tokenized(config, split)
   raise ValueError(f"config.data.name={config.name!r} is not a known dataset; use 'fer2013', 'synthetic', "
-                   "'ravdess', 'tess', 'crema_d' or 'goemotions'.")
+                   "'ravdess', 'tess', 'crema_d', 'goemotions', 'multimodal' or 'multimodal_synthetic'.")

@@ -35,11 +35,24 @@ def make_augmenter(data_config: ml_collections.ConfigDict):
   config = data_config.augment
   if not config.enabled:
     return None
+  if data_config.name.startswith("multimodal"):
+    return functools.partial(drop_modalities, rate=config.modality_dropout)
   if data_config.name in SPEECH_CORPORA:
     augment_lib.validate_speech(config)
     return functools.partial(augment_lib.augment_speech, data_config=data_config)
   augment_lib.validate(config)
   return lambda ex, rng: {**ex, "image": augment_lib.augment_image(decode(ex, ("image",))["image"], rng, config)}
+
+
+def drop_modalities(example: dict, rng: np.random.Generator, rate: float) -> dict:
+  """Training-time modality dropout: each present modality is hidden with probability `rate`, one always kept."""
+  if not 0 <= rate < 1:
+    raise ValueError(f"config.data.augment.modality_dropout={rate} must be in [0, 1).")
+  present = np.asarray(example["present"], np.float32)
+  kept = present * (rng.random(present.shape) >= rate)
+  if kept.sum() == 0:
+    kept[rng.choice(np.flatnonzero(present))] = 1.0
+  return {**example, "present": kept}
 
 
 def per_process_batch_size(global_batch_size: int) -> int:

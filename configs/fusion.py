@@ -1,0 +1,75 @@
+"""Fusion of face, speech and text encoders in Ekman-7 (see emojax/data/multimodal.py for the protocol).
+
+  --config configs/fusion.py                                  GATFusion, full graph, on the synthetic modalities
+  --config configs/fusion.py:method=concat                    the DNN fusion baseline (also: confidence, mean)
+  --config configs/fusion.py:graph=star:text                  star around text (also: full, chain, self, edges:a-b,b>c)
+  --config configs/fusion.py:data=exports --config.data.sources.face=runs/fer/export ...   real encoders' exports
+  --config.data.augment.modality_dropout=0.3  --config.model.feature_weighting=adaptive
+"""
+
+import ml_collections
+
+from emojax.config_utils import add_parallelism, data_dir, parse_arg
+
+METHODS = {"gat": "fusion.gat", "concat": "fusion.concat", "confidence": "fusion.confidence_weighted",
+           "mean": "fusion.mean"}
+
+
+def get_config(arg=None):
+  arg = parse_arg(arg, method="gat", graph="full", data="synthetic", runlocal=False)
+  if arg["method"] not in METHODS:
+    raise ValueError(f"method={arg['method']!r}; choose one of {sorted(METHODS)}.")
+  if arg["data"] not in ("synthetic", "exports"):
+    raise ValueError(f"data={arg['data']!r}; choose 'synthetic' or 'exports'.")
+  config = ml_collections.ConfigDict()
+  config.seed = 0
+
+  config.data = ml_collections.ConfigDict()
+  config.data.name = "multimodal_synthetic" if arg["data"] == "synthetic" else "multimodal"
+  config.data.eval_split = "validation"
+  config.data.num_train_examples = 4000   # synthetic only
+  config.data.num_eval_examples = 1000    # synthetic only
+  config.data.seed = 0                    # tuple pairing (exports) or the draw (synthetic)
+  # exports: each modality's `--mode=export` folder; a modality left out is absent from every example.
+  config.data.sources = ml_collections.ConfigDict(dict(face="", speech="", text=""))
+  config.data.ekman_mapping = data_dir("goemotions", "ekman_mapping.json")  # for a 28-label text export
+  config.data.max_per_class_train = 2000  # tuples per class (0: as many as the largest modality has)
+  config.data.max_per_class_eval = 0
+  config.data.aligned = False             # rows of the exports are the same moments: no pairing
+  config.data.read_threads = 2
+  config.data.prefetch = 4
+  config.data.worker_count = 0
+  config.data.augment = ml_collections.ConfigDict(dict(enabled=True, modality_dropout=0.2))
+
+  config.model = ml_collections.ConfigDict()
+  config.model.name = METHODS[arg["method"]]
+  config.model.modalities = ("face", "speech", "text")
+  if arg["method"] == "gat":
+    config.model.graph = arg["graph"]
+    config.model.num_heads = 4
+    config.model.num_layers = 2
+  if arg["method"] in ("gat", "concat"):
+    config.model.features = 128
+    config.model.feature_weighting = "none"  # or "gate", "adaptive"
+    config.model.dropout = 0.1 if arg["method"] == "gat" else 0.3
+  if arg["method"] == "confidence":
+    config.model.confidence = "learned"      # or "entropy", "max_probability", "heads"
+
+  config.optimizer = ml_collections.ConfigDict(dict(
+      name="adamw", learning_rate=1e-3, b1=0.9, b2=0.999, momentum=0.9, weight_decay=1e-2, warmup_epochs=1.0,
+      final_lr_fraction=0.01, grad_clip_norm=1.0))
+  config.train = ml_collections.ConfigDict(dict(
+      batch_size=128, num_epochs=20.0, num_steps=0, label_smoothing=0.0, confidence_weight=0.0,
+      log_every_steps=50, eval_every_steps=0, early_stopping_patience=0, tensorboard=True))
+  config.eval = ml_collections.ConfigDict(dict(batch_size=256))
+  config.checkpoint = ml_collections.ConfigDict(dict(
+      every_steps=1000, max_to_keep=2, best_metric="balanced_accuracy", best_mode="max", async_save=True))
+  add_parallelism(config)
+
+  if arg["runlocal"]:
+    config.data.num_train_examples = 512
+    config.data.num_eval_examples = 256
+    config.train.num_steps = 20
+    config.train.log_every_steps = 5
+    config.checkpoint.every_steps = 10
+  return config
