@@ -1,11 +1,20 @@
-"""Collects finished workdirs into one Markdown table (figures come from each run's eval/report.json).
+"""Collects finished workdirs into one table (figures come from each run's eval/report.json).
 
   python -m emojax.results runs/fer_deep_cnn runs/fer_hog_logreg
+  python -m emojax.results runs/fusion_ablation/* --csv runs/fusion_ablation/results.csv \
+      --plot runs/fusion_ablation/results.png
+
+Prints Markdown; `--csv` also writes every column as CSV; `--plot` draws balanced accuracy per run,
+runs that differ only in `seed=` averaged into one bar with the spread over seeds as its error bar.
 """
 
+import argparse
+import csv
 import json
-import sys
+import re
 from pathlib import Path
+
+import numpy as np
 
 from emojax.metric_writer import read_metrics
 
@@ -25,6 +34,8 @@ def row(workdir: Path) -> dict:
       "model": report.get("model", "?"),
       "classes": len(report["all"].get("class_names", [])) or "",
       "width": str(config.get("model", {}).get("width", "")),
+      **({"graph": config["model"]["graph"]} if "graph" in config.get("model", {}) else {}),
+      **({"seed": config["seed"]} if "seed" in config else {}),
       "epochs": report.get("epochs", ""),
       "wall_hours": f"{hours:.2f}" if hours is not None else "",
       "accuracy": report["all"]["accuracy"],
@@ -53,11 +64,47 @@ def markdown(rows: list[dict]) -> str:
   return "\n".join(lines)
 
 
-def main(argv: list[str]) -> None:
-  if not argv:
-    sys.exit(__doc__)
-  print(markdown([row(Path(w)) for w in argv]))
+def write_csv(rows: list[dict], path: Path) -> None:
+  columns = list(dict.fromkeys(k for r in rows for k in r))
+  with open(path, "w", newline="") as f:
+    writer = csv.DictWriter(f, columns)
+    writer.writeheader()
+    writer.writerows(rows)
+
+
+def plot(rows: list[dict], path: Path, metric: str = "balanced_accuracy") -> None:
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  groups: dict[str, list[float]] = {}
+  for r in rows:
+    groups.setdefault(re.sub(r"_*seed=\d+", "", r["run"]) or r["run"], []).append(r[metric])
+  names = list(groups)
+  means = [float(np.mean(groups[n])) for n in names]
+  spreads = [float(np.std(groups[n])) for n in names]
+  fig, ax = plt.subplots(figsize=(max(6, 0.55 * len(names) + 2), 4.5))
+  ax.bar(range(len(names)), means, yerr=spreads, capsize=3, color="tab:blue", alpha=0.8)
+  ax.set_xticks(range(len(names)), [f"{n} (n={len(groups[n])})" for n in names], rotation=40, ha="right", fontsize=8)
+  ax.set_ylabel(f"validation {metric}")
+  ax.grid(axis="y", alpha=0.3)
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+
+
+def main(argv=None) -> None:
+  parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("workdirs", nargs="+")
+  parser.add_argument("--csv", help="also write the table as CSV here")
+  parser.add_argument("--plot", help="also draw balanced accuracy per run (mean over seeds) here")
+  args = parser.parse_args(argv)
+  rows = [row(Path(w)) for w in args.workdirs if Path(w).is_dir()]
+  print(markdown(rows))
+  if args.csv:
+    write_csv(rows, Path(args.csv))
+  if args.plot:
+    plot(rows, Path(args.plot))
 
 
 if __name__ == "__main__":
-  main(sys.argv[1:])
+  main()

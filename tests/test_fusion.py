@@ -191,3 +191,31 @@ def test_fusion_trains_on_the_synthetic_modalities(tmp_path):
   config.train.tensorboard = False
   report = train.train_and_evaluate(config, tmp_path / "run")
   assert report["all"]["accuracy"] > 0.3  # chance is 1/7
+
+
+def test_a_sweep_of_two_tiny_runs_is_collected_into_a_table(tmp_path, capsys):
+  import sys
+  from pathlib import Path
+  repo = Path(__file__).resolve().parents[1]
+  sys.path.insert(0, str(repo / "launch"))
+  import sweep
+  from emojax import results
+  definition = tmp_path / "tiny_sweep.py"
+  definition.write_text(
+      "from sweep import product\n"
+      "def get_sweep():\n"
+      "  return product(config=['configs/fusion.py:method=mean,runlocal', 'configs/fusion.py:method=concat,runlocal'],"
+      " **{'config.train.num_steps': [4], 'config.train.tensorboard': [False]})\n")
+  root = tmp_path / "sweep"
+  assert sweep.main([str(definition), "--root", str(root), "--print"]) == 0
+  printed = capsys.readouterr().out.strip().splitlines()
+  assert len(printed) == 2 and "--config.train.num_steps=4" in printed[0]
+  assert sweep.main([str(definition), "--root", str(root)]) == 0
+  workdirs = sorted(str(p) for p in root.iterdir())
+  assert [Path(w).name for w in workdirs] == ["method=concat,runlocal", "method=mean,runlocal"]
+  results.main(workdirs + ["--csv", str(tmp_path / "table.csv"), "--plot", str(tmp_path / "plot.png")])
+  table = capsys.readouterr().out
+  assert "fusion.concat" in table and "fusion.mean" in table
+  assert len((tmp_path / "table.csv").read_text().splitlines()) == 3 and (tmp_path / "plot.png").stat().st_size > 1000
+  assert sweep.main([str(definition), "--root", str(root)]) == 0  # finished runs are skipped
+  assert "done already" in capsys.readouterr().out

@@ -20,6 +20,7 @@ and ConcatFusion: an attention gate per modality, or softmax weights over the pr
 the weights come back as `modality_weights` [B, M] so a researcher can see what the model relied on.
 """
 
+import re
 from typing import Any, Sequence
 
 import flax.linen as nn
@@ -36,7 +37,7 @@ def modality_adjacency(modalities: Sequence[str], graph: str) -> np.ndarray:
 
   `graph`: "full"; "star:<centre>" (the centre and every other modality, both ways); "chain" (neighbours in
   `modalities` order, both ways); "self" (self-loops only: no exchange, a late-fusion control);
-  "edges:a-b,b>c" (explicit: `a-b` both ways, `b>c` from b to c).
+  "edges:a-b;b>c" (explicit: `a-b` both ways, `b>c` from b to c; `,` works too outside a config argument).
   """
   modalities = list(modalities)
   kind, _, argument = graph.partition(":")
@@ -57,7 +58,7 @@ def modality_adjacency(modalities: Sequence[str], graph: str) -> np.ndarray:
     for i in range(len(modalities) - 1):
       adjacency[i, i + 1] = adjacency[i + 1, i] = 1
   elif kind == "edges":
-    for edge in filter(None, argument.split(",")):
+    for edge in filter(None, re.split(r"[,;]", argument)):
       both = "-" in edge
       a, _, b = edge.partition("-" if both else ">")
       if not b:
@@ -67,7 +68,7 @@ def modality_adjacency(modalities: Sequence[str], graph: str) -> np.ndarray:
         adjacency[lookup(b), lookup(a)] = 1
   elif kind != "self":
     raise ValueError(f"config.model.graph={graph!r}; expected one of 'full', 'star:<modality>', 'chain', 'self' "
-                     "or 'edges:a-b,b>c'.")
+                     "or 'edges:a-b;b>c'.")
   return adjacency
 
 

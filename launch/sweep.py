@@ -1,0 +1,107 @@
+"""Runs a sweep of experiments one after another on this machine, or prints their commands for a cluster.
+
+  python launch/sweep.py launch/sweeps/fusion_ablation.py --root runs/fusion_ablation          # run locally
+  python launch/sweep.py launch/sweeps/fusion_ablation.py --root runs/fusion_ablation --print  # commands only
+  python -m emojax.results runs/fusion_ablation/* --csv runs/fusion_ablation/results.csv \
+      --plot runs/fusion_ablation/results.png                                                  # one table
+
+A sweep file defines `get_sweep()` returning a list of runs; a run is a dict with `config` (a config file
+with its `:arg` variants) and any number of `config.<field>` overrides. `product` and `zip_runs` below
+build such lists from axes, scenic / big_vision style. Each run's workdir is `<root>/<name>`, the name made
+of the values that vary; a finished run (eval/report.json present) is skipped, an interrupted one resumes.
+"""
+
+import argparse
+import importlib.util
+import itertools
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def product(**axes) -> list[dict]:
+  """Every combination of the axes' values: product(config=[a, b], **{"config.seed": [0, 1]}) -> 4 runs."""
+  names = list(axes)
+  return [dict(zip(names, values)) for values in itertools.product(*(axes[n] for n in names))]
+
+
+def zip_runs(**axes) -> list[dict]:
+  """The axes' values side by side (all the same length)."""
+  lengths = {name: len(values) for name, values in axes.items()}
+  if len(set(lengths.values())) > 1:
+    raise ValueError(f"zip_runs needs axes of one length; got {lengths}.")
+  return [dict(zip(axes, values)) for values in zip(*axes.values())]
+
+
+def run_name(run: dict, varying: list[str]) -> str:
+  parts = []
+  for key in varying:
+    value = str(run[key]).split(":", 1)[-1] if key == "config" else str(run[key])
+    parts.append(f"{key.removeprefix('config.').replace('.', '_')}={value}" if key != "config" else value)
+  return re.sub(r"[^A-Za-z0-9_.=,+-]+", "_", "__".join(parts)) or "run"
+
+
+def commands(sweep: list[dict], root: Path, python: str) -> list[tuple[Path, list[str]]]:
+  for run in sweep:
+    if "config" not in run:
+      raise ValueError(f"Every run needs a `config` (e.g. 'configs/fusion.py:method=gat'); got {run}.")
+    bad = [k for k in run if k != "config" and not k.startswith("config.")]
+    if bad:
+      raise ValueError(f"Run keys must be `config` or `config.<field>`; got {bad} in {run}.")
+  varying = [k for k in dict.fromkeys(k for run in sweep for k in run)
+             if len({str(run.get(k)) for run in sweep}) > 1]
+  out = []
+  for run in sweep:
+    workdir = root / run_name(run, varying)
+    command = [python, "-m", "emojax.main", "--config", run["config"], "--workdir", str(workdir)]
+    command += [f"--{key}={value}" for key, value in run.items() if key != "config"]
+    out.append((workdir, command))
+  names = [w.name for w, _ in out]
+  if len(set(names)) != len(names):
+    raise ValueError("Two runs of the sweep get the same workdir name; make the runs differ.")
+  return out
+
+
+def load_sweep(path: str) -> list[dict]:
+  spec = importlib.util.spec_from_file_location("sweep_definition", path)
+  if spec is None:
+    raise FileNotFoundError(f"No sweep file at {path}.")
+  module = importlib.util.module_from_spec(spec)
+  sys.path.insert(0, str(Path(__file__).resolve().parent))
+  spec.loader.exec_module(module)
+  return module.get_sweep()
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("sweep", help="a Python file defining get_sweep()")
+  parser.add_argument("--root", required=True, help="the folder that holds one workdir per run")
+  parser.add_argument("--print", action="store_true", help="print the commands instead of running them")
+  parser.add_argument("--python", default=sys.executable)
+  args = parser.parse_args(argv)
+  planned = commands(load_sweep(args.sweep), Path(args.root), args.python)
+  failed = []
+  for workdir, command in planned:
+    if args.print:
+      print(shlex.join(command))
+      continue
+    if (workdir / "eval" / "report.json").is_file():
+      print(f"done already: {workdir}")
+      continue
+    workdir.mkdir(parents=True, exist_ok=True)
+    print(f"running {workdir} ({len(planned)} runs in all)", flush=True)
+    with open(workdir / "train.log", "a") as log:
+      if subprocess.call(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT) != 0:
+        failed.append(workdir)
+        print(f"FAILED: {workdir} (see {workdir / 'train.log'})", flush=True)
+  if failed:
+    print(f"{len(failed)} of {len(planned)} runs failed.")
+  return 1 if failed else 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
