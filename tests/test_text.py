@@ -277,3 +277,24 @@ def test_text_classifier_loads_a_deberta_checkpoint_and_freezes_embeddings():
   np.testing.assert_allclose(outputs["embedding"][:, :-3], pooled, atol=1e-4)
   assert model.frozen_parameters("encoder/word_embeddings/embedding")
   assert not model.frozen_parameters("encoder/layers_0/query/kernel") and not model.frozen_parameters("emotion_head/kernel")
+
+
+@needs_minilm
+def test_text_batches_resume_from_a_saved_iterator_position(goemotions_root):
+  from emojax.data import load_split
+  config = _text_config(goemotions_root, **{"data.max_examples": 200, "train.batch_size": 8,
+                                            "data.bucket_window_batches": 4})
+  config.data.tokenizer = MINILM
+  data = load_split(config.data, "train")
+  iterator = pipeline.train_iterator(data, config, seed=0)
+  for _ in range(30):  # past the first epoch (25 batches): the second epoch's order differs
+    next(iterator)
+  state = iterator.get_state()
+  expected = [next(iterator) for _ in range(3)]
+  resumed = pipeline.train_iterator(data, config, seed=0)
+  resumed.set_state(state)
+  for want in expected:
+    got = next(resumed)
+    assert got["input_ids"].shape == want["input_ids"].shape and got["input_ids"].shape[1] % 16 == 0
+    np.testing.assert_array_equal(got["input_ids"], want["input_ids"])
+    np.testing.assert_array_equal(got["labels"], want["labels"])
