@@ -80,6 +80,20 @@ def predict(predict_step, variables, dataset, mesh, batch_size: int) -> dict:
   return {k: v[keep][order] for k, v in outputs.items()}
 
 
+def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, num_bins: int = 15) -> float:
+  """ECE (Guo et al., 2017): over equal-width bins of the top-class probability, the example-weighted mean
+  gap between the bin's accuracy and its mean confidence."""
+  confidence = probabilities.max(-1)
+  correct = probabilities.argmax(-1) == labels
+  bins = np.minimum((confidence * num_bins).astype(int), num_bins - 1)
+  error = 0.0
+  for b in range(num_bins):
+    chosen = bins == b
+    if chosen.any():
+      error += chosen.mean() * abs(correct[chosen].mean() - confidence[chosen].mean())
+  return float(error)
+
+
 def evaluate_outputs(outputs: dict, dataset) -> dict:
   """Metrics on the whole split and on each of the dataset's evaluation subsets."""
   if dataset.multi_label:
@@ -87,6 +101,10 @@ def evaluate_outputs(outputs: dict, dataset) -> dict:
   labels = dataset.arrays["label"]
   predictions = outputs["logits"].argmax(-1)
   report = {"all": classification_metrics(labels, predictions, dataset.class_names)}
+  logits = np.asarray(outputs["logits"], np.float64)
+  probabilities = np.exp(logits - logits.max(-1, keepdims=True))
+  report["all"]["expected_calibration_error"] = expected_calibration_error(
+      probabilities / probabilities.sum(-1, keepdims=True), np.asarray(labels))
   for name, mask in dataset.eval_subsets.items():
     report[name] = classification_metrics(labels[mask], predictions[mask], dataset.class_names)
   if "confidence" in outputs:

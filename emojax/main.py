@@ -1,4 +1,4 @@
-"""Entry point: python -m emojax.main --config configs/face_cnn.py:data=fer2013 --workdir runs/x [--mode=train|eval|views|export]"""
+"""Entry point: python -m emojax.main --config configs/face_cnn.py:data=fer2013 --workdir runs/x [--mode=train|eval|views|export|robustness]"""
 
 import logging as std_logging
 
@@ -10,10 +10,11 @@ from emojax import sharding, train
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Config file, optionally with :args.", lock_config=True)
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics, plots and reports.")
-flags.DEFINE_enum("mode", "train", ["train", "eval", "views", "export"],
+flags.DEFINE_enum("mode", "train", ["train", "eval", "views", "export", "robustness"],
                   "train (resumes if workdir has checkpoints), eval, views (PCA / t-SNE of embeddings) or export "
-                  "(per-example embeddings and logits of the train and eval splits, for fusion).")
-flags.DEFINE_enum("checkpoint", "best", ["best", "latest"], "Which checkpoint --mode=eval|views|export restores.")
+                  "(per-example embeddings and logits of the train and eval splits, for fusion), or robustness "
+                  "(a fusion model with every subset of modalities missing at test time).")
+flags.DEFINE_enum("checkpoint", "best", ["best", "latest"], "Which checkpoint the modes other than train restore.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -37,9 +38,12 @@ def main(argv):
   elif FLAGS.mode == "views":
     from emojax import views
     views.write_feature_views(config, FLAGS.workdir, FLAGS.checkpoint)
-  else:
+  elif FLAGS.mode == "export":
     from emojax import export
     export.export_outputs(config, FLAGS.workdir, FLAGS.checkpoint)
+  else:
+    from emojax import robustness
+    robustness.evaluate_missing_modalities(config, FLAGS.workdir, FLAGS.checkpoint)
 
 
 def run():

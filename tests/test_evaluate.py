@@ -62,3 +62,13 @@ def test_results_table_collects_workdirs_and_names_unfinished_ones(tmp_path):
   assert row["final balanced_accuracy"] == 0.12 and row["last-10 mean balanced_accuracy"] == pytest.approx(0.075)
   with pytest.raises(FileNotFoundError, match="has the run in .*run_b finished"):
     results.row(tmp_path / "run_b")
+
+
+def test_expected_calibration_error_by_hand():
+  # Two bins hold examples: confidence 0.9 (3 right, 1 wrong: gap 0.15) and 0.6 (1 right, 1 wrong: gap 0.1).
+  probabilities = np.array([[0.9, 0.1]] * 4 + [[0.4, 0.6]] * 2)
+  labels = np.array([0, 0, 0, 1, 1, 0])
+  expected = 4 / 6 * abs(0.75 - 0.9) + 2 / 6 * abs(0.5 - 0.6)
+  assert evaluate.expected_calibration_error(probabilities, labels, num_bins=10) == pytest.approx(expected)
+  perfect = np.eye(3)[[0, 1, 2]]
+  assert evaluate.expected_calibration_error(perfect, np.array([0, 1, 2])) == 0.0

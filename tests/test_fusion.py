@@ -191,6 +191,13 @@ def test_fusion_trains_on_the_synthetic_modalities(tmp_path):
   config.train.tensorboard = False
   report = train.train_and_evaluate(config, tmp_path / "run")
   assert report["all"]["accuracy"] > 0.3  # chance is 1/7
+  assert 0 <= report["all"]["expected_calibration_error"] <= 1
+  from emojax.robustness import evaluate_missing_modalities
+  rows = evaluate_missing_modalities(config, tmp_path / "run")
+  assert list(rows) == ["face+speech+text", "face+speech", "face+text", "speech+text", "face", "speech", "text"]
+  assert rows["face+speech+text"]["num_examples"] == config.data.num_eval_examples
+  assert all(r["num_examples"] + r["dropped_without_modality"] == config.data.num_eval_examples for r in rows.values())
+  assert (tmp_path / "run" / "robustness" / "report.md").is_file()
 
 
 def test_a_sweep_of_two_tiny_runs_is_collected_into_a_table(tmp_path, capsys):
