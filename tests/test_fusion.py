@@ -226,3 +226,17 @@ def test_a_sweep_of_two_tiny_runs_is_collected_into_a_table(tmp_path, capsys):
   assert len((tmp_path / "table.csv").read_text().splitlines()) == 3 and (tmp_path / "plot.png").stat().st_size > 1000
   assert sweep.main([str(definition), "--root", str(root)]) == 0  # finished runs are skipped
   assert "done already" in capsys.readouterr().out
+
+
+def test_a_modality_without_a_source_is_absent_everywhere():
+  from emojax.data import multimodal
+  rng = np.random.default_rng(0)
+  view = lambda n, d: (rng.integers(7, size=n), rng.standard_normal((n, 7)), rng.standard_normal((n, d)))
+  data = multimodal.tuples_dataset({"face": None, "speech": view(30, 4), "text": view(50, 6)}, "train", seed=0)
+  assert (data.arrays["present"][:, 0] == 0).all() and (data.arrays["present"][:, 1:] == 1).all()
+  assert data.arrays["face_embedding"].shape == (len(data), 1)
+  aligned = multimodal.tuples_dataset({"face": None, "speech": view(20, 4), "text": view(20, 6)}, "train", seed=0,
+                                      aligned=True)
+  assert len(aligned) == 20 and (aligned.arrays["present"][:, 0] == 0).all()
+  with pytest.raises(ValueError, match="No modality has a source"):
+    multimodal.tuples_dataset({"face": None}, "train", seed=0)

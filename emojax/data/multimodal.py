@@ -99,18 +99,25 @@ def tuples_dataset(views: dict[str, tuple], split: str, seed: int, max_per_class
                    aligned: bool = False) -> Dataset:
   """A fusion `Dataset` from per-modality (label, logits, embedding) views of one split."""
   modalities = tuple(views)
+  absent = [m for m in modalities if views[m] is None]  # no source: absent from every example
+  views = {m: v for m, v in views.items() if v is not None}
+  if not views:
+    raise ValueError("No modality has a source: set config.data.sources.<modality> to an export folder.")
   if aligned:
     lengths = {m: len(v[0]) for m, v in views.items()}
     if len(set(lengths.values())) != 1:
       raise ValueError(f"aligned=True needs exports with the same rows; row counts differ: {lengths}.")
-    label = views[modalities[0]][0]
-    index = {m: np.where(views[m][0] >= 0, np.arange(len(label)), -1) for m in modalities}
+    label = next(iter(views.values()))[0]  # aligned rows share one label; the first source's is used
+    index = {m: np.where(views[m][0] >= 0, np.arange(len(label)), -1) for m in views}
     keep = label >= 0
     index, label = {m: i[keep] for m, i in index.items()}, label[keep].astype(np.int32)
   else:
     # Split-specific seed: train and validation tuples never share a pairing pattern.
     index, label = label_matched_indices({m: v[0] for m, v in views.items()}, seed + (split != "train"),
                                          max_per_class)
+  for m in absent:
+    index[m] = np.full(len(label), -1)
+    views[m] = (None, np.zeros((1, len(labels_lib.EKMAN7)), np.float32), np.zeros((1, 1), np.float32))
   arrays = {"label": label, "present": np.stack([index[m] >= 0 for m in modalities], 1).astype(np.float32)}
   for m in modalities:
     _, logits, embedding = views[m]
@@ -124,9 +131,12 @@ def tuples_dataset(views: dict[str, tuple], split: str, seed: int, max_per_class
 
 
 def load(config, split: str) -> Dataset:
-  """`config.data`: sources {modality: export folder}, ekman_mapping, seed, max_per_class, aligned."""
+  """`config.data`: sources {modality: export folder, "" = absent}, ekman_mapping, seed, max_per_class, aligned."""
   views = {}
   for modality, folder in config.sources.items():
+    if not folder:
+      views[modality] = None
+      continue
     path = Path(os.path.expanduser(folder)) / f"{split}.npz"
     if not path.is_file():
       raise FileNotFoundError(f"No {path} for modality {modality!r}: export the trained encoder first with "
