@@ -3,7 +3,7 @@
   python -m emojax.main --config configs/fusion.py:method=gat --workdir runs/fusion_gat --mode=robustness
 
 Restores the best (or `--checkpoint=latest`) checkpoint and evaluates the validation tuples once per
-non-empty subset of the model's modalities, hiding the others (`present` = 0). Rows left with no modality
+non-empty subset of the modalities the tuples have, hiding the others (`present` = 0). Rows left with no modality
 are dropped from that subset's figures and counted. Writes `robustness/report.md` and `report.json`.
 """
 
@@ -32,10 +32,14 @@ def evaluate_missing_modalities(config, workdir, which: str = "best") -> dict:
   modalities = tuple(config.model.modalities)
   present = np.asarray(exp.eval_data.arrays["present"])
   rows = {}
-  for kept in subsets(modalities):
+  # Subsets over the modalities some example has: with one missing everywhere, its rows would repeat others.
+  for kept in subsets([m for m, column in zip(modalities, present.T) if column.any()]):
     mask = np.array([m in kept for m in modalities], np.float32)
     masked = present * mask
     usable = masked.sum(1) > 0
+    if not usable.any():
+      logging.info("No example keeps any of %s; left out of the table.", "+".join(kept))
+      continue
     arrays = {k: np.asarray(v)[usable] for k, v in exp.eval_data.arrays.items()}
     arrays["present"] = masked[usable]
     data = dataclasses.replace(exp.eval_data, arrays=arrays, eval_subsets={})
