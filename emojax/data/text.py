@@ -33,7 +33,7 @@ NRC_AFFECTS = ("anger", "anticipation", "disgust", "fear", "joy", "negative", "p
                "trust")
 LEXICON_FEATURES = ("vader_negative", "vader_neutral", "vader_positive", "vader_compound") + tuple(
     f"nrc_{a}" for a in NRC_AFFECTS) + ("nrc_coverage",)
-_LEXICON_VERSION = "vader3.3.2-nrc4.1-v1"
+_LEXICON_VERSION = "vader3.3.2-nrc4.1-v1"  # part of the cache key: bump it when clean_text or the features change
 
 
 def clean_text(text: str) -> str:
