@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
 from emojax.models.layers import masked_mean
@@ -92,6 +93,8 @@ class TextClassifier(nn.Module):
   def __call__(self, batch, train: bool = False):
     mask = batch["attention_mask"]
     hidden = self.encoder(batch["input_ids"], mask, batch.get("token_type_ids"), train=train)
+    if self.freeze_encoder:  # a linear probe: no backward pass through the encoder at all
+      hidden = jax.lax.stop_gradient(hidden)
     pooled = masked_mean(hidden, mask.astype(jnp.float32)) if self.pooling == "mean" else hidden[:, 0]
     if "lexicon" in batch:  # VADER + NRC scores beside the transformer's view of the sentence
       pooled = jnp.concatenate([pooled, batch["lexicon"].astype(jnp.float32)], -1)
