@@ -51,6 +51,7 @@ def get_config(arg=None):
   if arg["method"] in ("gat", "concat"):
     config.model.features = 128
     config.model.feature_weighting = "none"  # or "gate", "adaptive"
+    config.model.auxiliary_heads = False     # True with train.auxiliary_weight > 0: per-modality losses
     config.model.dropout = 0.1 if arg["method"] == "gat" else 0.3
   if arg["method"] == "confidence":
     config.model.confidence = "learned"      # or "entropy", "max_probability", "heads"
@@ -60,6 +61,7 @@ def get_config(arg=None):
       final_lr_fraction=0.01, grad_clip_norm=1.0))
   config.train = ml_collections.ConfigDict(dict(
       batch_size=128, num_epochs=20.0, num_steps=0, label_smoothing=0.0, confidence_weight=0.0,
+      auxiliary_weight=0.0,  # weight of the per-modality classifiers' losses (model.auxiliary_heads=True)
       log_every_steps=50, eval_every_steps=0, early_stopping_patience=0, tensorboard=True))
   config.eval = ml_collections.ConfigDict(dict(batch_size=256))
   config.checkpoint = ml_collections.ConfigDict(dict(

@@ -16,7 +16,8 @@ def _weighted_mean(values, weights):
   return (values * weights).sum() / jnp.maximum(weights.sum(), 1.0)
 
 
-def classification_loss(outputs, batch, label_smoothing: float = 0.0, confidence_weight: float = 0.1):
+def classification_loss(outputs, batch, label_smoothing: float = 0.0, confidence_weight: float = 0.1,
+                        auxiliary_weight: float = 0.0):
   """Softmax cross-entropy, plus a confidence term for models with a `confidence` output.
 
   Confidence (DeVries & Taylor, 2018): with hints p' = c * p + (1 - c) * onehot(y), the head pays
@@ -36,15 +37,23 @@ def classification_loss(outputs, batch, label_smoothing: float = 0.0, confidence
       "cross_entropy": _weighted_mean(cross_entropy, weights),
       "accuracy": _weighted_mean((logits.argmax(-1) == batch["label"]).astype(jnp.float32), weights),
   }
+  loss = metrics["cross_entropy"]
+  if auxiliary_weight > 0 and "modality_logits" in outputs:
+    # Fusion: each present modality's own classifier, averaged over the modalities an example has.
+    per_modality = optax.softmax_cross_entropy(outputs["modality_logits"], targets[:, None, :])   # [B, M]
+    present = batch["present"].astype(jnp.float32)
+    auxiliary = (per_modality * present).sum(1) / jnp.maximum(present.sum(1), 1.0)
+    metrics["auxiliary_cross_entropy"] = _weighted_mean(auxiliary, weights)
+    loss = loss + auxiliary_weight * metrics["auxiliary_cross_entropy"]
   if "confidence" not in outputs:
-    return metrics["cross_entropy"], metrics
+    return loss, metrics
   confidence = jnp.clip(outputs["confidence"], 1e-6, 1 - 1e-6)
   probs = jax.lax.stop_gradient(jax.nn.softmax(logits))
   hinted = confidence[:, None] * probs + (1 - confidence[:, None]) * targets
   hint_loss = -(targets * jnp.log(jnp.clip(hinted, 1e-12))).sum(-1) - confidence_weight * jnp.log(confidence)
   metrics["confidence"] = _weighted_mean(confidence, weights)
   metrics["confidence_loss"] = _weighted_mean(hint_loss, weights)
-  return metrics["cross_entropy"] + metrics["confidence_loss"], metrics
+  return loss + metrics["confidence_loss"], metrics
 
 
 def positive_class_weights(multi_hot: np.ndarray, power: float, max_weight: float) -> np.ndarray:
@@ -85,7 +94,8 @@ def make_loss(train_config, train_data):
   """`loss_fn(outputs, batch) -> (loss, metrics)` for the task of `train_data` (single- or multi-label)."""
   if not train_data.multi_label:
     return functools.partial(classification_loss, label_smoothing=train_config.label_smoothing,
-                             confidence_weight=train_config.confidence_weight)
+                             confidence_weight=train_config.confidence_weight,
+                             auxiliary_weight=train_config.get("auxiliary_weight", 0.0))
   if train_config.class_weight_power < 0 or train_config.focal_gamma < 0:
     raise ValueError("config.train.class_weight_power and config.train.focal_gamma must be >= 0 "
                      f"(got {train_config.class_weight_power}, {train_config.focal_gamma}).")

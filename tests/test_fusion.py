@@ -240,3 +240,18 @@ def test_a_modality_without_a_source_is_absent_everywhere():
   assert len(aligned) == 20 and (aligned.arrays["present"][:, 0] == 0).all()
   with pytest.raises(ValueError, match="No modality has a source"):
     multimodal.tuples_dataset({"face": None}, "train", seed=0)
+
+
+def test_per_modality_auxiliary_losses_count_present_modalities_only():
+  from emojax import losses
+  batch = _batch([[1, 0, 1], [0, 1, 0]])
+  batch["label"] = np.array([2, 5])
+  model = fusion.ConcatFusion(7, MODALITIES, auxiliary_heads=True)
+  outputs = model.apply(model.init(jax.random.key(0), batch), batch)
+  assert outputs["modality_logits"].shape == (2, 3, 7)
+  plain, _ = losses.classification_loss(outputs, batch)
+  total, metrics = losses.classification_loss(outputs, batch, auxiliary_weight=0.5)
+  log_p = jax.nn.log_softmax(outputs["modality_logits"], -1)
+  by_hand = (-(log_p[0, 0, 2] + log_p[0, 2, 2]) / 2 - log_p[1, 1, 5]) / 2
+  np.testing.assert_allclose(metrics["auxiliary_cross_entropy"], by_hand, rtol=1e-5)
+  np.testing.assert_allclose(total, plain + 0.5 * by_hand, rtol=1e-5)

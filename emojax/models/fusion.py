@@ -132,6 +132,13 @@ class ModalityFeatures(nn.Module):
     return x * weights[..., None], weights
 
 
+def modality_classifiers(features, modalities, num_classes: int):
+  """[B, M, K]: one linear classifier per modality on its projected features, for per-modality auxiliary
+  losses (`config.train.auxiliary_weight`), which keep every modality's features predictive on their own."""
+  return jnp.stack([nn.Dense(num_classes, name=f"{m}_auxiliary_head")(features[:, i])
+                    for i, m in enumerate(modalities)], 1)
+
+
 class GATFusion(nn.Module):
   num_classes: int
   modalities: Sequence[str] = ("face", "speech", "text")
@@ -140,6 +147,7 @@ class GATFusion(nn.Module):
   num_heads: int = 4
   num_layers: int = 2
   feature_weighting: str = "none"
+  auxiliary_heads: bool = False  # a classifier per modality on its own features (`modality_logits`)
   dropout: float = 0.1
   dtype: Any = jnp.float32
 
@@ -172,8 +180,11 @@ class GATFusion(nn.Module):
     graph_ids = node_graph_ids(present)
     pooled = jraph.segment_mean(graph.nodes, graph_ids, num_segments=present.shape[0] + 1)[:-1]
     pooled = nn.Dropout(self.dropout)(pooled, deterministic=not train)
-    return {"logits": nn.Dense(self.num_classes, name="classifier")(pooled), "embedding": pooled,
-            "modality_weights": weights}
+    outputs = {"logits": nn.Dense(self.num_classes, name="classifier")(pooled), "embedding": pooled,
+               "modality_weights": weights}
+    if self.auxiliary_heads:
+      outputs["modality_logits"] = modality_classifiers(x, self.modalities, self.num_classes)
+    return outputs
 
 
 class ConcatFusion(nn.Module):
@@ -183,6 +194,7 @@ class ConcatFusion(nn.Module):
   features: int = 128
   hidden: int = 256
   feature_weighting: str = "none"
+  auxiliary_heads: bool = False
   dropout: float = 0.3
   dtype: Any = jnp.float32
 
@@ -191,9 +203,13 @@ class ConcatFusion(nn.Module):
     present = batch["present"].astype(jnp.float32)
     x, weights = ModalityFeatures(self.modalities, self.features, self.feature_weighting, self.dtype,
                                   name="modality_features")(batch)
+    auxiliary = modality_classifiers(x, self.modalities, self.num_classes) if self.auxiliary_heads else None
     x = jnp.concatenate([x.reshape(x.shape[0], -1), present], -1)
     x = nn.Dropout(self.dropout)(nn.gelu(nn.Dense(self.hidden, name="hidden")(x)), deterministic=not train)
-    return {"logits": nn.Dense(self.num_classes, name="classifier")(x), "embedding": x, "modality_weights": weights}
+    outputs = {"logits": nn.Dense(self.num_classes, name="classifier")(x), "embedding": x, "modality_weights": weights}
+    if auxiliary is not None:
+      outputs["modality_logits"] = auxiliary
+    return outputs
 
 
 def _probabilities(batch, modalities):
