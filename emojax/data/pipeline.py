@@ -96,24 +96,28 @@ class LengthGroupedShuffle(grain.MapDataset):
     if len(lengths) != len(parent):
       raise ValueError(f"{len(lengths)} lengths for {len(parent)} rows.")
     self._lengths, self._batch_size, self._window, self._seed = np.asarray(lengths), batch_size, window_batches, seed
-    self._cached_epoch, self._cached_order = None, None
+    # One (epoch, order) tuple, replaced whole: grain's reader threads never pair one epoch with another's order.
+    self._cache = (None, None)
 
   def __len__(self) -> int:
     return sys.maxsize  # endless, like repeat(None)
 
   def _order(self, epoch: int) -> np.ndarray:
-    if epoch != self._cached_epoch:
-      rng = np.random.default_rng([self._seed, epoch])
-      permutation = rng.permutation(len(self._lengths))
-      window = self._batch_size * self._window
-      order = []
-      for start in range(0, len(permutation), window):
-        rows = permutation[start:start + window]
-        rows = rows[np.argsort(self._lengths[rows], kind="stable")]
-        batches = [rows[i:i + self._batch_size] for i in range(0, len(rows), self._batch_size)]
-        order.extend(batches[i] for i in rng.permutation(len(batches)))
-      self._cached_epoch, self._cached_order = epoch, np.concatenate(order)
-    return self._cached_order
+    cached_epoch, cached_order = self._cache
+    if epoch == cached_epoch:
+      return cached_order
+    rng = np.random.default_rng([self._seed, epoch])
+    permutation = rng.permutation(len(self._lengths))
+    window = self._batch_size * self._window
+    order = []
+    for start in range(0, len(permutation), window):
+      rows = permutation[start:start + window]
+      rows = rows[np.argsort(self._lengths[rows], kind="stable")]
+      batches = [rows[i:i + self._batch_size] for i in range(0, len(rows), self._batch_size)]
+      order.extend(batches[i] for i in rng.permutation(len(batches)))
+    order = np.concatenate(order)
+    self._cache = (epoch, order)
+    return order
 
   def __getitem__(self, index):
     if isinstance(index, slice):
