@@ -63,10 +63,10 @@ def make_predict_step(model, keys=PREDICTION_KEYS):
   return jax.jit(predict_step)
 
 
-def predict(predict_step, variables, dataset, mesh, batch_size: int) -> dict:
+def predict(predict_step, variables, dataset, mesh, batch_size: int, pad_to_multiple: int = 16) -> dict:
   """Runs the model over every example of `dataset` once; returns numpy arrays in dataset order."""
   chunks, index_chunks = [], []
-  for local_batch, indices in pipeline.eval_batches(dataset, batch_size):
+  for local_batch, indices in pipeline.eval_batches(dataset, batch_size, pad_to_multiple):
     inputs = {k: local_batch[k] for k in dataset.model_inputs}
     outputs = predict_step(variables, sharding.global_batch(inputs, mesh))
     chunks.append(jax.tree.map(lambda x: np.asarray(multihost_utils.process_allgather(x, tiled=True)), outputs))

@@ -25,7 +25,7 @@ def export_outputs(config, workdir, which: str = "best", splits: tuple[str, ...]
   out_dir = Path(workdir) / "export"
   for split in splits or ("train", config.data.eval_split):
     data = exp.eval_data if split == config.data.eval_split else load_split(config.data, split)
-    outputs = evaluate.predict(predict_step, train.variables_of(state), data, exp.mesh, config.eval.batch_size)
+    outputs = exp.predict(state, data, predict_step)
     if jax.process_index() == 0:
       out_dir.mkdir(parents=True, exist_ok=True)
       labels = {key: np.asarray(data.arrays[key]) for key in ("label", "labels", "labels_28") if key in data.arrays}

@@ -43,7 +43,7 @@ def evaluate_missing_modalities(config, workdir, which: str = "best") -> dict:
     arrays = {k: np.asarray(v)[usable] for k, v in exp.eval_data.arrays.items()}
     arrays["present"] = masked[usable]
     data = dataclasses.replace(exp.eval_data, arrays=arrays, eval_subsets={})
-    outputs = evaluate.predict(exp.predict_step, train.variables_of(state), data, exp.mesh, config.eval.batch_size)
+    outputs = exp.predict(state, data)
     metrics = evaluate.evaluate_outputs(outputs, data)["all"]
     rows["+".join(kept)] = {"num_examples": int(usable.sum()), "dropped_without_modality": int((~usable).sum()),
                             **{k: metrics[k] for k in evaluate.HEADLINE + ("expected_calibration_error",)}}

@@ -128,16 +128,28 @@ class Experiment:
     example = {k: v[None] for k, v in pipeline.decode(self.eval_data[0], self.eval_data.model_inputs).items()}
     self.state, self.abstract_state, self.state_shardings = sharded_init(
         self.model, self.tx, example, config.seed, self.mesh, config.sharding)
-    if hasattr(self.model, "load_pretrained"):  # e.g. wav2vec 2.0 weights; a resume overwrites them again
-      self.state["params"] = jax.device_put(self.model.load_pretrained(self.state["params"]),
-                                            self.state_shardings["params"])
     self.loss_fn = losses.make_loss(config.train, self.train_data if self.train_data is not None else self.eval_data)
     self.predict_step = evaluate.make_predict_step(self.model)
     self.checkpointer = checkpoint_lib.Checkpointer(self.workdir, config.checkpoint)
 
+  def with_pretrained(self, state: dict) -> dict:
+    """The state with the model's pretrained weights (wav2vec 2.0, a text encoder) copied in, if it has any.
+
+    Only a run that starts from scratch needs them: resumed, evaluated and exported runs restore a checkpoint.
+    """
+    if not hasattr(self.model, "load_pretrained"):
+      return state
+    return {**state, "params": jax.device_put(self.model.load_pretrained(state["params"]),
+                                              self.state_shardings["params"])}
+
+  def predict(self, state, data=None, predict_step=None) -> dict:
+    """`predict_step`'s outputs (by default logits and friends) over `data` (the evaluation split) in order."""
+    return evaluate.predict(predict_step or self.predict_step, variables_of(state),
+                            self.eval_data if data is None else data, self.mesh, self.config.eval.batch_size,
+                            self.config.data.get("pad_to_multiple", 16))
+
   def evaluate(self, state) -> tuple[dict, dict]:
-    outputs = evaluate.predict(self.predict_step, variables_of(state), self.eval_data, self.mesh,
-                               self.config.eval.batch_size)
+    outputs = self.predict(state)
     report = evaluate.evaluate_outputs(outputs, self.eval_data)
     # Plain cross-entropy (logits only, no class weights): comparable across models, heads and loss options.
     if self.eval_data.multi_label:
@@ -174,6 +186,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
   restored = exp.checkpointer.restore_latest(exp.abstract_state, train_iter)
   if restored is not None:
     state, loop = restored
+  else:
+    state = exp.with_pretrained(state)
   start_step = int(state["step"])
   num_params = sum(x.size for x in jax.tree.leaves(state["params"]))
   logging.info("%s: %d parameters, %d steps (%d per epoch, batch %d) on mesh %s; starting at step %d",

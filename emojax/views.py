@@ -66,8 +66,7 @@ def write_feature_views(config, workdir, which: str = "best", max_points: int = 
   exp = train.Experiment(config, workdir, need_train_data=False)
   state, step = exp.checkpointer.restore(exp.abstract_state, which)
   predict_step = evaluate.make_predict_step(exp.model, keys=("embedding",))
-  outputs = evaluate.predict(predict_step, train.variables_of(state), exp.eval_data, exp.mesh,
-                             config.eval.batch_size)
+  outputs = exp.predict(state, predict_step=predict_step)
   exp.checkpointer.close()
   colours, names = colour_labels(exp.eval_data)
   labelled = np.flatnonzero(colours >= 0)
