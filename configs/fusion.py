@@ -32,7 +32,7 @@ def get_config(arg=None):
   config.data.seed = 0                    # tuple pairing (exports) or the draw (synthetic)
   # exports: each modality's `--mode=export` folder; a modality left out is absent from every example.
   config.data.sources = ml_collections.ConfigDict(dict(face="", speech="", text=""))
-  config.data.ekman_mapping = data_dir("goemotions", "ekman_mapping.json")  # for a 28-label text export
+  config.data.goemotions_root = data_dir("goemotions")  # its Ekman grouping maps a 28-label text export
   config.data.max_per_class_train = 2000  # tuples per class (0: as many as the largest modality has)
   config.data.max_per_class_eval = 0
   config.data.aligned = False             # rows of the exports are the same moments: no pairing

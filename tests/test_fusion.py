@@ -163,10 +163,10 @@ def test_tuples_from_exports_keep_splits_apart_and_map_goemotions(tmp_path, goem
   config = get_config("data=exports")
   for m in ("face", "speech", "text"):
     config.data.sources[m] = str(tmp_path / m)
-  config.data.ekman_mapping = str(goemotions_mapping)
+  config.data.goemotions_root = str(goemotions_mapping.parent)
   config.data.max_per_class_train = 0
   train, validation = load_split(config.data, "train"), load_split(config.data, "validation")
-  text_view = multimodal.ekman_view(dict(np.load(tmp_path / "text" / "train.npz")), str(goemotions_mapping))
+  text_view = multimodal.ekman_view(dict(np.load(tmp_path / "text" / "train.npz")), str(goemotions_mapping.parent))
   assert text_view[0][0] == -1 and text_view[1].shape == (60, 7)
   np.testing.assert_allclose(np.exp(text_view[1]).sum(1), 1, rtol=1e-5)
   assert train.arrays["face_row"].max() < 60 and validation.arrays["face_row"].max() < 30

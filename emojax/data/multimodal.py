@@ -16,7 +16,6 @@ The synthetic source (`name="multimodal_synthetic"`) draws class-dependent embed
 three modalities of different reliability, so the demo and tests exercise fusion without trained encoders.
 """
 
-import json
 import os
 from pathlib import Path
 
@@ -28,7 +27,7 @@ from emojax.data.base import Dataset
 MODALITIES = ("face", "speech", "text")
 
 
-def ekman_view(export: dict, ekman_mapping: str = "") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def ekman_view(export: dict, goemotions_root: str = "") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   """(label [N] in Ekman-7, -1 where a row has no single Ekman class; logits [N, 7]; embedding) of one export.
 
   Single-label exports must already be in Ekman-7 order (FER2013, speech with labels=ekman7). A GoEmotions
@@ -45,7 +44,7 @@ def ekman_view(export: dict, ekman_mapping: str = "") -> tuple[np.ndarray, np.nd
   if names == labels_lib.EKMAN7:
     group_probabilities, groups = probabilities, np.asarray(export["labels"]) > 0.5
   else:
-    matrix = _ekman_matrix(names, ekman_mapping)
+    matrix = _ekman_matrix(names, goemotions_root)
     members = matrix.astype(bool)
     group_probabilities = np.stack([probabilities[:, members[:, g]].max(1) for g in range(7)], 1)
     groups = (np.asarray(export["labels_28"] if "labels_28" in export else export["labels"]) @ matrix) > 0
@@ -55,17 +54,13 @@ def ekman_view(export: dict, ekman_mapping: str = "") -> tuple[np.ndarray, np.nd
   return label, np.log(np.clip(distribution, 1e-9, 1)).astype(np.float32), np.asarray(export["embedding"])
 
 
-def _ekman_matrix(names, ekman_mapping: str) -> np.ndarray:
-  if not ekman_mapping or not Path(ekman_mapping).is_file():
-    raise FileNotFoundError(f"A 28-label GoEmotions export needs the release's ekman_mapping.json; "
-                            f"config.data.ekman_mapping={ekman_mapping!r} is not a file.")
-  mapping = {{"joy": "happiness"}.get(k, k): v for k, v in json.loads(Path(ekman_mapping).read_text()).items()}
-  mapping["neutral"] = ["neutral"]
-  matrix = np.zeros((len(names), 7), np.float32)
-  for group, members in mapping.items():
-    for member in members:
-      matrix[names.index(member), labels_lib.EKMAN7.index(group)] = 1
-  return matrix
+def _ekman_matrix(names, goemotions_root: str) -> np.ndarray:
+  """[28, 7] membership of the 28 GoEmotions labels in the Ekman groups, from the release's own files."""
+  from emojax.data.goemotions import LabelSpaces
+  spaces = LabelSpaces(goemotions_root)
+  if tuple(names) != spaces.emotions:
+    raise ValueError(f"The export's classes {tuple(names)} are not emotions.txt's {spaces.emotions}.")
+  return spaces.groupings["ekman"]
 
 
 def label_matched_indices(labels_by_modality: dict[str, np.ndarray], seed: int, max_per_class: int = 0):
@@ -131,7 +126,7 @@ def tuples_dataset(views: dict[str, tuple], split: str, seed: int, max_per_class
 
 
 def load(config, split: str) -> Dataset:
-  """`config.data`: sources {modality: export folder, "" = absent}, ekman_mapping, seed, max_per_class, aligned."""
+  """`config.data`: sources {modality: export folder, "" = absent}, goemotions_root, seed, max_per_class, aligned."""
   views = {}
   for modality, folder in config.sources.items():
     if not folder:
@@ -142,7 +137,7 @@ def load(config, split: str) -> Dataset:
       raise FileNotFoundError(f"No {path} for modality {modality!r}: export the trained encoder first with "
                               f"`python -m emojax.main --config <its config> --workdir <its run> --mode=export`.")
     with np.load(path, allow_pickle=False) as export:
-      views[modality] = ekman_view(dict(export), config.ekman_mapping)
+      views[modality] = ekman_view(dict(export), config.goemotions_root)
   size = config.max_per_class_train if split == "train" else config.max_per_class_eval
   return tuples_dataset(views, split, config.seed, size, config.aligned)
 
