@@ -33,6 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from emojax.models import convert
+from emojax.models.layers import two_pass_layer_norm
 from emojax.models.wav2vec2 import ACTIVATIONS as _WAV2VEC2_ACTIVATIONS
 
 # HF's "gelu" is the exact erf form; "gelu_new" and "gelu_pytorch_tanh" are the tanh approximation.
@@ -173,10 +174,6 @@ def relative_positions(length: int, position_buckets: int, max_position: int) ->
   return distances
 
 
-def _layer_norm(epsilon, dtype, name):
-  # The two-pass variance keeps parity with torch at DeBERTa's epsilon of 1e-7.
-  return nn.LayerNorm(epsilon=epsilon, use_fast_variance=False, dtype=dtype, name=name)
-
 
 class DisentangledSelfAttention(nn.Module):
   """Self-attention scored by content and relative position; `attention_mask` [B, T] bool, True = real token."""
@@ -240,10 +237,10 @@ class DebertaV2Layer(nn.Module):
     dense = lambda features, name: nn.Dense(features, dtype=self.dtype, name=name)
     attended = DisentangledSelfAttention(config, self.dtype, name="attention")(
         x, attention_mask, relative_embeddings, train)
-    x = _layer_norm(config.layer_norm_eps, self.dtype, "attention_layer_norm")(
+    x = two_pass_layer_norm(config.layer_norm_eps, self.dtype, "attention_layer_norm")(
         x + dropout(dense(config.hidden_size, "attention_output")(attended)))
     hidden = ACTIVATIONS[config.hidden_act](dense(config.intermediate_size, "feed_forward_in")(x))
-    return _layer_norm(config.layer_norm_eps, self.dtype, "feed_forward_layer_norm")(
+    return two_pass_layer_norm(config.layer_norm_eps, self.dtype, "feed_forward_layer_norm")(
         x + dropout(dense(config.hidden_size, "feed_forward_out")(hidden)))
 
 
@@ -286,7 +283,7 @@ class DebertaV2Encoder(nn.Module):
       x = x + embed(config.type_vocab_size, "token_type_embeddings")(token_type_ids)
     if embedding_size != config.hidden_size:
       x = nn.Dense(config.hidden_size, use_bias=False, dtype=self.dtype, name="embedding_projection")(x)
-    x = _layer_norm(config.layer_norm_eps, self.dtype, "embedding_layer_norm")(x)
+    x = two_pass_layer_norm(config.layer_norm_eps, self.dtype, "embedding_layer_norm")(x)
     x = dropout(x * attention_mask[..., None].astype(x.dtype))
     embeddings = x
 
@@ -296,7 +293,7 @@ class DebertaV2Encoder(nn.Module):
       relative_embeddings = nn.Embed(rows, config.hidden_size, dtype=self.dtype,
                                      name="relative_position_embeddings")(jnp.arange(rows))
       if "layer_norm" in config.norm_rel_ebd.lower():
-        relative_embeddings = _layer_norm(config.layer_norm_eps, self.dtype,
+        relative_embeddings = two_pass_layer_norm(config.layer_norm_eps, self.dtype,
                                           "relative_position_layer_norm")(relative_embeddings)
 
     for index in range(config.num_hidden_layers):
@@ -313,7 +310,7 @@ class DebertaV2Encoder(nn.Module):
                     feature_group_count=config.conv_groups, dtype=self.dtype, name="convolution")(embeddings)
     real = attention_mask[..., None].astype(mixed.dtype)
     mixed = ACTIVATIONS[config.conv_act](dropout(mixed * real))
-    output = _layer_norm(config.layer_norm_eps, self.dtype, "convolution_layer_norm")(first_layer_output + mixed)
+    output = two_pass_layer_norm(config.layer_norm_eps, self.dtype, "convolution_layer_norm")(first_layer_output + mixed)
     return output * real
 
 

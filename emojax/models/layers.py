@@ -45,6 +45,12 @@ class ChannelSpatialAttention(nn.Module):
     return x * spatial, spatial[..., 0]
 
 
+def two_pass_layer_norm(epsilon, dtype, name):
+  """LayerNorm with the two-pass variance: parity with torch (Hugging Face ports) at small epsilons, where
+  E[x^2] - E[x]^2 loses digits on large activations."""
+  return nn.LayerNorm(epsilon=epsilon, use_fast_variance=False, dtype=dtype, name=name)
+
+
 # ----------------------------------------------------------------------------------------------
 # Sequences: masks are float or bool [B, T], 1 on real frames and 0 on padding.
 # ----------------------------------------------------------------------------------------------

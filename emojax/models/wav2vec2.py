@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from emojax.models import convert
+from emojax.models.layers import two_pass_layer_norm
 
 # HF's "gelu" is the exact erf form, not the tanh approximation Flax uses by default.
 ACTIVATIONS = {"gelu": functools.partial(nn.gelu, approximate=False), "relu": nn.relu}
@@ -110,10 +111,6 @@ def conv_output_lengths(lengths, config: Wav2Vec2Config):
   return lengths
 
 
-def _layer_norm(epsilon, dtype, name):
-  # The two-pass variance keeps parity with torch; E[x^2]-E[x]^2 loses digits on the raw conv outputs.
-  return nn.LayerNorm(epsilon=epsilon, use_fast_variance=False, dtype=dtype, name=name)
-
 
 class FeatureEncoder(nn.Module):
   """The strided conv stack from raw waveform [B, S] to features [B, T, conv_dim[-1]]."""
@@ -129,7 +126,7 @@ class FeatureEncoder(nn.Module):
       x = nn.Conv(features, (kernel,), (stride,), padding="VALID", use_bias=config.conv_bias, dtype=self.dtype,
                   name=f"conv_{index}")(x)
       if config.feat_extract_norm == "layer":
-        x = _layer_norm(CONV_NORM_EPSILON, self.dtype, f"norm_{index}")(x)
+        x = two_pass_layer_norm(CONV_NORM_EPSILON, self.dtype, f"norm_{index}")(x)
       elif index == 0:
         # One group per channel: each channel is normalised over all of time, per example.
         x = nn.GroupNorm(num_groups=features, epsilon=CONV_NORM_EPSILON, use_fast_variance=False,
@@ -169,8 +166,8 @@ class TransformerLayer(nn.Module):
   def __call__(self, x, key_mask, train: bool):
     config = self.config
     dropout = lambda rate, y: nn.Dropout(rate)(y, deterministic=not train)
-    attention_norm = _layer_norm(config.layer_norm_eps, self.dtype, "attention_layer_norm")
-    feed_forward_norm = _layer_norm(config.layer_norm_eps, self.dtype, "feed_forward_layer_norm")
+    attention_norm = two_pass_layer_norm(config.layer_norm_eps, self.dtype, "attention_layer_norm")
+    feed_forward_norm = two_pass_layer_norm(config.layer_norm_eps, self.dtype, "feed_forward_layer_norm")
     attention = SelfAttention(config.num_attention_heads, config.attention_dropout, self.dtype, name="attention")
 
     def feed_forward(y):
@@ -231,7 +228,7 @@ class Wav2Vec2Encoder(nn.Module):
       frame_mask = jnp.arange(num_frames)[None, :] < conv_output_lengths(jnp.asarray(lengths), config)[:, None]
       key_mask = frame_mask
 
-    extract_features = _layer_norm(config.layer_norm_eps, self.dtype, "feature_layer_norm")(features)
+    extract_features = two_pass_layer_norm(config.layer_norm_eps, self.dtype, "feature_layer_norm")(features)
     x = nn.Dense(config.hidden_size, dtype=self.dtype, name="feature_projection")(extract_features)
     x = dropout(config.feat_proj_dropout, x)
     if key_mask is not None:
@@ -244,7 +241,7 @@ class Wav2Vec2Encoder(nn.Module):
     if kernel % 2 == 0:  # Symmetric padding of an even kernel makes one frame too many.
       positions = positions[:, :-1]
     x = x + ACTIVATIONS[config.feat_extract_activation](positions)
-    encoder_norm = _layer_norm(config.layer_norm_eps, self.dtype, "encoder_layer_norm")
+    encoder_norm = two_pass_layer_norm(config.layer_norm_eps, self.dtype, "encoder_layer_norm")
     if not config.do_stable_layer_norm:
       x = encoder_norm(x)
     x = freeze(dropout(config.hidden_dropout, x), front_end_frozen)
