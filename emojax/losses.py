@@ -90,9 +90,10 @@ def multilabel_loss(outputs, batch, positive_weights=None, focal_gamma: float = 
   return loss, metrics
 
 
-def make_loss(train_config, train_data):
-  """`loss_fn(outputs, batch) -> (loss, metrics)` for the task of `train_data` (single- or multi-label)."""
-  if not train_data.multi_label:
+def make_loss(train_config, train_data=None):
+  """`loss_fn(outputs, batch) -> (loss, metrics)` for the task of `train_data` (single- or multi-label; the
+  multi-label loss weights its labels by their frequency in `train_data`)."""
+  if train_data is None or not train_data.multi_label:
     return functools.partial(classification_loss, label_smoothing=train_config.label_smoothing,
                              confidence_weight=train_config.confidence_weight,
                              auxiliary_weight=train_config.get("auxiliary_weight", 0.0))

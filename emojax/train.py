@@ -5,7 +5,6 @@ seeded per example position by grain, and the input iterator's position is check
 killed at any moment and restarted reaches bit-identical parameters (tests/test_resume.py).
 """
 
-import functools
 import json
 import logging
 import time
@@ -80,9 +79,7 @@ def sharded_init(model, tx, example_batch, seed, mesh, sharding_config):
 
 def make_train_step(model, tx, config: ml_collections.ConfigDict, state_shardings, mesh, loss_fn=None):
   """`loss_fn(outputs, batch) -> (loss, metrics)`; by default the single-label classification loss."""
-  if loss_fn is None:
-    loss_fn = functools.partial(losses.classification_loss, label_smoothing=config.train.label_smoothing,
-                                confidence_weight=config.train.confidence_weight)
+  loss_fn = loss_fn or losses.make_loss(config.train)
   dropout_key = jax.random.key(config.seed + 2)
 
   def train_step(state, batch):
