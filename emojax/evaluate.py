@@ -208,7 +208,8 @@ def multilabel_metrics(labels: np.ndarray, predictions: np.ndarray, class_names)
     return precision, recall, f1
 
   precision, recall, f1 = f1_of(true_positive, false_positive, false_negative)
-  specificity = np.where(true_negative + false_positive > 0, true_negative / np.maximum(true_negative + false_positive, 1), 0.0)
+  negatives = true_negative + false_positive
+  specificity = np.where(negatives > 0, true_negative / np.maximum(negatives, 1), 0.0)
   weights = support / max(support.sum(), 1)
   micro = f1_of(true_positive.sum(), false_positive.sum(), false_negative.sum())
   return {

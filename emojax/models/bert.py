@@ -104,8 +104,8 @@ class BertEncoder(nn.Module):
     words = nn.Embed(c.vocab_size, c.hidden_size, name="word_embeddings")(input_ids)
     if self.freeze_word_embeddings:
       words = jax.lax.stop_gradient(words)
-    x = (words + nn.Embed(c.max_position_embeddings, c.hidden_size, name="position_embeddings")(jnp.arange(length))[None]
-         + nn.Embed(c.type_vocab_size, c.hidden_size, name="token_type_embeddings")(token_type_ids))
+    positions = nn.Embed(c.max_position_embeddings, c.hidden_size, name="position_embeddings")(jnp.arange(length))
+    x = words + positions[None] + nn.Embed(c.type_vocab_size, c.hidden_size, name="token_type_embeddings")(token_type_ids)
     x = nn.LayerNorm(epsilon=c.layer_norm_eps, name="embeddings_layer_norm")(x)
     x = nn.Dropout(c.hidden_dropout_prob)(x, deterministic=not train).astype(self.dtype)
     # Padded keys get the most negative float32, as HF does, so a row's softmax ignores them entirely.

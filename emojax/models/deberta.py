@@ -310,7 +310,8 @@ class DebertaV2Encoder(nn.Module):
                     feature_group_count=config.conv_groups, dtype=self.dtype, name="convolution")(embeddings)
     real = attention_mask[..., None].astype(mixed.dtype)
     mixed = ACTIVATIONS[config.conv_act](dropout(mixed * real))
-    output = two_pass_layer_norm(config.layer_norm_eps, self.dtype, "convolution_layer_norm")(first_layer_output + mixed)
+    norm = two_pass_layer_norm(config.layer_norm_eps, self.dtype, "convolution_layer_norm")
+    output = norm(first_layer_output + mixed)
     return output * real
 
 
