@@ -51,10 +51,10 @@ def main(argv):
   config = FLAGS.config
   mesh = sharding.create_mesh(config.mesh)
   data = load_split(config.data, "train")
-  model = get_model(config.model, data.num_classes)
+  model = get_model(config.model, data.num_classes, **data.metadata.get("model_kwargs", {}))
   batch_size = config.train.batch_size
   tx, _ = train.make_optimizer(config, total_steps=1000, steps_per_epoch=100,
-                               is_frozen=getattr(model, "frozen_parameters", None))
+                               learning_rate_scale=train.learning_rate_scale_of(model))
   # Real batches in training order: token models see the variable lengths (and shapes) training sees.
   iterator = pipeline.train_iterator(data, config, seed=0)
   local_batches = [next(iterator) for _ in range(FLAGS.steps)]

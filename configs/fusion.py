@@ -9,16 +9,11 @@
 
 import ml_collections
 
-from emojax.config_utils import add_parallelism, data_dir, parse_arg
-
-METHODS = {"gat": "fusion.gat", "concat": "fusion.concat", "confidence": "fusion.confidence_weighted",
-           "mean": "fusion.mean"}
+from emojax.config_utils import add_parallelism, data_dir, fusion_head, parse_arg
 
 
 def get_config(arg=None):
   arg = parse_arg(arg, method="gat", graph="full", data="synthetic", runlocal=False)
-  if arg["method"] not in METHODS:
-    raise ValueError(f"method={arg['method']!r}; choose one of {sorted(METHODS)}.")
   if arg["data"] not in ("synthetic", "exports"):
     raise ValueError(f"data={arg['data']!r}; choose 'synthetic' or 'exports'.")
   config = ml_collections.ConfigDict()
@@ -41,20 +36,7 @@ def get_config(arg=None):
   config.data.worker_count = 0
   config.data.augment = ml_collections.ConfigDict(dict(enabled=True, modality_dropout=0.2))
 
-  config.model = ml_collections.ConfigDict()
-  config.model.name = METHODS[arg["method"]]
-  config.model.modalities = ("face", "speech", "text")
-  if arg["method"] == "gat":
-    config.model.graph = arg["graph"]
-    config.model.num_heads = 4
-    config.model.num_layers = 2
-  if arg["method"] in ("gat", "concat"):
-    config.model.features = 128
-    config.model.feature_weighting = "none"  # or "gate", "adaptive"
-    config.model.auxiliary_heads = False     # True with train.auxiliary_weight > 0: per-modality losses
-    config.model.dropout = 0.1 if arg["method"] == "gat" else 0.3
-  if arg["method"] == "confidence":
-    config.model.confidence = "learned"      # or "entropy", "max_probability", "heads"
+  config.model = fusion_head(arg["method"], arg["graph"])
 
   config.optimizer = ml_collections.ConfigDict(dict(
       name="adamw", learning_rate=1e-3, b1=0.9, b2=0.999, momentum=0.9, weight_decay=1e-2, warmup_epochs=1.0,

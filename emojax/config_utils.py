@@ -46,3 +46,29 @@ def add_parallelism(config) -> None:
       fsdp_min_size=2 ** 14, # parameters smaller than this stay replicated
       rules=[]))             # [(regex over "params/Conv_0/kernel", partition spec tuple), ...] first match wins
   config.distributed = False  # True on multi-host: jax.distributed.initialize()
+
+
+FUSION_METHODS = {"gat": "fusion.gat", "concat": "fusion.concat", "confidence": "fusion.confidence_weighted",
+                  "mean": "fusion.mean"}
+
+
+def fusion_head(method: str, graph: str = "full"):
+  """config.model of a fusion method (configs/fusion.py; the head of configs/multimodal.py)."""
+  import ml_collections
+  if method not in FUSION_METHODS:
+    raise ValueError(f"method={method!r}; choose one of {sorted(FUSION_METHODS)}.")
+  model = ml_collections.ConfigDict()
+  model.name = FUSION_METHODS[method]
+  model.modalities = ("face", "speech", "text")
+  if method == "gat":
+    model.graph = graph
+    model.num_heads = 4
+    model.num_layers = 2
+  if method in ("gat", "concat"):
+    model.features = 128
+    model.feature_weighting = "none"  # or "gate", "adaptive"
+    model.auxiliary_heads = False     # True with train.auxiliary_weight > 0: per-modality losses
+    model.dropout = 0.1 if method == "gat" else 0.3
+  if method == "confidence":
+    model.confidence = "learned"      # or "entropy", "max_probability", "heads"
+  return model

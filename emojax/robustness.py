@@ -29,7 +29,8 @@ def evaluate_missing_modalities(config, workdir, which: str = "best") -> dict:
     raise ValueError(f"config.data.name={config.data.name!r} has no `present` flags: --mode=robustness is for "
                      "fusion configs (configs/fusion.py).")
   state, step = exp.checkpointer.restore(exp.abstract_state, which)
-  modalities = tuple(config.model.modalities)
+  # A fusion head names its modalities; end-to-end fusion (configs/multimodal.py) has one encoder per modality.
+  modalities = tuple(config.model.modalities if "modalities" in config.model else config.model.encoders)
   present = np.asarray(exp.eval_data.arrays["present"])
   rows = {}
   # Subsets over the modalities some example has: with one missing everywhere, its rows would repeat others.

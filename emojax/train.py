@@ -26,8 +26,10 @@ from emojax.models import get_model
 # ----------------------------------------------------------------------------------------------
 # Optimizer: warmup + cosine schedule, decoupled weight decay on kernels only, gradient clipping.
 # ----------------------------------------------------------------------------------------------
-def make_optimizer(config: ml_collections.ConfigDict, total_steps: int, steps_per_epoch: int, is_frozen=None):
-  """`is_frozen(path) -> bool` marks parameters that never change (a frozen pretrained encoder)."""
+def make_optimizer(config: ml_collections.ConfigDict, total_steps: int, steps_per_epoch: int,
+                   learning_rate_scale=None):
+  """`learning_rate_scale(path) -> float` scales some parameters' updates (`learning_rate_scale_of(model)`):
+  0 freezes them (a frozen pretrained encoder: no optimizer state either), 0.1 fine-tunes them gently."""
   opt = config.optimizer
   if opt.learning_rate <= 0:
     raise ValueError(f"config.optimizer.learning_rate must be positive, got {opt.learning_rate}.")
@@ -46,11 +48,27 @@ def make_optimizer(config: ml_collections.ConfigDict, total_steps: int, steps_pe
     raise ValueError(f"config.optimizer.name={opt.name!r}; expected 'adamw' or 'sgd'.")
   clip = [optax.clip_by_global_norm(opt.grad_clip_norm)] if opt.grad_clip_norm > 0 else []
   tx = optax.chain(*clip, base)
-  if is_frozen is not None:
+  if learning_rate_scale is not None:
+    scale = lambda path: float(learning_rate_scale(sharding.path_to_string(path)))
     labels = lambda params: jax.tree_util.tree_map_with_path(
-        lambda path, _: "frozen" if is_frozen(sharding.path_to_string(path)) else "trained", params)
-    tx = optax.multi_transform({"trained": tx, "frozen": optax.set_to_zero()}, labels)
+        lambda path, _: "frozen" if scale(path) == 0 else "trained", params)
+    scaled = optax.chain(tx, optax.GradientTransformation(
+        lambda params: optax.EmptyState(),
+        lambda updates, state, params=None: (
+            jax.tree_util.tree_map_with_path(lambda path, u: u * scale(path) if scale(path) != 1 else u, updates),
+            state)))
+    tx = optax.multi_transform({"trained": scaled, "frozen": optax.set_to_zero()}, labels)
   return tx, schedule
+
+
+def learning_rate_scale_of(model):
+  """The model's per-parameter learning-rate scale (`learning_rate_scale(path)`, or 0/1 from
+  `frozen_parameters(path)`), or None when every parameter trains at the full rate."""
+  if hasattr(model, "learning_rate_scale"):
+    return model.learning_rate_scale
+  if hasattr(model, "frozen_parameters"):
+    return lambda path: 0.0 if model.frozen_parameters(path) else 1.0
+  return None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -119,9 +137,11 @@ class Experiment:
     self.steps_per_epoch = pipeline.steps_per_epoch(num_train, config.train.batch_size)
     self.total_steps = (config.train.num_steps if config.train.num_steps > 0
                         else int(config.train.num_epochs * self.steps_per_epoch))
-    self.model = get_model(config.model, self.eval_data.num_classes)
+    # A dataset can tell its model facts only the data knows (end-to-end fusion: each encoder's label map).
+    self.model = get_model(config.model, self.eval_data.num_classes,
+                           **self.eval_data.metadata.get("model_kwargs", {}))
     self.tx, self.schedule = make_optimizer(config, self.total_steps, self.steps_per_epoch,
-                                            getattr(self.model, "frozen_parameters", None))
+                                            learning_rate_scale_of(self.model))
     example = {k: v[None] for k, v in pipeline.decode(self.eval_data[0], self.eval_data.model_inputs).items()}
     self.state, self.abstract_state, self.state_shardings = sharded_init(
         self.model, self.tx, example, config.seed, self.mesh, config.sharding)
@@ -130,14 +150,15 @@ class Experiment:
     self.checkpointer = checkpoint_lib.Checkpointer(self.workdir, config.checkpoint)
 
   def with_pretrained(self, state: dict) -> dict:
-    """The state with the model's pretrained weights (wav2vec 2.0, a text encoder) copied in, if it has any.
+    """The state with the model's pretrained weights (wav2vec 2.0, a text encoder, the encoders of end-to-end
+    fusion and their batch-norm statistics) copied in, if it has any.
 
     Only a run that starts from scratch needs them: resumed, evaluated and exported runs restore a checkpoint.
     """
-    if not hasattr(self.model, "load_pretrained"):
-      return state
-    return {**state, "params": jax.device_put(self.model.load_pretrained(state["params"]),
-                                              self.state_shardings["params"])}
+    for key, hook in (("params", "load_pretrained"), ("batch_stats", "load_pretrained_batch_stats")):
+      if hasattr(self.model, hook):
+        state = {**state, key: jax.device_put(getattr(self.model, hook)(state[key]), self.state_shardings[key])}
+    return state
 
   def predict(self, state, data=None, predict_step=None) -> dict:
     """`predict_step`'s outputs (by default logits and friends) over `data` (the evaluation split) in order."""

@@ -25,8 +25,16 @@ def load_split(config: ml_collections.ConfigDict, split: str) -> Dataset:
     from emojax.data import multimodal
     size = config.num_train_examples if split == "train" else config.num_eval_examples
     return multimodal.synthetic(split, size, seed=config.seed)
+  if config.name == "multimodal_inputs":
+    from emojax.data import multimodal
+    return multimodal.load_inputs(config, split)
+  if config.name == "multimodal_synthetic_inputs":
+    from emojax.data import multimodal
+    size = config.num_train_examples if split == "train" else config.num_eval_examples
+    return multimodal.synthetic_inputs(split, size, seed=config.seed)
   if config.name == "goemotions":
     from emojax.data import goemotions
     return goemotions.load_tokenized(config, split)
   raise ValueError(f"config.data.name={config.name!r} is not a known dataset; use 'fer2013', 'synthetic', "
-                   "'ravdess', 'tess', 'crema_d', 'goemotions', 'multimodal' or 'multimodal_synthetic'.")
+                   "'ravdess', 'tess', 'crema_d', 'goemotions', 'multimodal', 'multimodal_synthetic', 'multimodal_inputs' or "
+                   "'multimodal_synthetic_inputs'.")

@@ -16,8 +16,10 @@ The synthetic source (`name="multimodal_synthetic"`) draws class-dependent embed
 three modalities of different reliability, so the demo and tests exercise fusion without trained encoders.
 """
 
+import dataclasses
 import os
 from pathlib import Path
+from typing import Mapping
 
 import numpy as np
 
@@ -32,26 +34,44 @@ def ekman_view(export: dict, goemotions_root: str = "") -> tuple[np.ndarray, np.
 
   Single-label exports must already be in Ekman-7 order (FER2013, speech with labels=ekman7). A GoEmotions
   export (multi-label, 28 or Ekman labels) becomes single-label on rows with exactly one Ekman group; its
-  7-way distribution is each group's best member probability, normalised.
+  7-way distribution is each group's best member probability, normalised (`ekman_log_probabilities`).
   """
   names = tuple(str(n) for n in export["class_names"])
   if "label" in export:
+    label = ekman_labels(names, np.asarray(export["label"]))
+    return label, np.asarray(export["logits"]), np.asarray(export["embedding"])
+  matrix = _ekman_matrix(names, goemotions_root) if names != labels_lib.EKMAN7 else None
+  multi_hot = np.asarray(export["labels_28"] if "labels_28" in export else export["labels"])
+  label = ekman_labels(names, multi_hot, matrix)
+  logits = ekman_log_probabilities(np.asarray(export["logits"], np.float64), matrix)
+  return label, logits.astype(np.float32), np.asarray(export["embedding"])
+
+
+def ekman_labels(names, labels, matrix=None) -> np.ndarray:
+  """Ekman-7 class ids of a dataset's labels: class ids already in Ekman-7 order pass through; multi-hot rows
+  ([N, K], grouped into Ekman by the [K, 7] `matrix`, or already Ekman-7) give their group where exactly one
+  group is set, else -1 (such rows join no tuple)."""
+  names = tuple(names)
+  labels = np.asarray(labels)
+  if labels.ndim == 1:
     if names != labels_lib.EKMAN7:
-      raise ValueError(f"An export with classes {names} is not in Ekman-7 order {labels_lib.EKMAN7}; train the "
-                       "encoder with Ekman labels (FER2013; speech with labels=ekman7).")
-    return np.asarray(export["label"]).astype(np.int64), np.asarray(export["logits"]), np.asarray(export["embedding"])
-  probabilities = 1 / (1 + np.exp(-np.asarray(export["logits"], np.float64)))
-  if names == labels_lib.EKMAN7:
-    group_probabilities, groups = probabilities, np.asarray(export["labels"]) > 0.5
-  else:
-    matrix = _ekman_matrix(names, goemotions_root)
-    members = matrix.astype(bool)
-    group_probabilities = np.stack([probabilities[:, members[:, g]].max(1) for g in range(7)], 1)
-    groups = (np.asarray(export["labels_28"] if "labels_28" in export else export["labels"]) @ matrix) > 0
-  single = groups.sum(1) == 1
-  label = np.where(single, groups.argmax(1), -1)
-  distribution = group_probabilities / group_probabilities.sum(1, keepdims=True)
-  return label, np.log(np.clip(distribution, 1e-9, 1)).astype(np.float32), np.asarray(export["embedding"])
+      raise ValueError(f"Classes {names} are not in Ekman-7 order {labels_lib.EKMAN7}; train the encoder with "
+                       "Ekman labels (FER2013; speech with labels=ekman7).")
+    return labels.astype(np.int64)
+  groups = (labels @ matrix) > 0 if matrix is not None else labels > 0.5
+  return np.where(groups.sum(1) == 1, groups.argmax(1), -1)
+
+
+def ekman_log_probabilities(logits, matrix=None, xp=np):
+  """Multi-label logits [N, K] -> log of a 7-way distribution: each Ekman group's best member probability
+  (sigmoid), normalised; `matrix` [K, 7] groups K labels (None: the K labels are Ekman-7 already). `xp` is
+  numpy or jax.numpy, so exports and the end-to-end model map text the same way."""
+  probabilities = 1 / (1 + xp.exp(-logits))
+  if matrix is not None:
+    members = xp.asarray(matrix) > 0                                               # [K, 7]
+    probabilities = xp.where(members[None], probabilities[..., None], 0).max(1)    # [N, 7]
+  distribution = probabilities / probabilities.sum(1, keepdims=True)
+  return xp.log(xp.clip(distribution, 1e-9, 1))
 
 
 def _ekman_matrix(names, goemotions_root: str) -> np.ndarray:
@@ -157,3 +177,116 @@ def synthetic(split: str, num_examples: int, seed: int = 0, dims=(32, 24, 48), n
   arrays["id"] = np.array([f"synthetic_{split}_{i}" for i in range(num_examples)])
   inputs = ("label", "present") + tuple(f"{m}_{k}" for m in MODALITIES for k in ("embedding", "logits"))
   return Dataset(arrays, class_names=labels_lib.EKMAN7, model_inputs=inputs)
+
+
+# ----------------------------------------------------------------------------------------------
+# Raw inputs for end-to-end fusion: the same tuples, carrying each encoder's own inputs.
+# ----------------------------------------------------------------------------------------------
+LABEL_KEYS = ("label", "labels", "labels_28", "sentiment")
+
+
+@dataclasses.dataclass
+class TupleDataset(Dataset):
+  """Label-matched tuples that gather each modality's *inputs* (image, features, tokens) on access.
+
+  `arrays` holds only the per-tuple columns (label, present, id, `{m}_row`); example i is assembled from row
+  `{m}_row[i]` of each modality's own `Dataset` in `sources`, its input keys prefixed `{m}_` (`face_image`,
+  `text_input_ids`, ...), zeros where the modality is absent. Nothing is copied per tuple, so speech
+  features or token arrays are stored once however often the pairing reuses them.
+  """
+  sources: Mapping[str, Dataset] = dataclasses.field(default_factory=dict)
+
+  def __post_init__(self):
+    super().__post_init__()
+    self.input_keys = {m: tuple(k for k in d.model_inputs if k not in LABEL_KEYS) for m, d in self.sources.items()}
+    self._zeros = {m: {k: np.zeros_like(np.asarray(d.arrays[k][0])) for k in self.input_keys[m]}
+                   for m, d in self.sources.items()}
+    self.model_inputs = ("label", "present") + tuple(f"{m}_{k}" for m in self.sources for k in self.input_keys[m])
+
+  def __getitem__(self, index: int) -> dict[str, np.ndarray]:
+    example = {k: v[index] for k, v in self.arrays.items()}
+    for m, source in self.sources.items():
+      row = int(self.arrays[f"{m}_row"][index])
+      for key in self.input_keys[m]:
+        example[f"{m}_{key}"] = source.arrays[key][row] if row >= 0 else self._zeros[m][key]
+    return example
+
+
+def encoder_label_map(dataset: Dataset):
+  """How an encoder trained on `dataset` reaches Ekman-7: None (single-label, already Ekman-7 order) or the
+  [K, 7] grouping of its K multi-label classes (as nested tuples, hashable for a Flax attribute), or "sigmoid"
+  (multi-label over Ekman-7 itself)."""
+  if not dataset.multi_label:
+    ekman_labels(dataset.class_names, np.zeros(1, np.int64))  # raises unless the classes are Ekman-7
+    return None
+  if tuple(dataset.class_names) == labels_lib.EKMAN7:
+    return "sigmoid"
+  names, matrix = dataset.metadata["groupings"]["ekman"]
+  return tuple(tuple(int(v) for v in row) for row in np.asarray(matrix))
+
+
+def load_inputs(config, split: str) -> TupleDataset:
+  """Tuples of raw inputs for end-to-end fusion (`config.data.name = "multimodal_inputs"`).
+
+  `config.modalities.<m>` is the data config of modality m's encoder run (configs/multimodal.py copies it from
+  the run's config.json), so each corpus is read exactly as its encoder was trained; pairing, seeds and caps
+  are those of `load`, so the tuples are the very ones the export-based fusion runs see.
+  """
+  from emojax.data import load_split
+  sources, labels, label_maps = {}, {}, {}
+  for m, data_config in config.modalities.items():
+    dataset = load_split(data_config, split)
+    label_maps[m] = encoder_label_map(dataset)
+    if dataset.multi_label:
+      matrix = None if label_maps[m] == "sigmoid" else np.asarray(label_maps[m])
+      labels[m] = ekman_labels(dataset.class_names, dataset.arrays.get("labels_28", dataset.arrays["labels"]),
+                               matrix)
+    else:
+      labels[m] = ekman_labels(dataset.class_names, dataset.arrays["label"])
+    arrays = dict(dataset.arrays)
+    if "attention_mask" in arrays:  # one width for the whole split: its longest row, not max_length
+      width = int(np.asarray(arrays["attention_mask"]).sum(-1).max())
+      arrays.update({k: np.asarray(v)[:, :width] for k, v in arrays.items() if k in ("input_ids", "attention_mask",
+                                                                                     "token_type_ids")})
+    sources[m] = dataclasses.replace(dataset, arrays=arrays)
+  size = config.max_per_class_train if split == "train" else config.max_per_class_eval
+  index, label = label_matched_indices(labels, config.seed + (split != "train"), size)
+  arrays = {"label": label, "present": np.stack([index[m] >= 0 for m in sources], 1).astype(np.float32),
+            "id": np.array([f"{split}_{i}" for i in range(len(label))]),
+            **{f"{m}_row": index[m] for m in sources}}
+  return TupleDataset(arrays, class_names=labels_lib.EKMAN7, sources=sources,
+                      metadata={"model_kwargs": {"label_maps": label_maps}})
+
+
+def synthetic_inputs(split: str, num_examples: int, seed: int = 0, frames: int = 40, mel_bins: int = 24,
+                     tokens: int = 12, vocab: int = 64) -> Dataset:
+  """The built-in multimodal default: a drawn face, a spectrogram-like feature sequence and a token sequence
+  per example, all of one Ekman class, with 20% of the modalities missing. Faces are the synthetic face
+  set's drawings; speech frames carry a class-specific band of energy under noise; texts draw a few tokens
+  from a class-specific part of the vocabulary among uniform ones. For the demo and tests only."""
+  from emojax.data import synthetic
+  rng = np.random.default_rng([seed, {"train": 0, "validation": 1, "test": 2}[split], 7])
+  label = rng.integers(7, size=num_examples).astype(np.int32)
+  present = (rng.random((num_examples, 3)) > 0.2).astype(np.float32)
+  present[present.sum(1) == 0, 0] = 1
+  faces = np.stack([synthetic.draw_face(y, rng) for y in label])[..., None]
+  bands = np.exp(-0.5 * ((np.arange(mel_bins)[None] - (2 + 3 * np.arange(7))[:, None]) / 1.5) ** 2)    # [7, bins]
+  num_frames = rng.integers(frames // 2, frames + 1, num_examples).astype(np.int32)
+  speech = 0.8 * bands[label][:, None] * rng.random((num_examples, frames, 1)) + rng.standard_normal(
+      (num_examples, frames, mel_bins))
+  speech *= (np.arange(frames)[None, :, None] < num_frames[:, None, None])
+  length = rng.integers(tokens // 2, tokens + 1, num_examples)
+  ids = rng.integers(8, vocab, (num_examples, tokens))
+  cue = rng.random((num_examples, tokens)) < 0.3                     # class words among filler
+  ids = np.where(cue, 8 * label[:, None] + rng.integers(0, 8, (num_examples, tokens)) + 8, ids) % vocab
+  mask = (np.arange(tokens)[None] < length[:, None]).astype(np.int32)
+  ids = np.where(mask > 0, ids, 0)
+  ids[:, 0] = 1  # a [CLS]-like first token
+  arrays = {"label": label, "present": present, "face_image": faces.astype(np.uint8),
+            "speech_features": speech.astype(np.float32), "speech_num_frames": num_frames,
+            "text_input_ids": ids.astype(np.int32), "text_attention_mask": mask,
+            "id": np.array([f"synthetic_inputs_{split}_{i}" for i in range(num_examples)])}
+  inputs = ("label", "present", "face_image", "speech_features", "speech_num_frames", "text_input_ids",
+            "text_attention_mask")
+  return Dataset(arrays, class_names=labels_lib.EKMAN7, model_inputs=inputs,
+                 metadata={"model_kwargs": {"label_maps": {m: None for m in MODALITIES}}})

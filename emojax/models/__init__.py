@@ -22,17 +22,18 @@ REGISTRY = {
     "fusion.concat": "emojax.models.fusion:ConcatFusion",
     "fusion.confidence_weighted": "emojax.models.fusion:ConfidenceWeightedFusion",
     "fusion.mean": "emojax.models.fusion:MeanEnsemble",
+    "fusion.end_to_end": "emojax.models.multimodal:EncoderFusion",
 }
 
 
-def get_model(config: ml_collections.ConfigDict, num_classes: int) -> nn.Module:
-  """Builds `config.model.name` with the rest of `config.model` as keyword arguments."""
+def get_model(config: ml_collections.ConfigDict, num_classes: int, **extra) -> nn.Module:
+  """Builds `config.model.name` with the rest of `config.model` (and `extra`) as keyword arguments."""
   if config.name not in REGISTRY:
     raise ValueError(f"config.model.name={config.name!r} is not a registered model; choose one of "
                      f"{sorted(REGISTRY)}.")
   module_name, class_name = REGISTRY[config.name].split(":")
   cls = getattr(importlib.import_module(module_name), class_name)
-  kwargs = {k: v for k, v in config.to_dict().items() if k != "name"}
+  kwargs = {**{k: v for k, v in config.to_dict().items() if k != "name"}, **extra}
   if "dtype" in kwargs:
     kwargs["dtype"] = jnp.dtype(kwargs["dtype"])
   try:
