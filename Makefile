@@ -1,5 +1,6 @@
 # Two entry points do all the set-up on a fresh machine:
-#   make demo   create .venv, install emojax, train + evaluate on the built-in synthetic data
+#   make demo   create .venv, install emojax, train + evaluate the face, speech and text encoders and their
+#               graph-attention fusion end to end on the built-in synthetic modalities
 #   make test   create .venv, install emojax with test extras, run the test suite
 PYTHON ?= python3
 VENV   ?= .venv
@@ -19,7 +20,8 @@ $(VENV)/.installed: pyproject.toml
 venv: $(VENV)/.installed
 
 demo: venv
-	$(PY) -m emojax.main --config configs/face_cnn.py:data=synthetic,runlocal --workdir $(WORKDIR)
+	$(PY) -m emojax.main --config configs/multimodal.py --workdir $(WORKDIR)
+	$(PY) -m emojax.main --config configs/multimodal.py --workdir $(WORKDIR) --mode=robustness
 
 test: venv
 	$(PY) -m pytest -q tests

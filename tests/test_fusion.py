@@ -255,3 +255,101 @@ def test_per_modality_auxiliary_losses_count_present_modalities_only():
   by_hand = (-(log_p[0, 0, 2] + log_p[0, 2, 2]) / 2 - log_p[1, 1, 5]) / 2
   np.testing.assert_allclose(metrics["auxiliary_cross_entropy"], by_hand, rtol=1e-5)
   np.testing.assert_allclose(total, plain + 0.5 * by_hand, rtol=1e-5)
+
+
+# ----------------------------------------------------------------------------------------------
+# End-to-end fusion (emojax/models/multimodal.py): encoders + fusion head from raw inputs.
+# ----------------------------------------------------------------------------------------------
+def test_input_tuples_gather_each_modality_row_of_the_tuple_label():
+  import ml_collections
+  from emojax.data import load_split, multimodal
+  face = ml_collections.ConfigDict(dict(name="synthetic", num_train_examples=70, num_eval_examples=30, seed=0))
+  speech = ml_collections.ConfigDict(dict(name="synthetic", num_train_examples=40, num_eval_examples=20, seed=1))
+  config = ml_collections.ConfigDict(dict(name="multimodal_inputs", seed=0, max_per_class_train=0,
+                                          max_per_class_eval=0, modalities=dict(face=face, speech=speech)))
+  data = load_split(config, "train")
+  sources = {"face": load_split(face, "train"), "speech": load_split(speech, "train")}
+  assert data.model_inputs == ("label", "present", "face_image", "speech_image")
+  for i in range(0, len(data), 7):
+    example = data[i]
+    for m, source in sources.items():
+      row = data.arrays[f"{m}_row"][i]
+      if row >= 0:
+        assert source.arrays["label"][row] == example["label"]
+        np.testing.assert_array_equal(example[f"{m}_image"], source.arrays["image"][row])
+      else:
+        assert not example[f"{m}_image"].any()
+  # The same pairing as fusion on exports of these datasets: tuples are comparable row for row.
+  index, labels = multimodal.label_matched_indices({m: s.arrays["label"] for m, s in sources.items()}, seed=0)
+  np.testing.assert_array_equal(labels, data.arrays["label"])
+  np.testing.assert_array_equal(index["speech"], data.arrays["speech_row"])
+
+
+def test_text_logits_reach_ekman_the_same_way_in_numpy_and_jax():
+  from emojax.data.multimodal import ekman_log_probabilities
+  rng = np.random.default_rng(0)
+  logits, matrix = rng.standard_normal((5, 6)), np.zeros((6, 7), np.int32)
+  matrix[np.arange(6), [0, 0, 3, 3, 4, 6]] = 1
+  expected = ekman_log_probabilities(logits, matrix)
+  np.testing.assert_allclose(ekman_log_probabilities(jnp.asarray(logits), matrix, xp=jnp), expected, rtol=1e-5)
+  probability = 1 / (1 + np.exp(-logits))
+  by_hand = np.maximum(probability[0, 0], probability[0, 1]) / (
+      max(probability[0, :2]) + max(probability[0, 2:4]) + probability[0, 4] + probability[0, 5])
+  np.testing.assert_allclose(np.exp(expected[0, 0]), by_hand, rtol=1e-6)
+  assert np.exp(expected[0, 1]) < 1e-8  # a group without members gets (almost) nothing
+
+
+def test_learning_rate_scale_freezes_and_slows_parameters():
+  import optax
+  from configs.multimodal import get_config
+  from emojax import train
+  config = get_config("runlocal")
+  params = {"encoder": {"w": jnp.ones((3, 3))}, "frozen": {"w": jnp.ones((3, 3))}, "head": {"w": jnp.ones((3, 3))}}
+  scale = lambda path: {"encoder": 0.1, "frozen": 0.0}.get(path.split("/")[0], 1.0)
+  tx, _ = train.make_optimizer(config, total_steps=10, steps_per_epoch=1, learning_rate_scale=scale)
+  state = tx.init(params)
+  grads = jax.tree.map(jnp.ones_like, params)
+  for _ in range(2):
+    updates, state = tx.update(grads, state, params)
+  assert not np.asarray(updates["frozen"]["w"]).any() and np.asarray(updates["head"]["w"]).all()
+  np.testing.assert_allclose(updates["encoder"]["w"], 0.1 * updates["head"]["w"], rtol=1e-6)
+  assert len(jax.tree.leaves(state)) < len(jax.tree.leaves(optax.adamw(1e-3).init(params)))  # frozen: no state
+
+
+def test_end_to_end_fusion_restores_its_encoders_frozen_or_fine_tuned(tmp_path):
+  import json
+  from configs.multimodal import get_config
+  from emojax import train
+  from emojax.models import get_model
+  from emojax.models.multimodal import restore_encoder
+  from tests.conftest import tiny_config
+  face_run = tmp_path / "face"
+  train.train_and_evaluate(tiny_config(), face_run)
+  restored = restore_encoder(str(face_run))
+
+  config = get_config("runlocal")  # frozen encoders: only the fusion head learns
+  config.model.encoders.face = json.loads((face_run / "config.json").read_text())["model"]
+  config.model.checkpoints.face = str(face_run)
+  config.model.freeze_encoders = True
+  config.train.num_steps, config.train.tensorboard = 4, False
+  report = train.train_and_evaluate(config, tmp_path / "fused")
+  exp = train.Experiment(config, tmp_path / "fused", need_train_data=False)
+  frozen, _ = exp.checkpointer.restore(exp.abstract_state, "latest")
+  exp.checkpointer.close()
+  assert 0 <= report["all"]["accuracy"] <= 1
+  fresh = exp.with_pretrained(exp.state)  # encoders from their runs (face) or their own initialisation
+  for key in ("params", "batch_stats"):
+    jax.tree.map(np.testing.assert_array_equal, frozen[key]["face_encoder"], restored[key])
+  for m in ("speech", "text"):
+    jax.tree.map(np.testing.assert_array_equal, frozen["params"][f"{m}_encoder"], fresh["params"][f"{m}_encoder"])
+  assert not all(jax.tree.leaves(jax.tree.map(np.array_equal, frozen["params"]["fusion"], fresh["params"]["fusion"])))
+
+  # End to end: the encoders train at the scaled rate, except what an encoder itself freezes.
+  config = get_config("runlocal")
+  config.model.encoders.text.freeze_word_embeddings = True
+  config.model.freeze_encoders, config.model.encoder_learning_rate_scale = False, 0.1
+  tuned = get_model(config.model, 7, label_maps={m: None for m in ("face", "speech", "text")})
+  assert tuned.learning_rate_scale("face_encoder/ConvBatchNormReLU_0/Conv_0/kernel") == 0.1
+  assert tuned.learning_rate_scale("text_encoder/encoder/word_embeddings/embedding") == 0.0
+  assert tuned.learning_rate_scale("text_encoder/emotion_head/kernel") == 0.1
+  assert tuned.learning_rate_scale("fusion/classifier/kernel") == 1.0

@@ -58,7 +58,8 @@ def to_ekman_logits(logits, label_map):
 
 @functools.cache
 def restore_encoder(run: str) -> dict:
-  """{"params", "batch_stats"} of a training run's best checkpoint (`<run>/best/<step>`), as saved."""
+  """{"params", "batch_stats"} of a training run's best checkpoint (`<run>/best/<step>`), as saved, on the host
+  (numpy: a cached device array would be donated, and deleted, by the first training step)."""
   import orbax.checkpoint as ocp
   directory = Path(run).expanduser().absolute() / "best"
   manager = ocp.CheckpointManager(directory, item_names=("state", "metrics"))
@@ -68,7 +69,7 @@ def restore_encoder(run: str) -> dict:
                             f"(python -m emojax.main --config <its config> --workdir {run}).")
   state = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))["state"]
   manager.close()
-  return {"params": state["params"], "batch_stats": state.get("batch_stats", {})}
+  return jax.device_get({"params": state["params"], "batch_stats": state.get("batch_stats", {})})
 
 
 def _replace_matching(current: dict, restored: dict, what: str) -> dict:
@@ -77,7 +78,7 @@ def _replace_matching(current: dict, restored: dict, what: str) -> dict:
     raise ValueError(f"The checkpoint of {what} does not fit the encoder built from config.model.encoders: "
                      "the encoder config must be the run's own (configs/multimodal.py copies it from the "
                      "run's config.json).")
-  return jax.tree.map(lambda c, r: jnp.asarray(r, c.dtype), current, restored)
+  return jax.tree.map(lambda c, r: np.asarray(r, c.dtype), current, restored)
 
 
 class EncoderFusion(nn.Module):
