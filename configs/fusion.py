@@ -4,6 +4,7 @@
   --config configs/fusion.py:method=concat                    the DNN fusion baseline (also: confidence, mean)
   --config configs/fusion.py:graph=star:text                  star around text (also: full, chain, self, edges:face-text;speech>text)
   --config configs/fusion.py:data=exports --config.data.sources.face=runs/fer/export ...   real encoders' exports
+  --config configs/fusion.py:data=exports,protocol=crossfit ... --mode=crossfit     fusion fitted on held-out folds
   --config.data.augment.modality_dropout=0.3  --config.model.feature_weighting=adaptive
 """
 
@@ -13,7 +14,7 @@ from emojax.config_utils import add_parallelism, data_dir, fusion_head, parse_ar
 
 
 def get_config(arg=None):
-  arg = parse_arg(arg, method="gat", graph="full", data="synthetic", runlocal=False)
+  arg = parse_arg(arg, method="gat", graph="full", data="synthetic", protocol="train", runlocal=False)
   if arg["data"] not in ("synthetic", "exports"):
     raise ValueError(f"data={arg['data']!r}; choose 'synthetic' or 'exports'.")
   config = ml_collections.ConfigDict()
@@ -31,6 +32,12 @@ def get_config(arg=None):
   config.data.max_per_class_train = 2000  # tuples per class (0: as many as the largest modality has)
   config.data.max_per_class_eval = 0
   config.data.aligned = False             # rows of the exports are the same moments: no pairing
+  # "train": fusion learns on tuples of the train exports; "crossfit": on the other folds of the validation
+  # exports, scored out of fold by --mode=crossfit (emojax/crossfit.py says why).
+  config.data.protocol = arg["protocol"]
+  config.data.num_folds = 4
+  config.data.fold = 0
+  config.data.fold_seed = 0
   config.data.read_threads = 2
   config.data.prefetch = 4
   config.data.worker_count = 0

@@ -5,7 +5,7 @@
 Restores the best (or `--checkpoint=latest`) checkpoint and writes `export/<split>.npz` for the training
 and evaluation splits: `embedding` [N, D] (the features the classifier reads), `logits` [N, C] (plus
 `confidence` / `sentiment_logits` where the model has them), the labels (`label` or multi-hot `labels`),
-`id`, and `class_names`. Training rows are read without augmentation, in the reader's order.
+`id`, `speaker` (speech corpora: cross-fitted fusion keeps a speaker's rows in one fold) and `class_names`. Training rows are read without augmentation, in the reader's order.
 """
 
 import logging
@@ -28,7 +28,8 @@ def export_outputs(config, workdir, which: str = "best", splits: tuple[str, ...]
     outputs = exp.predict(state, data, predict_step)
     if jax.process_index() == 0:
       out_dir.mkdir(parents=True, exist_ok=True)
-      labels = {key: np.asarray(data.arrays[key]) for key in ("label", "labels", "labels_28") if key in data.arrays}
+      labels = {key: np.asarray(data.arrays[key]) for key in ("label", "labels", "labels_28", "speaker")
+                if key in data.arrays}
       np.savez_compressed(out_dir / f"{split}.npz", id=np.asarray(data.arrays["id"]).astype(str),
                           class_names=np.asarray(data.class_names), checkpoint_step=int(step), **labels,
                           **{k: np.asarray(v, np.float32) for k, v in outputs.items()})

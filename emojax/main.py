@@ -1,4 +1,4 @@
-"""Entry point: python -m emojax.main --config configs/face_cnn.py:data=fer2013 --workdir runs/x [--mode=train|eval|views|export|robustness]"""
+"""Entry point: python -m emojax.main --config configs/face_cnn.py:data=fer2013 --workdir runs/x [--mode=train|eval|views|export|robustness|crossfit]"""
 
 import logging as std_logging
 
@@ -10,10 +10,11 @@ from emojax import sharding, train
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Config file, optionally with :args.", lock_config=True)
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics, plots and reports.")
-flags.DEFINE_enum("mode", "train", ["train", "eval", "views", "export", "robustness"],
+flags.DEFINE_enum("mode", "train", ["train", "eval", "views", "export", "robustness", "crossfit"],
                   "train (resumes if workdir has checkpoints), eval, views (PCA / t-SNE of embeddings) or export "
                   "(per-example embeddings and logits of the train and eval splits, for fusion), or robustness "
-                  "(a fusion model with every subset of modalities missing at test time).")
+                  "(a fusion model with every subset of modalities missing at test time), or crossfit (fusion fitted "
+                  "on held-out folds of the validation exports, scored on the pooled out-of-fold tuples).")
 flags.DEFINE_enum("checkpoint", "best", ["best", "latest"], "Which checkpoint the modes other than train restore.")
 flags.mark_flags_as_required(["config", "workdir"])
 
@@ -41,6 +42,9 @@ def main(argv):
   elif FLAGS.mode == "export":
     from emojax import export
     export.export_outputs(config, FLAGS.workdir, FLAGS.checkpoint)
+  elif FLAGS.mode == "crossfit":
+    from emojax import crossfit
+    crossfit.crossfit(config, FLAGS.workdir)
   else:
     from emojax import robustness
     robustness.evaluate_missing_modalities(config, FLAGS.workdir, FLAGS.checkpoint)

@@ -2,12 +2,13 @@
 
   python launch/sweep.py launch/sweeps/fusion_ablation.py --root runs/fusion_ablation          # run locally
   python launch/sweep.py launch/sweeps/fusion_ablation.py --root runs/fusion_ablation --print  # commands only
+  python launch/sweep.py ... --shard=0/2 & python launch/sweep.py ... --shard=1/2              # two runners
   python -m emojax.results runs/fusion_ablation/* --csv runs/fusion_ablation/results.csv \
       --plot runs/fusion_ablation/results.png                                                  # one table
 
 A sweep file defines `get_sweep()` returning a list of runs; a run is a dict with `config` (a config file
-with its `:arg` variants) and any number of `config.<field>` overrides. `product` and `zip_runs` below
-build such lists from axes, scenic / big_vision style. Each run's workdir is `<root>/<name>`, the name made
+with its `:arg` variants), optionally `mode` (emojax.main's --mode, e.g. crossfit) and any number of
+`config.<field>` overrides. `product` and `zip_runs` below build such lists from axes, scenic / big_vision style. Each run's workdir is `<root>/<name>`, the name made
 of the values that vary; a finished run (eval/report.json present) is skipped, an interrupted one resumes.
 """
 
@@ -49,9 +50,10 @@ def commands(sweep: list[dict], root: Path, python: str) -> list[tuple[Path, lis
   for run in sweep:
     if "config" not in run:
       raise ValueError(f"Every run needs a `config` (e.g. 'configs/fusion.py:method=gat'); got {run}.")
-    bad = [k for k in run if k != "config" and not k.startswith("config.")]
+    bad = [k for k in run if k not in ("config", "mode") and not k.startswith("config.")]
     if bad:
-      raise ValueError(f"Run keys must be `config` or `config.<field>`; got {bad} in {run}.")
+      raise ValueError(f"Run keys must be `config`, `mode` (emojax.main's --mode) or `config.<field>`; got {bad} "
+                       f"in {run}.")
   varying = [k for k in dict.fromkeys(k for run in sweep for k in run)
              if len({str(run.get(k)) for run in sweep}) > 1]
   out = []
@@ -71,7 +73,8 @@ def load_sweep(path: str) -> list[dict]:
   if spec is None:
     raise FileNotFoundError(f"No sweep file at {path}.")
   module = importlib.util.module_from_spec(spec)
-  sys.path.insert(0, str(Path(__file__).resolve().parent))
+  sys.path.insert(0, str(Path(__file__).resolve().parent))   # `from sweep import product`
+  sys.path.insert(0, str(Path(path).resolve().parent))       # a sweep may reuse its neighbours' axes
   spec.loader.exec_module(module)
   return module.get_sweep()
 
@@ -82,8 +85,12 @@ def main(argv=None) -> int:
   parser.add_argument("--root", required=True, help="the folder that holds one workdir per run")
   parser.add_argument("--print", action="store_true", help="print the commands instead of running them")
   parser.add_argument("--python", default=sys.executable)
+  parser.add_argument("--shard", default="0/1", help="i/n: only every n-th run from the i-th (n runners side by side)")
   args = parser.parse_args(argv)
-  planned = commands(load_sweep(args.sweep), Path(args.root), args.python)
+  index, _, count = args.shard.partition("/")
+  if not (index.isdigit() and count.isdigit() and int(index) < int(count)):
+    raise SystemExit(f"--shard={args.shard!r}: write i/n with 0 <= i < n, e.g. --shard=1/2.")
+  planned = commands(load_sweep(args.sweep), Path(args.root), args.python)[int(index)::int(count)]
   failed = []
   for workdir, command in planned:
     if args.print:

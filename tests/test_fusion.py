@@ -143,28 +143,39 @@ def test_label_matched_tuples_pair_equal_labels_and_use_every_row():
   assert len(capped_labels) == 35
 
 
-def test_tuples_from_exports_keep_splits_apart_and_map_goemotions(tmp_path, goemotions_mapping):
+def _fake_exports(root, goemotions_root, sizes=(("train", 60), ("validation", 30)), arg="data=exports"):
+  """Exports as `--mode=export` writes them (speech with speakers, text with GoEmotions' 28 labels) and a fusion
+  config reading them."""
   from configs.fusion import get_config
-  from emojax.data import labels as labels_lib, load_split, multimodal
+  from emojax.data import labels as labels_lib
   rng = np.random.default_rng(1)
-  emotions = [line.strip() for line in (goemotions_mapping.parent / "emotions.txt").read_text().splitlines()]
-  for split, n in (("train", 60), ("validation", 30)):
+  emotions = [line.strip() for line in (goemotions_root / "emotions.txt").read_text().splitlines()]
+  for split, n in sizes:
     for m, dim in (("face", 8), ("speech", 6)):
-      (tmp_path / m).mkdir(exist_ok=True)
-      np.savez(tmp_path / m / f"{split}.npz", label=rng.integers(7, size=n), logits=rng.standard_normal((n, 7)),
-               embedding=rng.standard_normal((n, dim)), class_names=np.array(labels_lib.EKMAN7), id=np.arange(n))
+      (root / m).mkdir(exist_ok=True)
+      label = rng.integers(7, size=n)
+      logits = rng.standard_normal((n, 7)) + 2 * np.eye(7)[label] * (rng.random((n, 1)) < 0.6)  # better than chance
+      np.savez(root / m / f"{split}.npz", label=label, logits=logits, embedding=rng.standard_normal((n, dim)),
+               class_names=np.array(labels_lib.EKMAN7), id=np.arange(n),
+               **({"speaker": np.arange(n) % 5} if m == "speech" else {}))
     labels_28 = np.zeros((n, 28))
     labels_28[np.arange(n), rng.integers(28, size=n)] = 1
     labels_28[0, [emotions.index("joy"), emotions.index("anger")]] = 1  # two Ekman groups: not single-label
-    (tmp_path / "text").mkdir(exist_ok=True)
-    np.savez(tmp_path / "text" / f"{split}.npz", labels=labels_28, labels_28=labels_28,
+    (root / "text").mkdir(exist_ok=True)
+    np.savez(root / "text" / f"{split}.npz", labels=labels_28, labels_28=labels_28,
              logits=rng.standard_normal((n, 28)), embedding=rng.standard_normal((n, 5)),
              class_names=np.array(emotions), id=np.arange(n))
-  config = get_config("data=exports")
+  config = get_config(arg)
   for m in ("face", "speech", "text"):
-    config.data.sources[m] = str(tmp_path / m)
-  config.data.goemotions_root = str(goemotions_mapping.parent)
+    config.data.sources[m] = str(root / m)
+  config.data.goemotions_root = str(goemotions_root)
   config.data.max_per_class_train = 0
+  return config
+
+
+def test_tuples_from_exports_keep_splits_apart_and_map_goemotions(tmp_path, goemotions_mapping):
+  from emojax.data import load_split, multimodal
+  config = _fake_exports(tmp_path, goemotions_mapping.parent)
   train, validation = load_split(config.data, "train"), load_split(config.data, "validation")
   text_view = multimodal.ekman_view(dict(np.load(tmp_path / "text" / "train.npz")), str(goemotions_mapping.parent))
   assert text_view[0][0] == -1 and text_view[1].shape == (60, 7)
@@ -353,3 +364,39 @@ def test_end_to_end_fusion_restores_its_encoders_frozen_or_fine_tuned(tmp_path):
   assert tuned.learning_rate_scale("text_encoder/encoder/word_embeddings/embedding") == 0.0
   assert tuned.learning_rate_scale("text_encoder/emotion_head/kernel") == 0.1
   assert tuned.learning_rate_scale("fusion/classifier/kernel") == 1.0
+
+
+def test_crossfit_folds_partition_the_rows_and_keep_a_speaker_in_one_fold():
+  from emojax.data.multimodal import crossfit_rows
+  speakers = np.repeat(np.arange(10), 7)
+  folds = np.stack([crossfit_rows(speakers, 4, k) for k in range(4)])
+  assert (folds.sum(0) == 1).all()                                   # every row in exactly one fold
+  for speaker in range(10):
+    assert len({int(folds[:, speakers == speaker].argmax(0)[i]) for i in range(7)}) == 1
+  with pytest.raises(ValueError, match="fold=4"):
+    crossfit_rows(speakers, 4, 4)
+
+
+def test_crossfit_scores_pooled_out_of_fold_predictions(tmp_path, goemotions_mapping):
+  import json
+  from emojax.crossfit import crossfit
+  from emojax.data import load_split
+  config = _fake_exports(tmp_path, goemotions_mapping.parent, sizes=(("validation", 200),),
+                         arg="method=mean,data=exports,protocol=crossfit,runlocal")
+  config.train.num_steps, config.train.tensorboard = 2, False
+  sizes = []
+  for fold in range(config.data.num_folds):  # a fold's fusion model never trains on a row it is scored on
+    config.data.fold = fold
+    train, held_out = load_split(config.data, "train"), load_split(config.data, "validation")
+    for m in ("face", "speech", "text"):
+      assert not set(train.arrays[f"{m}_row"]) & set(held_out.arrays[f"{m}_row"]) - {-1}
+    sizes.append(len(held_out))
+  report = crossfit(config, tmp_path / "run")
+  assert report["all"]["num_examples"] == sum(sizes)
+  rows = json.loads((tmp_path / "run" / "robustness" / "report.json").read_text())["subsets"]
+  # The mean of one modality's distribution is that encoder's own prediction: the two rows must agree.
+  for m in ("face", "speech"):
+    assert rows[m]["num_examples"] == rows[f"{m} encoder alone"]["num_examples"]
+    np.testing.assert_allclose(rows[m]["accuracy"], rows[f"{m} encoder alone"]["accuracy"])
+  assert rows["face+speech+text"]["accuracy"] == report["all"]["accuracy"]
+  assert (tmp_path / "run" / "eval" / "report.json").is_file() and (tmp_path / "run" / "fold_3").is_dir()

@@ -146,20 +146,49 @@ def tuples_dataset(views: dict[str, tuple], split: str, seed: int, max_per_class
 
 
 def load(config, split: str) -> Dataset:
-  """`config.data`: sources {modality: export folder, "" = absent}, goemotions_root, seed, max_per_class, aligned."""
+  """`config.data`: sources {modality: export folder, "" = absent}, goemotions_root, seed, max_per_class, aligned,
+  protocol ("train", or "crossfit" with num_folds and fold: see `crossfit_rows`)."""
+  protocol = config.get("protocol", "train")
+  if protocol not in ("train", "crossfit"):
+    raise ValueError(f"config.data.protocol={protocol!r}; expected 'train' (fusion learns on the train exports) or "
+                     "'crossfit' (on the other folds of the validation exports).")
   views = {}
   for modality, folder in config.sources.items():
     if not folder:
       views[modality] = None
       continue
-    path = Path(os.path.expanduser(folder)) / f"{split}.npz"
+    export_split = config.eval_split if protocol == "crossfit" else split
+    path = Path(os.path.expanduser(folder)) / f"{export_split}.npz"
     if not path.is_file():
       raise FileNotFoundError(f"No {path} for modality {modality!r}: export the trained encoder first with "
                               f"`python -m emojax.main --config <its config> --workdir <its run> --mode=export`.")
     with np.load(path, allow_pickle=False) as export:
-      views[modality] = ekman_view(dict(export), config.goemotions_root)
+      export = dict(export)
+    label, logits, embedding = ekman_view(export, config.goemotions_root)
+    if protocol == "crossfit":
+      in_fold = crossfit_rows(export.get("speaker", np.arange(len(label))), config.num_folds, config.fold,
+                              config.get("fold_seed", 0))
+      label = np.where(in_fold if split != "train" else ~in_fold, label, -1)  # -1: joins no tuple
+    views[modality] = (label, logits, embedding)
   size = config.max_per_class_train if split == "train" else config.max_per_class_eval
   return tuples_dataset(views, split, config.seed, size, config.aligned)
+
+
+def crossfit_rows(groups, num_folds: int, fold: int, seed: int = 0) -> np.ndarray:
+  """Boolean [N]: the rows of `fold` when an export's rows are split into `num_folds` folds by group.
+
+  Cross-fitted fusion (`protocol="crossfit"`) learns on the validation exports, never on the train exports:
+  an encoder is over-confident on the rows it was trained on, so a fusion model fitted there learns to trust
+  whichever encoder over-fitted most. Instead, for each fold k the fusion model trains on tuples of the other
+  folds' validation rows and predicts fold k's tuples; `python -m emojax.crossfit` runs every fold and scores
+  the pooled out-of-fold predictions. Rows of one group (a speaker) stay in one fold, so no voice is both
+  fitted and scored; rows without groups are their own group.
+  """
+  if not 0 <= fold < num_folds:
+    raise ValueError(f"config.data.fold={fold} must be in [0, num_folds={num_folds}).")
+  names, group = np.unique(np.asarray(groups).astype(str), return_inverse=True)
+  fold_of_group = np.random.default_rng([seed, len(names)]).permutation(len(names)) % num_folds
+  return fold_of_group[group] == fold
 
 
 def synthetic(split: str, num_examples: int, seed: int = 0, dims=(32, 24, 48), noise=(3.0, 4.0, 3.5)) -> Dataset:
