@@ -53,8 +53,7 @@ def main(argv):
   data = load_split(config.data, "train")
   model = get_model(config.model, data.num_classes, **data.metadata.get("model_kwargs", {}))
   batch_size = config.train.batch_size
-  tx, _ = train.make_optimizer(config, total_steps=1000, steps_per_epoch=100,
-                               learning_rate_scale=train.learning_rate_scale_of(model))
+  tx, _ = train.make_optimizer(config, total_steps=1000, steps_per_epoch=100, **train.optimizer_hooks(model))
   # Real batches in training order: token models see the variable lengths (and shapes) training sees.
   iterator = pipeline.train_iterator(data, config, seed=0)
   local_batches = [next(iterator) for _ in range(FLAGS.steps)]

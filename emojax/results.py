@@ -12,6 +12,7 @@ import argparse
 import csv
 import json
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -98,7 +99,12 @@ def main(argv=None) -> None:
   parser.add_argument("--csv", help="also write the table as CSV here")
   parser.add_argument("--plot", help="also draw balanced accuracy per run (mean over seeds) here")
   args = parser.parse_args(argv)
-  rows = [row(Path(w)) for w in args.workdirs if Path(w).is_dir()]
+  workdirs = [Path(w) for w in args.workdirs if Path(w).is_dir()]
+  unfinished = [w for w in workdirs if not (w / "eval" / "report.json").is_file()]
+  if unfinished:  # a sweep still running: collect what has finished, say what has not
+    print(f"Left out {len(unfinished)} unfinished run(s) (no eval/report.json): "
+          + ", ".join(w.name for w in unfinished), file=sys.stderr)
+  rows = [row(w) for w in workdirs if w not in unfinished]
   print(markdown(rows))
   if args.csv:
     write_csv(rows, Path(args.csv))

@@ -26,10 +26,11 @@ from emojax.models import get_model
 # ----------------------------------------------------------------------------------------------
 # Optimizer: warmup + cosine schedule, decoupled weight decay on kernels only, gradient clipping.
 # ----------------------------------------------------------------------------------------------
-def make_optimizer(config: ml_collections.ConfigDict, total_steps: int, steps_per_epoch: int,
+def make_optimizer(config: ml_collections.ConfigDict, total_steps: int, steps_per_epoch: int, is_frozen=None,
                    learning_rate_scale=None):
-  """`learning_rate_scale(path) -> float` scales some parameters' updates (`learning_rate_scale_of(model)`):
-  0 freezes them (a frozen pretrained encoder: no optimizer state either), 0.1 fine-tunes them gently."""
+  """`is_frozen(path) -> bool` marks parameters that never change (a frozen pretrained encoder: no optimizer
+  state either); `learning_rate_scale(path) -> float` scales the others' updates (an encoder fine-tuned gently
+  under a new head). Models supply both as methods of the same names (see `Experiment`)."""
   opt = config.optimizer
   if opt.learning_rate <= 0:
     raise ValueError(f"config.optimizer.learning_rate must be positive, got {opt.learning_rate}.")
@@ -50,25 +51,23 @@ def make_optimizer(config: ml_collections.ConfigDict, total_steps: int, steps_pe
   tx = optax.chain(*clip, base)
   if learning_rate_scale is not None:
     scale = lambda path: float(learning_rate_scale(sharding.path_to_string(path)))
-    labels = lambda params: jax.tree_util.tree_map_with_path(
-        lambda path, _: "frozen" if scale(path) == 0 else "trained", params)
-    scaled = optax.chain(tx, optax.GradientTransformation(
+    tx = optax.chain(tx, optax.GradientTransformation(
         lambda params: optax.EmptyState(),
         lambda updates, state, params=None: (
             jax.tree_util.tree_map_with_path(lambda path, u: u * scale(path) if scale(path) != 1 else u, updates),
             state)))
-    tx = optax.multi_transform({"trained": scaled, "frozen": optax.set_to_zero()}, labels)
+  if is_frozen is not None:
+    labels = lambda params: jax.tree_util.tree_map_with_path(
+        lambda path, _: "frozen" if is_frozen(sharding.path_to_string(path)) else "trained", params)
+    tx = optax.multi_transform({"trained": tx, "frozen": optax.set_to_zero()}, labels)
   return tx, schedule
 
 
-def learning_rate_scale_of(model):
-  """The model's per-parameter learning-rate scale (`learning_rate_scale(path)`, or 0/1 from
-  `frozen_parameters(path)`), or None when every parameter trains at the full rate."""
-  if hasattr(model, "learning_rate_scale"):
-    return model.learning_rate_scale
-  if hasattr(model, "frozen_parameters"):
-    return lambda path: 0.0 if model.frozen_parameters(path) else 1.0
-  return None
+def optimizer_hooks(model) -> dict:
+  """make_optimizer's `is_frozen` / `learning_rate_scale` from the model's methods of those names (a model
+  without them trains every parameter at the full rate)."""
+  return {"is_frozen": getattr(model, "frozen_parameters", None),
+          "learning_rate_scale": getattr(model, "learning_rate_scale", None)}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -141,7 +140,7 @@ class Experiment:
     self.model = get_model(config.model, self.eval_data.num_classes,
                            **self.eval_data.metadata.get("model_kwargs", {}))
     self.tx, self.schedule = make_optimizer(config, self.total_steps, self.steps_per_epoch,
-                                            learning_rate_scale_of(self.model))
+                                            **optimizer_hooks(self.model))
     example = {k: v[None] for k, v in pipeline.decode(self.eval_data[0], self.eval_data.model_inputs).items()}
     self.state, self.abstract_state, self.state_shardings = sharded_init(
         self.model, self.tx, example, config.seed, self.mesh, config.sharding)

@@ -316,8 +316,9 @@ def test_learning_rate_scale_freezes_and_slows_parameters():
   from emojax import train
   config = get_config("runlocal")
   params = {"encoder": {"w": jnp.ones((3, 3))}, "frozen": {"w": jnp.ones((3, 3))}, "head": {"w": jnp.ones((3, 3))}}
-  scale = lambda path: {"encoder": 0.1, "frozen": 0.0}.get(path.split("/")[0], 1.0)
-  tx, _ = train.make_optimizer(config, total_steps=10, steps_per_epoch=1, learning_rate_scale=scale)
+  scale = lambda path: 0.1 if path.startswith("encoder/") else 1.0
+  tx, _ = train.make_optimizer(config, total_steps=10, steps_per_epoch=1, learning_rate_scale=scale,
+                               is_frozen=lambda path: path.startswith("frozen/"))
   state = tx.init(params)
   grads = jax.tree.map(jnp.ones_like, params)
   for _ in range(2):
@@ -361,9 +362,10 @@ def test_end_to_end_fusion_restores_its_encoders_frozen_or_fine_tuned(tmp_path):
   config.model.freeze_encoders, config.model.encoder_learning_rate_scale = False, 0.1
   tuned = get_model(config.model, 7, label_maps={m: None for m in ("face", "speech", "text")})
   assert tuned.learning_rate_scale("face_encoder/ConvBatchNormReLU_0/Conv_0/kernel") == 0.1
-  assert tuned.learning_rate_scale("text_encoder/encoder/word_embeddings/embedding") == 0.0
+  assert tuned.frozen_parameters("text_encoder/encoder/word_embeddings/embedding")
+  assert not tuned.frozen_parameters("text_encoder/emotion_head/kernel")
   assert tuned.learning_rate_scale("text_encoder/emotion_head/kernel") == 0.1
-  assert tuned.learning_rate_scale("fusion/classifier/kernel") == 1.0
+  assert tuned.learning_rate_scale("fusion/classifier/kernel") == 1.0 and not tuned.frozen_parameters("fusion/x")
 
 
 def test_crossfit_folds_partition_the_rows_and_keep_a_speaker_in_one_fold():

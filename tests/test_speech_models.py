@@ -94,7 +94,7 @@ def test_wav2vec2_models_load_weights_and_keep_frozen_parts_fixed(fields):
   config = ml_collections.ConfigDict(dict(optimizer=dict(
       name="adamw", learning_rate=1e-2, b1=0.9, b2=0.98, weight_decay=0.1, warmup_epochs=0.0,
       final_lr_fraction=1.0, grad_clip_norm=1.0)))
-  tx, _ = train.make_optimizer(config, total_steps=10, steps_per_epoch=10, learning_rate_scale=train.learning_rate_scale_of(model))
+  tx, _ = train.make_optimizer(config, total_steps=10, steps_per_epoch=10, is_frozen=model.frozen_parameters)
   state = tx.init(params)
   for step in range(2):
     def loss_fn(p):

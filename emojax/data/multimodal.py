@@ -272,12 +272,7 @@ def load_inputs(config, split: str) -> TupleDataset:
                                matrix)
     else:
       labels[m] = ekman_labels(dataset.class_names, dataset.arrays["label"])
-    arrays = dict(dataset.arrays)
-    if "attention_mask" in arrays:  # one width for the whole split: its longest row, not max_length
-      width = int(np.asarray(arrays["attention_mask"]).sum(-1).max())
-      arrays.update({k: np.asarray(v)[:, :width] for k, v in arrays.items() if k in ("input_ids", "attention_mask",
-                                                                                     "token_type_ids")})
-    sources[m] = dataclasses.replace(dataset, arrays=arrays)
+    sources[m] = dataset
   size = config.max_per_class_train if split == "train" else config.max_per_class_eval
   index, label = label_matched_indices(labels, config.seed + (split != "train"), size)
   arrays = {"label": label, "present": np.stack([index[m] >= 0 for m in sources], 1).astype(np.float32),

@@ -73,13 +73,22 @@ TOKEN_KEYS = ("input_ids", "attention_mask", "token_type_ids")
 def trim_padding(batch: dict, multiple: int = 16) -> dict:
   """Cuts token arrays to the batch's longest row rounded up to `multiple` (few shapes -> few compilations).
 
+  Token arrays may carry a modality prefix (`text_input_ids` with `text_attention_mask`, in fusion tuples).
   Multi-process runs keep the full width: every process must feed the same global array shape.
   """
-  if "attention_mask" not in batch or jax.process_count() > 1:
+  if jax.process_count() > 1:
     return batch
-  longest = int(np.asarray(batch["attention_mask"]).sum(-1).max(initial=1))
-  width = min(-(-longest // multiple) * multiple, batch["attention_mask"].shape[-1])
-  return {k: (v[:, :width] if k in TOKEN_KEYS else v) for k, v in batch.items()}
+  for mask_key in [k for k in batch if k.endswith("attention_mask")]:
+    prefix = mask_key[:-len("attention_mask")]
+    longest = int(np.asarray(batch[mask_key]).sum(-1).max(initial=1))
+    width = min(-(-longest // multiple) * multiple, batch[mask_key].shape[-1])
+    batch = {k: (v[:, :width] if k.removeprefix(prefix) in TOKEN_KEYS and k.startswith(prefix) else v)
+             for k, v in batch.items()}
+  return batch
+
+
+def has_tokens(dataset: Dataset) -> bool:
+  return any(k.endswith("attention_mask") for k in dataset.model_inputs)
 
 
 class LengthGroupedShuffle(grain.MapDataset):
@@ -142,7 +151,7 @@ def train_iterator(dataset: Dataset, config: ml_collections.ConfigDict, seed: in
     ds = ds.random_map(augment, seed=seed + 1)
   ds = ds.map(functools.partial(decode, keys=dataset.model_inputs))
   ds = ds.batch(batch_size, drop_remainder=True)
-  if "attention_mask" in dataset.arrays:
+  if has_tokens(dataset):
     ds = ds.map(functools.partial(trim_padding, multiple=config.data.get("pad_to_multiple", 16)))
   iter_ds = ds.to_iter_dataset(grain.ReadOptions(num_threads=config.data.read_threads,
                                                  prefetch_buffer_size=config.data.prefetch))

@@ -116,19 +116,21 @@ class EncoderFusion(nn.Module):
 
   # -- hooks of the trainer (emojax.train) ----------------------------------------------------------
   @nn.nowrap
-  def learning_rate_scale(self, path: str) -> float:
-    """0 for frozen parameters, `encoder_learning_rate_scale` for the encoders' (end-to-end), 1 elsewhere.
-    An encoder's own frozen parts (e.g. a text encoder's word embeddings) stay frozen."""
+  def frozen_parameters(self, path: str) -> bool:
+    """Every encoder parameter when the encoders are frozen; otherwise what an encoder freezes itself (e.g. a
+    text encoder's word embeddings)."""
     modality = next((m for m in self.encoders if path.startswith(f"{m}_encoder/")), None)
     if modality is None:
-      return 1.0
+      return False
     if self.freeze_encoders:
-      return 0.0
-    encoder = self._encoder(modality, parent=None)  # unbound: only its own hooks are asked
-    inner = path[len(f"{modality}_encoder/"):]
-    if hasattr(encoder, "frozen_parameters") and encoder.frozen_parameters(inner):
-      return 0.0
-    return self.encoder_learning_rate_scale
+      return True
+    encoder = self._encoder(modality, parent=None)  # unbound: only its own hook is asked
+    return hasattr(encoder, "frozen_parameters") and encoder.frozen_parameters(path[len(f"{modality}_encoder/"):])
+
+  @nn.nowrap
+  def learning_rate_scale(self, path: str) -> float:
+    """`encoder_learning_rate_scale` for the encoders' parameters, 1 for the fusion head's."""
+    return self.encoder_learning_rate_scale if path.split("/")[0].removesuffix("_encoder") in self.encoders else 1.0
 
   @nn.nowrap
   def load_pretrained(self, params: dict) -> dict:
