@@ -64,6 +64,7 @@ def get_config(arg=None):
       config.model.checkpoints[modality] = str(run)
     config.data.max_per_class_train = 1000  # tuples per class: the encoders run on every one, every epoch
     config.data.max_per_class_eval = 0
+    config.data.aligned = False             # the runs' datasets hold the same moments row for row: no pairing
   config.data.read_threads = 2
   config.data.prefetch = 4
   config.data.worker_count = 0

@@ -4,8 +4,9 @@
   python -m emojax.results runs/fusion_ablation/* --csv runs/fusion_ablation/results.csv \
       --plot runs/fusion_ablation/results.png
 
-Prints Markdown; `--csv` also writes every column as CSV; `--plot` draws balanced accuracy per run,
-runs that differ only in `seed=` averaged into one bar with the spread over seeds as its error bar.
+Prints Markdown (`--over-seeds`: one row per group of runs that differ only in `seed=`, mean ± std); `--csv`
+also writes every column of every run as CSV; `--plot` draws balanced accuracy per run, runs that differ only in
+`seed=` averaged into one bar with the spread over seeds as its error bar.
 """
 
 import argparse
@@ -42,6 +43,7 @@ def row(workdir: Path) -> dict:
       "accuracy": report["all"]["accuracy"],
       "balanced_accuracy": report["all"]["balanced_accuracy"],
       "macro_f1": report["all"]["macro_f1"],
+      **({"ECE": report["all"]["expected_calibration_error"]} if "expected_calibration_error" in report["all"] else {}),
       **{f"{name} accuracy": m["accuracy"] for name, m in subsets.items()},
       **_late_validation(records),
   }
@@ -73,13 +75,35 @@ def write_csv(rows: list[dict], path: Path) -> None:
     writer.writerows(rows)
 
 
+def group_name(run: str) -> str:
+  """The run name without its seed: runs that differ only in `seed=` form one group."""
+  return re.sub(r"_*seed=\d+", "", run) or run
+
+
+def over_seeds(rows: list[dict],
+               metrics=("accuracy", "balanced_accuracy", "macro_f1", "ECE", "final balanced_accuracy")):
+  """One row per group of seeds: each metric's mean and standard deviation, and how many seeds."""
+  groups: dict[str, list[dict]] = {}
+  for r in rows:
+    groups.setdefault(group_name(r["run"]), []).append(r)
+  out = []
+  for name, members in groups.items():
+    row = {"run": name, "model": members[0]["model"], "seeds": len(members)}
+    for metric in metrics:
+      values = [m[metric] for m in members if isinstance(m.get(metric), float)]
+      if values:
+        row[metric] = f"{np.mean(values):.4f} ± {np.std(values):.4f}"
+    out.append(row)
+  return out
+
+
 def plot(rows: list[dict], path: Path, metric: str = "balanced_accuracy") -> None:
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
   groups: dict[str, list[float]] = {}
   for r in rows:
-    groups.setdefault(re.sub(r"_*seed=\d+", "", r["run"]) or r["run"], []).append(r[metric])
+    groups.setdefault(group_name(r["run"]), []).append(r[metric])
   names = list(groups)
   means = [float(np.mean(groups[n])) for n in names]
   spreads = [float(np.std(groups[n])) for n in names]
@@ -98,6 +122,7 @@ def main(argv=None) -> None:
   parser.add_argument("workdirs", nargs="+")
   parser.add_argument("--csv", help="also write the table as CSV here")
   parser.add_argument("--plot", help="also draw balanced accuracy per run (mean over seeds) here")
+  parser.add_argument("--over-seeds", action="store_true", help="print one row per group of seeds (mean ± std)")
   args = parser.parse_args(argv)
   workdirs = [Path(w) for w in args.workdirs if Path(w).is_dir()]
   unfinished = [w for w in workdirs if not (w / "eval" / "report.json").is_file()]
@@ -105,7 +130,7 @@ def main(argv=None) -> None:
     print(f"Left out {len(unfinished)} unfinished run(s) (no eval/report.json): "
           + ", ".join(w.name for w in unfinished), file=sys.stderr)
   rows = [row(w) for w in workdirs if w not in unfinished]
-  print(markdown(rows))
+  print(markdown(over_seeds(rows) if args.over_seeds else rows))
   if args.csv:
     write_csv(rows, Path(args.csv))
   if args.plot:

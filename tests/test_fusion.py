@@ -235,6 +235,10 @@ def test_a_sweep_of_two_tiny_runs_is_collected_into_a_table(tmp_path, capsys):
   table = capsys.readouterr().out
   assert "fusion.concat" in table and "fusion.mean" in table
   assert len((tmp_path / "table.csv").read_text().splitlines()) == 3 and (tmp_path / "plot.png").stat().st_size > 1000
+  rows = [results.row(Path(w)) for w in workdirs]
+  grouped = results.over_seeds(rows + [{**rows[0], "run": rows[0]["run"] + "__seed=1", "accuracy": 0.0}])
+  assert [g["seeds"] for g in grouped] == [2, 1]  # runs differing only in seed= pool into one row
+  assert grouped[0]["accuracy"] == f"{rows[0]['accuracy'] / 2:.4f} ± {rows[0]['accuracy'] / 2:.4f}"
   assert sweep.main([str(definition), "--root", str(root)]) == 0  # finished runs are skipped
   assert "done already" in capsys.readouterr().out
 
@@ -294,6 +298,13 @@ def test_input_tuples_gather_each_modality_row_of_the_tuple_label():
   index, labels = multimodal.label_matched_indices({m: s.arrays["label"] for m, s in sources.items()}, seed=0)
   np.testing.assert_array_equal(labels, data.arrays["label"])
   np.testing.assert_array_equal(index["speech"], data.arrays["speech_row"])
+  config.aligned = True  # truly aligned data: row i of every modality is one example, no pairing
+  with pytest.raises(ValueError, match="row counts differ"):
+    load_split(config, "train")
+  config.modalities.speech = face
+  aligned = load_split(config, "train")
+  np.testing.assert_array_equal(aligned.arrays["speech_row"], np.arange(70))
+  np.testing.assert_array_equal(aligned.arrays["label"], sources["face"].arrays["label"])
 
 
 def test_text_logits_reach_ekman_the_same_way_in_numpy_and_jax():

@@ -8,9 +8,14 @@ only from the train splits, validation tuples only from the validation splits. A
 learn how to weigh the modalities' evidence, but not any cross-modal correlation beyond the shared label:
 read fused gains as "several independent views of the class", not as multimodal understanding.
 
+With `protocol="crossfit"` both come from the validation exports instead, split into folds (`crossfit_rows`).
+
 Each modality enters as the export of its trained encoder (`python -m emojax.main ... --mode=export`:
 `export/<split>.npz` with `embedding`, `logits`, labels). Truly aligned data (one row = one moment with
 all three) needs no pairing: give `aligned=True` and exports whose rows correspond one to one.
+
+For end-to-end fusion (`name="multimodal_inputs"`, `load_inputs`) the same tuples carry each encoder's raw inputs
+(image, frame features, tokens) instead of its outputs; `synthetic_inputs` is their built-in default.
 
 The synthetic source (`name="multimodal_synthetic"`) draws class-dependent embeddings and logits for
 three modalities of different reliability, so the demo and tests exercise fusion without trained encoders.
@@ -180,8 +185,8 @@ def crossfit_rows(groups, num_folds: int, fold: int, seed: int = 0) -> np.ndarra
   Cross-fitted fusion (`protocol="crossfit"`) learns on the validation exports, never on the train exports:
   an encoder is over-confident on the rows it was trained on, so a fusion model fitted there learns to trust
   whichever encoder over-fitted most. Instead, for each fold k the fusion model trains on tuples of the other
-  folds' validation rows and predicts fold k's tuples; `python -m emojax.crossfit` runs every fold and scores
-  the pooled out-of-fold predictions. Rows of one group (a speaker) stay in one fold, so no voice is both
+  folds' validation rows and predicts fold k's tuples; `--mode=crossfit` (emojax/crossfit.py) runs every fold
+  and scores the pooled out-of-fold predictions. Rows of one group (a speaker) stay in one fold, so no voice is both
   fitted and scored; rows without groups are their own group.
   """
   if not 0 <= fold < num_folds:
@@ -273,8 +278,16 @@ def load_inputs(config, split: str) -> TupleDataset:
     else:
       labels[m] = ekman_labels(dataset.class_names, dataset.arrays["label"])
     sources[m] = dataset
-  size = config.max_per_class_train if split == "train" else config.max_per_class_eval
-  index, label = label_matched_indices(labels, config.seed + (split != "train"), size)
+  if config.get("aligned", False):  # row i of every modality is one moment: no pairing
+    lengths = {m: len(y) for m, y in labels.items()}
+    if len(set(lengths.values())) != 1:
+      raise ValueError(f"config.data.aligned=True needs modalities with the same rows; row counts differ: {lengths}.")
+    label = next(iter(labels.values()))  # aligned rows share one label; the first modality's is used
+    rows = np.flatnonzero(label >= 0)
+    index, label = {m: rows for m in labels}, label[rows].astype(np.int32)
+  else:
+    size = config.max_per_class_train if split == "train" else config.max_per_class_eval
+    index, label = label_matched_indices(labels, config.seed + (split != "train"), size)
   arrays = {"label": label, "present": np.stack([index[m] >= 0 for m in sources], 1).astype(np.float32),
             "id": np.array([f"{split}_{i}" for i in range(len(label))]),
             **{f"{m}_row": index[m] for m in sources}}
