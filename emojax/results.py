@@ -106,14 +106,18 @@ def plot(rows: list[dict], path: Path, metric: str = "balanced_accuracy") -> Non
     groups.setdefault(group_name(r["run"]), []).append(r[metric])
   names = list(groups)
   means = [float(np.mean(groups[n])) for n in names]
+  # Label bars by what differs: parts every run shares ("data=exports") say nothing.
+  parts = [re.split(r",|__", n) for n in names]
+  common = set.intersection(*(set(p) for p in parts)) if len(parts) > 1 else set()
+  labels = [",".join(x for x in p if x not in common) or n for p, n in zip(parts, names)]
   spreads = [float(np.std(groups[n])) for n in names]
   fig, ax = plt.subplots(figsize=(max(6, 0.55 * len(names) + 2), 4.5))
   ax.bar(range(len(names)), means, yerr=spreads, capsize=3, color="tab:blue", alpha=0.8)
-  ax.set_xticks(range(len(names)), [f"{n} (n={len(groups[n])})" for n in names], rotation=40, ha="right", fontsize=8)
+  ax.set_xticks(range(len(names)), [f"{label} (n={len(groups[n])})" for label, n in zip(labels, names)], rotation=40,
+                ha="right", fontsize=8)
   ax.set_ylabel(f"validation {metric}")
   ax.grid(axis="y", alpha=0.3)
-  fig.tight_layout()
-  fig.savefig(path, dpi=120)
+  fig.savefig(path, dpi=120, bbox_inches="tight")
   plt.close(fig)
 
 

@@ -7,8 +7,8 @@
       --plot runs/fusion_ablation/results.png                                                  # one table
 
 A sweep file defines `get_sweep()` returning a list of runs; a run is a dict with `config` (a config file
-with its `:arg` variants), optionally `mode` (emojax.main's --mode, e.g. crossfit) and any number of
-`config.<field>` overrides. `product` and `zip_runs` below build such lists from axes, scenic / big_vision style. Each run's workdir is `<root>/<name>`, the name made
+with its `:arg` variants), optionally `mode` (emojax.main's --mode, e.g. crossfit) and `name` (its workdir's
+name), and any number of `config.<field>` overrides. `product` and `zip_runs` below build such lists from axes, scenic / big_vision style. Each run's workdir is `<root>/<name>`, the name made
 of the values that vary; a finished run (eval/report.json present) is skipped, an interrupted one resumes.
 """
 
@@ -39,8 +39,13 @@ def zip_runs(**axes) -> list[dict]:
 
 
 def run_name(run: dict, varying: list[str]) -> str:
+  """`name` if the run gives one, else the values that vary across the sweep."""
+  if "name" in run:
+    return re.sub(r"[^A-Za-z0-9_.=,+-]+", "_", str(run["name"]))
   parts = []
   for key in varying:
+    if key == "name":
+      continue
     value = str(run[key]).split(":", 1)[-1] if key == "config" else str(run[key])
     parts.append(f"{key.removeprefix('config.').replace('.', '_')}={value}" if key != "config" else value)
   return re.sub(r"[^A-Za-z0-9_.=,+-]+", "_", "__".join(parts)) or "run"
@@ -50,17 +55,17 @@ def commands(sweep: list[dict], root: Path, python: str) -> list[tuple[Path, lis
   for run in sweep:
     if "config" not in run:
       raise ValueError(f"Every run needs a `config` (e.g. 'configs/fusion.py:method=gat'); got {run}.")
-    bad = [k for k in run if k not in ("config", "mode") and not k.startswith("config.")]
+    bad = [k for k in run if k not in ("config", "mode", "name") and not k.startswith("config.")]
     if bad:
-      raise ValueError(f"Run keys must be `config`, `mode` (emojax.main's --mode) or `config.<field>`; got {bad} "
-                       f"in {run}.")
+      raise ValueError(f"Run keys must be `config`, `mode` (emojax.main's --mode), `name` (the workdir's) or "
+                       f"`config.<field>`; got {bad} in {run}.")
   varying = [k for k in dict.fromkeys(k for run in sweep for k in run)
              if len({str(run.get(k)) for run in sweep}) > 1]
   out = []
   for run in sweep:
     workdir = root / run_name(run, varying)
     command = [python, "-m", "emojax.main", "--config", run["config"], "--workdir", str(workdir)]
-    command += [f"--{key}={value}" for key, value in run.items() if key != "config"]
+    command += [f"--{key}={value}" for key, value in run.items() if key not in ("config", "name")]
     out.append((workdir, command))
   names = [w.name for w, _ in out]
   if len(set(names)) != len(names):

@@ -205,9 +205,11 @@ def test_fusion_trains_on_the_synthetic_modalities(tmp_path):
   assert 0 <= report["all"]["expected_calibration_error"] <= 1
   from emojax.robustness import evaluate_missing_modalities
   rows = evaluate_missing_modalities(config, tmp_path / "run")
-  assert list(rows) == ["face+speech+text", "face+speech", "face+text", "speech+text", "face", "speech", "text"]
+  assert list(rows) == ["face+speech+text", "face+speech", "face+text", "speech+text", "face", "speech", "text",
+                        "face encoder alone", "speech encoder alone", "text encoder alone"]
   assert rows["face+speech+text"]["num_examples"] == config.data.num_eval_examples
   assert all(r["num_examples"] + r["dropped_without_modality"] == config.data.num_eval_examples for r in rows.values())
+  assert rows["face encoder alone"]["num_examples"] == rows["face"]["num_examples"]  # the rows that have a face
   assert (tmp_path / "run" / "robustness" / "report.md").is_file()
 
 
