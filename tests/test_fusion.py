@@ -121,6 +121,9 @@ def test_confidence_weighting_against_a_hand_computation():
   assert set(params["params"]) == {"log_temperature", "scale", "bias"}
   with pytest.raises(ValueError, match="confidence='vibes'"):
     fusion.ConfidenceWeightedFusion(4, MODALITIES, confidence="vibes").init(jax.random.key(0), batch)
+  del batch["speech_confidence"]
+  with pytest.raises(ValueError, match=r"\['speech'\] bring none"):
+    fusion.ConfidenceWeightedFusion(4, MODALITIES, confidence="heads").init(jax.random.key(0), batch)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -260,6 +260,11 @@ class ConfidenceWeightedFusion(nn.Module):
     elif self.confidence == "max_probability":
       confidence = probabilities.max(-1)
     elif self.confidence == "heads":
+      missing = [m for m in self.modalities if f"{m}_confidence" not in batch]
+      if missing:
+        raise ValueError(f"config.model.confidence='heads' reads each encoder's confidence head, and {missing} "
+                         "bring none (of the encoders here only ResidualAttentionCNN has one, and only end-to-end "
+                         "fusion passes it on); use 'entropy', 'max_probability' or 'learned'.")
       confidence = jnp.stack([batch[f"{m}_confidence"].astype(jnp.float32) for m in self.modalities], 1)
     elif self.confidence == "learned":
       cues = jnp.stack([probabilities.max(-1), entropy], -1)                                  # [B, M, 2]
