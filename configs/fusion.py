@@ -2,7 +2,8 @@
 
   --config configs/fusion.py                                  GATFusion, full graph, on the synthetic modalities
   --config configs/fusion.py:method=concat                    the DNN fusion baseline (also: confidence, mean)
-  --config configs/fusion.py:graph=star:text                  star around text (also: full, chain, self, edges:face-text;speech>text)
+  --config configs/fusion.py:graph=star:text                  star around text (also: full, chain, self,
+                                                              edges:face-text;speech>text)
   --config configs/fusion.py:data=exports --config.data.sources.face=runs/fer/export ...   real encoders' exports
   --config configs/fusion.py:data=exports,protocol=crossfit ... --mode=crossfit     fusion fitted on held-out folds
   --config.data.augment.modality_dropout=0.3  --config.model.feature_weighting=adaptive

@@ -5,7 +5,8 @@
 Restores the best (or `--checkpoint=latest`) checkpoint and writes `export/<split>.npz` for the training
 and evaluation splits: `embedding` [N, D] (the features the classifier reads), `logits` [N, C] (plus
 `confidence` / `sentiment_logits` where the model has them), the labels (`label` or multi-hot `labels`),
-`id`, `speaker` (speech corpora: cross-fitted fusion keeps a speaker's rows in one fold) and `class_names`. Training rows are read without augmentation, in the reader's order.
+`id`, `speaker` (speech corpora: cross-fitted fusion keeps a speaker's rows in one fold) and `class_names`.
+Training rows are read without augmentation, in the reader's order.
 """
 
 import logging

@@ -1,4 +1,7 @@
-"""Entry point: python -m emojax.main --config configs/face_cnn.py:data=fer2013 --workdir runs/x [--mode=train|eval|views|export|robustness|crossfit]"""
+"""Entry point: python -m emojax.main --config configs/face_cnn.py:data=fer2013 --workdir runs/x [--mode=...]
+
+Modes: train (the default), eval, views, export, robustness, crossfit; see --help.
+"""
 
 import logging as std_logging
 

@@ -8,7 +8,8 @@
 
 A sweep file defines `get_sweep()` returning a list of runs; a run is a dict with `config` (a config file
 with its `:arg` variants), optionally `mode` (emojax.main's --mode, e.g. crossfit) and `name` (its workdir's
-name), and any number of `config.<field>` overrides. `product` and `zip_runs` below build such lists from axes, scenic / big_vision style. Each run's workdir is `<root>/<name>`, the name made
+name), and any number of `config.<field>` overrides. `product` and `zip_runs` below build such lists from
+axes, scenic / big_vision style. Each run's workdir is `<root>/<name>`, the name made
 of the values that vary; a finished run (eval/report.json present) is skipped, an interrupted one resumes.
 """
 

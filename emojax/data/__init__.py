@@ -36,5 +36,5 @@ def load_split(config: ml_collections.ConfigDict, split: str) -> Dataset:
     from emojax.data import goemotions
     return goemotions.load_tokenized(config, split)
   raise ValueError(f"config.data.name={config.name!r} is not a known dataset; use 'fer2013', 'synthetic', "
-                   "'ravdess', 'tess', 'crema_d', 'goemotions', 'multimodal', 'multimodal_synthetic', 'multimodal_inputs' or "
-                   "'multimodal_synthetic_inputs'.")
+                   "'ravdess', 'tess', 'crema_d', 'goemotions', 'multimodal', 'multimodal_synthetic', "
+                   "'multimodal_inputs' or 'multimodal_synthetic_inputs'.")

@@ -1,9 +1,8 @@
 """End-to-end fusion: the modality encoders and a fusion head in one model.
 
-    face_image      -> face encoder   (DeepCNN | ResidualAttentionCNN)  -> embedding, logits -> Ekman-7 --+
-    speech_features -> speech encoder (Conformer | SpeechCNNLSTM | ...) -> embedding, logits -> Ekman-7 --+-> fusion head
-    text_input_ids  -> text encoder   (MiniLM | DeBERTa classifier)     -> embedding, logits -> Ekman-7 --+   (GAT, concat,
-                                                                                                              confidence, mean)
+    face_image      -> face encoder   (DeepCNN | ResidualAttentionCNN)  -> embedding, logits (Ekman-7) --+
+    speech_features -> speech encoder (Conformer | SpeechCNNLSTM | ...) -> embedding, logits (Ekman-7) --+-> fusion
+    text_input_ids  -> text encoder   (MiniLM | DeBERTa classifier)     -> embedding, logits (Ekman-7) --+   head
 
 Each encoder is any registered model, built from its own model config (`encoders.<m>`), reading the batch
 keys prefixed `<m>_` (`face_image` -> its `image`). Its logits reach the shared Ekman-7 space through

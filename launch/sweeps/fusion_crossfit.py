@@ -4,7 +4,8 @@ scored on the pooled out-of-fold predictions, with the encoders alone on the sam
 robustness/report.md.
 
   python launch/sweep.py launch/sweeps/fusion_crossfit.py --root runs/fusion_crossfit [--shard=0/2]
-  python -m emojax.results runs/fusion_crossfit/* --csv runs/fusion_crossfit/results.csv --plot runs/fusion_crossfit/results.png
+  python -m emojax.results runs/fusion_crossfit/* --over-seeds --csv runs/fusion_crossfit/results.csv \
+      --plot runs/fusion_crossfit/results.png
 """
 
 from fusion_exports import GRAPHS, SOURCES

@@ -14,8 +14,8 @@ def get_sweep():
   runs = []
   for method, graph in (("gat", ",graph=full"), ("gat", ",graph=self"), ("concat", "")):
     for weighting in ("gate", "adaptive"):
-      runs.append({"config": f"configs/fusion.py:method={method}{graph},{CROSSFIT}", "name": f"{method}{graph}_{weighting}",
-                   "config.model.feature_weighting": weighting})
+      runs.append({"config": f"configs/fusion.py:method={method}{graph},{CROSSFIT}",
+                   "name": f"{method}{graph}_{weighting}", "config.model.feature_weighting": weighting})
     runs.append({"config": f"configs/fusion.py:method={method}{graph},{CROSSFIT}", "name": f"{method}{graph}_auxiliary",
                  "config.model.auxiliary_heads": True, "config.train.auxiliary_weight": 0.3})
   for confidence in ("entropy", "max_probability"):
