@@ -1,6 +1,8 @@
 """Label spaces and the mappings from each dataset's own labels onto them.
 
-Ekman-7 is the common space of every modality. Its index order is FER2013's Kaggle order
+Ekman-7 is the common space of every modality (and of fusion): FER2013 is in it already, the speech corpora
+map through `speech_to_ekman7` (RAVDESS `calm` merged into neutral or dropped), GoEmotions' 28 labels through
+the release's own `ekman_mapping.json` (`goemotions_to_ekman7`). Its index order is FER2013's Kaggle order
 (0=angry ... 6=neutral), so FER2013 labels need no remapping and a confusion matrix reads the
 same for every dataset.
 """
@@ -40,3 +42,14 @@ def class_names(label_space: str) -> tuple[str, ...]:
   if label_space not in spaces:
     raise ValueError(f"Unknown label space {label_space!r}; expected one of {sorted(spaces)}.")
   return spaces[label_space]
+
+
+def goemotions_to_ekman7(goemotions_root: str, names=None):
+  """[28, 7] 0/1 membership of GoEmotions' labels in the Ekman-7 groups (EKMAN7 order), from the release's
+  `ekman_mapping.json` (read and checked by `goemotions.LabelSpaces`); `names`, if given, must be the 28 labels
+  in `emotions.txt` order (an export's class names), so a matrix is never applied to another label order."""
+  from emojax.data.goemotions import LabelSpaces
+  spaces = LabelSpaces(goemotions_root)
+  if names is not None and tuple(names) != spaces.emotions:
+    raise ValueError(f"Classes {tuple(names)} are not emotions.txt's {spaces.emotions}.")
+  return spaces.groupings["ekman"]

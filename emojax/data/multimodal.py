@@ -45,7 +45,7 @@ def ekman_view(export: dict, goemotions_root: str = "") -> tuple[np.ndarray, np.
   if "label" in export:
     label = ekman_labels(names, np.asarray(export["label"]))
     return label, np.asarray(export["logits"]), np.asarray(export["embedding"])
-  matrix = _ekman_matrix(names, goemotions_root) if names != labels_lib.EKMAN7 else None
+  matrix = labels_lib.goemotions_to_ekman7(goemotions_root, names) if names != labels_lib.EKMAN7 else None
   multi_hot = np.asarray(export["labels_28"] if "labels_28" in export else export["labels"])
   label = ekman_labels(names, multi_hot, matrix)
   logits = ekman_log_probabilities(np.asarray(export["logits"], np.float64), matrix)
@@ -77,15 +77,6 @@ def ekman_log_probabilities(logits, matrix=None, xp=np):
     probabilities = xp.where(members[None], probabilities[..., None], 0).max(1)    # [N, 7]
   distribution = probabilities / probabilities.sum(1, keepdims=True)
   return xp.log(xp.clip(distribution, 1e-9, 1))
-
-
-def _ekman_matrix(names, goemotions_root: str) -> np.ndarray:
-  """[28, 7] membership of the 28 GoEmotions labels in the Ekman groups, from the release's own files."""
-  from emojax.data.goemotions import LabelSpaces
-  spaces = LabelSpaces(goemotions_root)
-  if tuple(names) != spaces.emotions:
-    raise ValueError(f"The export's classes {tuple(names)} are not emotions.txt's {spaces.emotions}.")
-  return spaces.groupings["ekman"]
 
 
 def label_matched_indices(labels_by_modality: dict[str, np.ndarray], seed: int, max_per_class: int = 0):
