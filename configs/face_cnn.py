@@ -42,6 +42,12 @@ def get_config(arg=None):
     config.model.dense_dropout = 0.5
   else:
     config.model.dropout = 0.4
+  # Swin refinement (emojax/models/swin.py) of the CNN's 12x12 feature map, pooled beside the CNN's features.
+  config.model.swin = False
+  config.model.swin_features = 96
+  config.model.swin_depths = (2, 2)
+  config.model.swin_heads = (3, 6)
+  config.model.swin_window = 6
 
   config.optimizer = ml_collections.ConfigDict(dict(
       name="adamw", learning_rate=1e-3, b1=0.9, b2=0.999, momentum=0.9, weight_decay=1e-4,
