@@ -56,9 +56,15 @@ def classification_metrics(labels: np.ndarray, predictions: np.ndarray, class_na
   }
 
 
-def make_predict_step(model, keys=PREDICTION_KEYS):
+def make_predict_step(model, keys=PREDICTION_KEYS, tta_flip: bool = False):
+  """A jitted (variables, batch) -> outputs. `tta_flip`: test-time augmentation for images, the logits being
+  the log of the mean of the class probabilities of the image and its mirror image."""
   def predict_step(variables, batch):
     outputs = model.apply(variables, batch, train=False)
+    if tta_flip:
+      mirrored = model.apply(variables, {**batch, "image": batch["image"][:, :, ::-1]}, train=False)
+      probabilities = (jax.nn.softmax(outputs["logits"], -1) + jax.nn.softmax(mirrored["logits"], -1)) / 2
+      outputs = {**outputs, "logits": jnp.log(jnp.clip(probabilities, 1e-9, 1.0))}
     return {k: v for k, v in outputs.items() if k in keys}
   return jax.jit(predict_step)
 

@@ -145,7 +145,7 @@ class Experiment:
     self.state, self.abstract_state, self.state_shardings = sharded_init(
         self.model, self.tx, example, config.seed, self.mesh, config.sharding)
     self.loss_fn = losses.make_loss(config.train, self.train_data if self.train_data is not None else self.eval_data)
-    self.predict_step = evaluate.make_predict_step(self.model)
+    self.predict_step = evaluate.make_predict_step(self.model, tta_flip=config.eval.get("tta_flip", False))
     self.checkpointer = checkpoint_lib.Checkpointer(self.workdir, config.checkpoint)
 
   def with_pretrained(self, state: dict) -> dict:

@@ -140,6 +140,43 @@ def test_augmentation_changes_images_within_range_and_rejects_bad_values():
     augment.validate(config)
 
 
+def test_random_erasing_replaces_one_rectangle():
+  image = np.full((48, 48, 1), 0.5, np.float32)
+  for seed in range(20):
+    out = augment.random_erase(image, np.random.default_rng(seed))
+    changed = np.argwhere(out[..., 0] != 0.5)
+    assert len(changed), "nothing erased"
+    (top, left), (bottom, right) = changed.min(0), changed.max(0)
+    area = (bottom - top + 1) * (right - left + 1)
+    assert 0.02 * 48 * 48 * 0.8 <= area <= 0.33 * 48 * 48 * 1.2      # one rectangle of 2-33% of the face
+    assert (out[top:bottom + 1, left:right + 1] != 0.5).mean() > 0.9  # filled with noise, nothing outside it
+    assert 0 <= out.min() and out.max() <= 1
+  config = ml_collections.ConfigDict(dict(crop_padding=0, flip=False, rotation_degrees=0.0, contrast=0.0,
+                                          brightness=0.0, random_erasing=1.0))
+  assert (augment.augment_image(image, np.random.default_rng(0), config) != 0.5).any()
+  config.random_erasing = 1.5
+  with pytest.raises(ValueError, match="random_erasing=1.5"):
+    augment.validate(config)
+
+
+def test_flip_test_time_augmentation_averages_the_mirror_image():
+  import jax
+  from emojax import evaluate
+  from emojax.models import get_model
+  model = get_model(ml_collections.ConfigDict(dict(name="face.deep_cnn", width=0.125)), 7)
+  batch = {"image": np.random.default_rng(0).random((3, 48, 48, 1), np.float32)}
+  variables = model.init(jax.random.key(0), batch)
+  plain = evaluate.make_predict_step(model)(variables, batch)["logits"]
+  mirror = evaluate.make_predict_step(model)(variables, {"image": batch["image"][:, :, ::-1]})["logits"]
+  tta = evaluate.make_predict_step(model, tta_flip=True)(variables, batch)["logits"]
+  expected = np.log((jax.nn.softmax(plain, -1) + jax.nn.softmax(mirror, -1)) / 2)
+  np.testing.assert_allclose(tta, expected, rtol=1e-5, atol=1e-6)
+  symmetric = {"image": np.concatenate([batch["image"][:, :, :24], batch["image"][:, :, 23::-1]], axis=2)}
+  np.testing.assert_allclose(evaluate.make_predict_step(model, tta_flip=True)(variables, symmetric)["logits"],
+                             jax.nn.log_softmax(evaluate.make_predict_step(model)(variables, symmetric)["logits"]),
+                             rtol=1e-5, atol=1e-6)
+
+
 def test_worker_processes_give_the_same_batches_as_threads():
   data = synthetic.load("train", 96)
   threads = pipeline.train_iterator(data, tiny_config(), seed=0)

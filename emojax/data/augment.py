@@ -16,11 +16,13 @@ def validate(config: ml_collections.ConfigDict) -> None:
       "rotation_degrees": 0 <= config.rotation_degrees <= 180,
       "contrast": 0 <= config.contrast < 1,
       "brightness": 0 <= config.brightness < 1,
+      "random_erasing": 0 <= config.get("random_erasing", 0.0) <= 1,
   }
   for field, ok in checks.items():
     if not ok:
       raise ValueError(f"config.data.augment.{field}={config[field]} is out of range "
-                       "(crop_padding >= 0, rotation_degrees in [0, 180], contrast and brightness in [0, 1)).")
+                       "(crop_padding >= 0, rotation_degrees in [0, 180], contrast and brightness in [0, 1), "
+                       "random_erasing in [0, 1]).")
 
 
 def augment_image(image: np.ndarray, rng: np.random.Generator, config: ml_collections.ConfigDict) -> np.ndarray:
@@ -45,7 +47,26 @@ def augment_image(image: np.ndarray, rng: np.random.Generator, config: ml_collec
     image = (image - mean) * rng.uniform(1 - config.contrast, 1 + config.contrast) + mean
   if config.brightness:
     image = image + rng.uniform(-config.brightness, config.brightness)
-  return np.clip(image, 0.0, 1.0).astype(np.float32)
+  image = np.clip(image, 0.0, 1.0)
+  if config.get("random_erasing", 0.0) and rng.random() < config.random_erasing:
+    image = random_erase(image, rng)
+  return image.astype(np.float32)
+
+
+def random_erase(image: np.ndarray, rng: np.random.Generator, area=(0.02, 0.33), aspect=(0.3, 3.3)) -> np.ndarray:
+  """Random erasing (Zhong et al., 2020): one rectangle of 2-33% of the image, aspect ratio 0.3-3.3 (log-uniform),
+  filled with uniform noise, so the model cannot rely on any single facial region."""
+  height, width = image.shape[:2]
+  for _ in range(10):  # a drawn rectangle that does not fit is redrawn
+    target = rng.uniform(*area) * height * width
+    ratio = np.exp(rng.uniform(np.log(aspect[0]), np.log(aspect[1])))
+    h, w = int(round(np.sqrt(target * ratio))), int(round(np.sqrt(target / ratio)))
+    if 0 < h < height and 0 < w < width:
+      top, left = rng.integers(0, height - h + 1), rng.integers(0, width - w + 1)
+      image = image.copy()
+      image[top:top + h, left:left + w] = rng.random((h, w) + image.shape[2:])
+      return image
+  return image
 
 
 # ----------------------------------------------------------------------------------------------
