@@ -299,7 +299,8 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str | Path, 
   report.update(model=config.model.name, dataset=config.data.name, split=config.data.eval_split,
                 checkpoint=which, checkpoint_step=int(step))
   if jax.process_index() == 0:
-    out_dir = Path(workdir) / f"eval_{which}_{config.data.eval_split}"
+    tta = "_tta_flip" if config.eval.get("tta_flip", False) else ""
+    out_dir = Path(workdir) / f"eval_{which}_{config.data.eval_split}{tta}"
     evaluate.write_report(report, out_dir, f"{config.model.name} ({which} checkpoint, step {step}) on "
                           f"{config.data.name} {config.data.eval_split}")
     np.savez_compressed(out_dir / "predictions.npz", ids=exp.eval_data.arrays["id"],
