@@ -27,6 +27,12 @@ class SwinOption(nn.Module):
     return pooled
 
 
+def _refine(model, feature_map, train: bool):
+  """The Swin option of a face model (its `swin_*` fields), called inside the model's own __call__."""
+  return SwinOption(model.swin_features, model.swin_depths, model.swin_heads, model.swin_window, model.dtype,
+                    name="swin_refinement")(feature_map, train)
+
+
 def _swin_features(pooled):
   if pooled is None:
     raise ValueError(f"config.model.swin=True refines the CNN's {SWIN_RESOLUTION}x{SWIN_RESOLUTION} feature map, and "
@@ -64,8 +70,7 @@ class DeepCNN(nn.Module):
       x = nn.max_pool(x, (2, 2), (2, 2))
       x = nn.Dropout(dropout, deterministic=not train)(x)
       if self.swin and swin is None and x.shape[1] == SWIN_RESOLUTION:
-        swin = SwinOption(self.swin_features, self.swin_depths, self.swin_heads, self.swin_window, self.dtype,
-                          name="swin_refinement")(x, train)
+        swin = _refine(self, x, train)
     x = x.reshape(x.shape[0], -1)
     for features in self.dense_features:
       x = nn.Dense(max(8, int(features * self.width)), use_bias=False, dtype=self.dtype)(x)
@@ -130,8 +135,7 @@ class ResidualAttentionCNN(nn.Module):
         x = ResidualBlock(max(8, int(features * self.width)), strides, dtype=self.dtype)(x, train)
       x, attention_maps[f"stage{stage}"] = ChannelSpatialAttention(self.attention_reduction, dtype=self.dtype)(x)
       if self.swin and swin is None and x.shape[1] == SWIN_RESOLUTION:
-        swin = SwinOption(self.swin_features, self.swin_depths, self.swin_heads, self.swin_window, self.dtype,
-                          name="swin_refinement")(x, train)
+        swin = _refine(self, x, train)
     embedding = x.mean(axis=(1, 2))
     if self.swin:
       embedding = jnp.concatenate([embedding, _swin_features(swin).astype(embedding.dtype)], axis=-1)
