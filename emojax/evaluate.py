@@ -62,6 +62,8 @@ def make_predict_step(model, keys=PREDICTION_KEYS, tta_flip: bool = False):
   def predict_step(variables, batch):
     outputs = model.apply(variables, batch, train=False)
     if tta_flip:
+      if "image" not in batch:
+        raise ValueError("config.eval.tta_flip=True mirrors face images; this model's batches have none.")
       mirrored = model.apply(variables, {**batch, "image": batch["image"][:, :, ::-1]}, train=False)
       probabilities = (jax.nn.softmax(outputs["logits"], -1) + jax.nn.softmax(mirrored["logits"], -1)) / 2
       outputs = {**outputs, "logits": jnp.log(jnp.clip(probabilities, 1e-9, 1.0))}
