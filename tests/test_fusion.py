@@ -177,12 +177,19 @@ def _fake_exports(root, goemotions_root, sizes=(("train", 60), ("validation", 30
 
 
 def test_tuples_from_exports_keep_splits_apart_and_map_goemotions(tmp_path, goemotions_mapping):
-  from emojax.data import load_split, multimodal
+  from emojax.data import labels as labels_lib, load_split, multimodal
   config = _fake_exports(tmp_path, goemotions_mapping.parent)
   train, validation = load_split(config.data, "train"), load_split(config.data, "validation")
   text_view = multimodal.ekman_view(dict(np.load(tmp_path / "text" / "train.npz")), str(goemotions_mapping.parent))
   assert text_view[0][0] == -1 and text_view[1].shape == (60, 7)
   np.testing.assert_allclose(np.exp(text_view[1]).sum(1), 1, rtol=1e-5)
+  # A text encoder trained on the Ekman label space: its own 7-column multi-hot `labels` decide the tuple class
+  # (the export also carries the 28-column `labels_28`, which must not be read as Ekman columns).
+  ekman_hot = np.eye(7)[[3, 0, 6]]
+  ekman_hot[2, 1] = 1  # two groups: not single-label
+  ekman_export = {"class_names": np.array(labels_lib.EKMAN7), "labels": ekman_hot, "labels_28": np.eye(28)[[5, 2, 7]],
+                  "logits": np.zeros((3, 7)), "embedding": np.zeros((3, 4))}
+  np.testing.assert_array_equal(multimodal.ekman_view(ekman_export)[0], [3, 0, -1])
   assert train.arrays["face_row"].max() < 60 and validation.arrays["face_row"].max() < 30
   assert train.arrays["present"].shape == (len(train), 3) and set(train.model_inputs) >= {"present", "text_logits"}
   config.data.sources.face = str(tmp_path / "nowhere")

@@ -46,8 +46,7 @@ def ekman_view(export: dict, goemotions_root: str = "") -> tuple[np.ndarray, np.
     label = ekman_labels(names, np.asarray(export["label"]))
     return label, np.asarray(export["logits"]), np.asarray(export["embedding"])
   matrix = labels_lib.goemotions_to_ekman7(goemotions_root, names) if names != labels_lib.EKMAN7 else None
-  multi_hot = np.asarray(export["labels_28"] if "labels_28" in export else export["labels"])
-  label = ekman_labels(names, multi_hot, matrix)
+  label = ekman_labels(names, np.asarray(export["labels"]), matrix)  # `labels` is in the export's own label space
   logits = ekman_log_probabilities(np.asarray(export["logits"], np.float64), matrix)
   return label, logits.astype(np.float32), np.asarray(export["embedding"])
 
@@ -264,8 +263,7 @@ def load_inputs(config, split: str) -> TupleDataset:
     label_maps[m] = encoder_label_map(dataset)
     if dataset.multi_label:
       matrix = None if label_maps[m] == "sigmoid" else np.asarray(label_maps[m])
-      labels[m] = ekman_labels(dataset.class_names, dataset.arrays.get("labels_28", dataset.arrays["labels"]),
-                               matrix)
+      labels[m] = ekman_labels(dataset.class_names, dataset.arrays["labels"], matrix)
     else:
       labels[m] = ekman_labels(dataset.class_names, dataset.arrays["label"])
     sources[m] = dataset
