@@ -58,12 +58,17 @@ def ekman_labels(names, labels, matrix=None) -> np.ndarray:
   names = tuple(names)
   labels = np.asarray(labels)
   if labels.ndim == 1:
-    if names != labels_lib.EKMAN7:
-      raise ValueError(f"Classes {names} are not in Ekman-7 order {labels_lib.EKMAN7}; train the encoder with "
-                       "Ekman labels (FER2013; speech with labels=ekman7).")
+    require_ekman7(names)
     return labels.astype(np.int64)
   groups = (labels @ matrix) > 0 if matrix is not None else labels > 0.5
   return np.where(groups.sum(1) == 1, groups.argmax(1), -1)
+
+
+def require_ekman7(names) -> None:
+  """Single-label classes must already be Ekman-7, in its order: there is nothing to map them through."""
+  if tuple(names) != labels_lib.EKMAN7:
+    raise ValueError(f"Classes {tuple(names)} are not in Ekman-7 order {labels_lib.EKMAN7}; train the encoder with "
+                     "Ekman labels (FER2013; speech with labels=ekman7).")
 
 
 def ekman_log_probabilities(logits, matrix=None, xp=np):
@@ -241,7 +246,7 @@ def encoder_label_map(dataset: Dataset):
   [K, 7] grouping of its K multi-label classes (as nested tuples, hashable for a Flax attribute), or "sigmoid"
   (multi-label over Ekman-7 itself)."""
   if not dataset.multi_label:
-    ekman_labels(dataset.class_names, np.zeros(1, np.int64))  # raises unless the classes are Ekman-7
+    require_ekman7(dataset.class_names)
     return None
   if tuple(dataset.class_names) == labels_lib.EKMAN7:
     return "sigmoid"

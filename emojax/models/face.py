@@ -11,26 +11,12 @@ from emojax.models.swin import SwinRefinement
 SWIN_RESOLUTION = 12  # the CNN feature map the Swin refinement reads (48x48 input / 4)
 
 
-class SwinOption(nn.Module):
-  """`config.model.swin=True`: Swin stages over a face CNN's 12x12 feature map; their pooled features join the
-  CNN's before the classifier."""
-  features: int = 96
-  depths: Sequence[int] = (2, 2)
-  num_heads: Sequence[int] = (3, 6)
-  window: int = 6
-  dtype: Any = jnp.float32
-
-  @nn.compact
-  def __call__(self, feature_map, train: bool):
-    _, pooled = SwinRefinement(self.features, self.depths, self.num_heads, self.window, dtype=self.dtype,
-                               name="swin")(feature_map, train)
-    return pooled
-
-
 def _refine(model, feature_map, train: bool):
-  """The Swin option of a face model (its `swin_*` fields), called inside the model's own __call__."""
-  return SwinOption(model.swin_features, model.swin_depths, model.swin_heads, model.swin_window, model.dtype,
-                    name="swin_refinement")(feature_map, train)
+  """`config.model.swin=True`: the pooled features of Swin stages over a face CNN's 12x12 feature map (the
+  model's `swin_*` fields), to join the CNN's before the classifier. Called inside the model's __call__."""
+  _, pooled = SwinRefinement(model.swin_features, model.swin_depths, model.swin_heads, model.swin_window,
+                             dtype=model.dtype, name="swin_refinement")(feature_map, train)
+  return pooled
 
 
 def _swin_features(pooled):

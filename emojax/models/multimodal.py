@@ -118,18 +118,25 @@ class EncoderFusion(nn.Module):
   def frozen_parameters(self, path: str) -> bool:
     """Every encoder parameter when the encoders are frozen; otherwise what an encoder freezes itself (e.g. a
     text encoder's word embeddings)."""
-    modality = next((m for m in self.encoders if path.startswith(f"{m}_encoder/")), None)
+    modality, inner = self._owner(path)
     if modality is None:
       return False
     if self.freeze_encoders:
       return True
     encoder = self._encoder(modality, parent=None)  # unbound: only its own hook is asked
-    return hasattr(encoder, "frozen_parameters") and encoder.frozen_parameters(path[len(f"{modality}_encoder/"):])
+    return hasattr(encoder, "frozen_parameters") and encoder.frozen_parameters(inner)
 
   @nn.nowrap
   def learning_rate_scale(self, path: str) -> float:
     """`encoder_learning_rate_scale` for the encoders' parameters, 1 for the fusion head's."""
-    return self.encoder_learning_rate_scale if path.split("/")[0].removesuffix("_encoder") in self.encoders else 1.0
+    return self.encoder_learning_rate_scale if self._owner(path)[0] is not None else 1.0
+
+  @nn.nowrap
+  def _owner(self, path: str):
+    """(modality, path inside its encoder) for an encoder's parameter, (None, path) for the fusion head's."""
+    top, _, inner = path.partition("/")
+    modality = top.removesuffix("_encoder")
+    return (modality, inner) if top.endswith("_encoder") and modality in self.encoders else (None, path)
 
   @nn.nowrap
   def load_pretrained(self, params: dict) -> dict:
