@@ -40,16 +40,16 @@ def zip_runs(**axes) -> list[dict]:
 
 
 def run_name(run: dict, varying: list[str]) -> str:
-  """`name` if the run gives one, else the values that vary across the sweep."""
+  """`name` if the run gives one, else the values of the keys that vary across the sweep (those it has)."""
   if "name" in run:
-    return re.sub(r"[^A-Za-z0-9_.=,+-]+", "_", str(run["name"]))
-  parts = []
-  for key in varying:
-    if key == "name":
-      continue
-    value = str(run[key]).split(":", 1)[-1] if key == "config" else str(run[key])
-    parts.append(f"{key.removeprefix('config.').replace('.', '_')}={value}" if key != "config" else value)
-  return re.sub(r"[^A-Za-z0-9_.=,+-]+", "_", "__".join(parts)) or "run"
+    name = str(run["name"])
+  else:
+    parts = []
+    for key in (k for k in varying if k in run):
+      value = str(run[key]).split(":", 1)[-1] if key == "config" else str(run[key])
+      parts.append(f"{key.removeprefix('config.').replace('.', '_')}={value}" if key != "config" else value)
+    name = "__".join(parts)
+  return re.sub(r"[^A-Za-z0-9_.=,+-]+", "_", name) or "run"
 
 
 def commands(sweep: list[dict], root: Path, python: str) -> list[tuple[Path, list[str]]]:
