@@ -22,6 +22,7 @@ from emojax.data import pipeline  # noqa: E402
 
 HEADLINE = ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1")
 PREDICTION_KEYS = ("logits", "confidence", "sentiment_logits")  # what evaluation keeps of a model's outputs
+GROUP_WEIGHT = "group_weight_"  # adaptive feature weighting's per-example weights, kept too and summarised
 
 
 def classification_metrics(labels: np.ndarray, predictions: np.ndarray, class_names) -> dict:
@@ -56,18 +57,30 @@ def classification_metrics(labels: np.ndarray, predictions: np.ndarray, class_na
   }
 
 
+def mirror(batch: dict) -> dict:
+  """The batch with every face left-right mirrored: images [B, H, W, C], clips [B, T, H, W, C], landmarks."""
+  if "image" not in batch and "clip" not in batch:
+    raise ValueError("config.eval.tta_flip=True mirrors faces; this model's batches have no image or clip.")
+  mirrored = dict(batch)
+  if "image" in batch:
+    mirrored["image"] = batch["image"][:, :, ::-1]
+  if "clip" in batch:
+    mirrored["clip"] = batch["clip"][:, :, :, ::-1]
+  if "landmarks" in batch:
+    mirrored["landmarks"] = batch["landmarks"].at[..., 0].set(1.0 - batch["landmarks"][..., 0])
+  return mirrored
+
+
 def make_predict_step(model, keys=PREDICTION_KEYS, tta_flip: bool = False):
-  """A jitted (variables, batch) -> outputs. `tta_flip`: test-time augmentation for images, the logits being
-  the log of the mean of the class probabilities of the image and its mirror image."""
+  """A jitted (variables, batch) -> outputs. `tta_flip`: test-time augmentation for faces, the logits being
+  the log of the mean of the class probabilities of the face and its mirror image."""
   def predict_step(variables, batch):
     outputs = model.apply(variables, batch, train=False)
     if tta_flip:
-      if "image" not in batch:
-        raise ValueError("config.eval.tta_flip=True mirrors face images; this model's batches have none.")
-      mirrored = model.apply(variables, {**batch, "image": batch["image"][:, :, ::-1]}, train=False)
+      mirrored = model.apply(variables, mirror(batch), train=False)
       probabilities = (jax.nn.softmax(outputs["logits"], -1) + jax.nn.softmax(mirrored["logits"], -1)) / 2
       outputs = {**outputs, "logits": jnp.log(jnp.clip(probabilities, 1e-9, 1.0))}
-    return {k: v for k, v in outputs.items() if k in keys}
+    return {k: v for k, v in outputs.items() if k in keys or k.startswith(GROUP_WEIGHT)}
   return jax.jit(predict_step)
 
 
@@ -115,6 +128,12 @@ def evaluate_outputs(outputs: dict, dataset) -> dict:
       probabilities / probabilities.sum(-1, keepdims=True), np.asarray(labels))
   for name, mask in dataset.eval_subsets.items():
     report[name] = classification_metrics(labels[mask], predictions[mask], dataset.class_names)
+  weights = {k.removeprefix(GROUP_WEIGHT): np.asarray(v) for k, v in outputs.items() if k.startswith(GROUP_WEIGHT)}
+  if weights:  # what the model relied on: mean weight of each feature group, overall and per true class
+    report["all"]["group_weights"] = {name: float(w.mean()) for name, w in weights.items()}
+    report["all"]["group_weights_per_class"] = {
+        class_name: {name: float(w[labels == c].mean()) for name, w in weights.items()}
+        for c, class_name in enumerate(dataset.class_names) if (labels == c).any()}
   if "confidence" in outputs:
     correct = predictions == labels
     report["all"]["mean_confidence_correct"] = float(outputs["confidence"][correct].mean()) if correct.any() else 0.0
@@ -144,6 +163,13 @@ def write_report(report: dict, out_dir: str | Path, title: str) -> None:
               "|---|---|---|---|---|" + ("---|" if "thresholds" in metrics else "")]
     lines += [f"| {name} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | {m['support']} |{threshold(name)}"
               for name, m in metrics["per_class"].items()]
+    if "group_weights_per_class" in metrics:
+      groups = list(metrics["group_weights"])
+      lines += ["", "Adaptive feature weighting (mean weight of each feature group):", "",
+                "| class | " + " | ".join(groups) + " |", "|---|" + "---|" * len(groups),
+                "| all | " + " | ".join(f"{metrics['group_weights'][g]:.3f}" for g in groups) + " |"]
+      lines += [f"| {name} | " + " | ".join(f"{w[g]:.3f}" for g in groups) + " |"
+                for name, w in metrics["group_weights_per_class"].items()]
     lines.append("")
   extra = {k: v for k, v in report.items() if not isinstance(v, dict)}
   if extra:

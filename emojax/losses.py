@@ -37,12 +37,18 @@ def classification_loss(outputs, batch, label_smoothing: float = 0.0, confidence
       "cross_entropy": _weighted_mean(cross_entropy, weights),
       "accuracy": _weighted_mean((logits.argmax(-1) == batch["label"]).astype(jnp.float32), weights),
   }
+  for key in [k for k in outputs if k.startswith("group_weight_")]:  # adaptive feature weighting, logged
+    metrics[key] = _weighted_mean(outputs[key], weights)
   loss = metrics["cross_entropy"]
-  if auxiliary_weight > 0 and "modality_logits" in outputs:
-    # Fusion: each present modality's own classifier, averaged over the modalities an example has.
-    per_modality = optax.softmax_cross_entropy(outputs["modality_logits"], targets[:, None, :])   # [B, M]
-    present = batch["present"].astype(jnp.float32)
-    auxiliary = (per_modality * present).sum(1) / jnp.maximum(present.sum(1), 1.0)
+  if auxiliary_weight > 0 and ("modality_logits" in outputs or "frame_logits" in outputs):
+    # Each part's own classifier, averaged over the parts an example has: fusion's present modalities
+    # (`modality_logits` [B, M, C]), or a sequence model's real frames (`frame_logits` [B, T, C]).
+    if "modality_logits" in outputs:
+      part_logits, present = outputs["modality_logits"], batch["present"].astype(jnp.float32)
+    else:
+      part_logits, present = outputs["frame_logits"], outputs["frame_mask"].astype(jnp.float32)
+    per_part = optax.softmax_cross_entropy(part_logits, targets[:, None, :])   # [B, M]
+    auxiliary = (per_part * present).sum(1) / jnp.maximum(present.sum(1), 1.0)
     metrics["auxiliary_cross_entropy"] = _weighted_mean(auxiliary, weights)
     loss = loss + auxiliary_weight * metrics["auxiliary_cross_entropy"]
   if "confidence" not in outputs:

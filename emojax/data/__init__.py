@@ -9,12 +9,20 @@ SPEECH_CORPORA = ("ravdess", "tess", "crema_d")  # emojax.data.speech.CORPORA; n
 
 def load_split(config: ml_collections.ConfigDict, split: str) -> Dataset:
   if config.name == "fer2013":
-    from emojax.data import fer2013
-    return fer2013.load(config.root, split, mark_train_duplicates=split != "train")
+    from emojax.data import fer2013, landmarks
+    data = fer2013.load(config.root, split, mark_train_duplicates=split != "train")
+    return landmarks.attach(data, config, "fer2013", split) if config.get("landmark_cache") else data
   if config.name == "synthetic":
     from emojax.data import synthetic
     size = config.num_train_examples if split == "train" else config.num_eval_examples
     return synthetic.load(split, size, seed=config.seed)
+  if config.name == "synthetic_clips":
+    from emojax.data import synthetic
+    size = config.num_train_examples if split == "train" else config.num_eval_examples
+    return synthetic.load_clips(split, size, seed=config.seed, length=config.clip_length)
+  if config.name == "clips":
+    from emojax.data import clips
+    return clips.load(config, split)
   if config.name in SPEECH_CORPORA:
     from emojax.data import speech
     return speech.load(config, split)
@@ -35,6 +43,6 @@ def load_split(config: ml_collections.ConfigDict, split: str) -> Dataset:
   if config.name == "goemotions":
     from emojax.data import goemotions
     return goemotions.load_tokenized(config, split)
-  raise ValueError(f"config.data.name={config.name!r} is not a known dataset; use 'fer2013', 'synthetic', "
+  raise ValueError(f"config.data.name={config.name!r} is not a known dataset; use 'fer2013', 'synthetic', 'clips', 'synthetic_clips', "
                    "'ravdess', 'tess', 'crema_d', 'goemotions', 'multimodal', 'multimodal_synthetic', "
                    "'multimodal_inputs' or 'multimodal_synthetic_inputs'.")

@@ -27,6 +27,15 @@ def validate(config: ml_collections.ConfigDict) -> None:
 
 def augment_image(image: np.ndarray, rng: np.random.Generator, config: ml_collections.ConfigDict) -> np.ndarray:
   """float32 [H, W, C] in [0, 1] -> augmented float32 [H, W, C] in [0, 1]."""
+  return augment_image_and_points(image, None, rng, config)[0]
+
+
+def augment_image_and_points(image: np.ndarray, points, rng: np.random.Generator, config: ml_collections.ConfigDict):
+  """`augment_image`, also moving landmarks `points` [P, 2] (x, y as fractions of the image) with the image.
+
+  A mirrored face's points keep their indices (the left eye's point now lies on the right): the landmark
+  graph models have no per-point identity, and the FaceMesh tessellation is mirror-symmetric.
+  """
   height, width = image.shape[:2]
   angle = np.deg2rad(rng.uniform(-config.rotation_degrees, config.rotation_degrees))
   flip = -1.0 if config.flip and rng.random() < 0.5 else 1.0
@@ -42,6 +51,10 @@ def augment_image(image: np.ndarray, rng: np.random.Generator, config: ml_collec
         ndimage.affine_transform(image[..., c], matrix, offset=offset, order=1, mode="nearest")
         for c in range(image.shape[-1])
     ], axis=-1)
+    if points is not None:  # (x, y) fractions -> (row, col) pixel centres -> o = matrix^-1 (p - offset)
+      rows_cols = np.stack([points[:, 1] * height - 0.5, points[:, 0] * width - 0.5], axis=-1)
+      moved = (rows_cols - offset) @ np.linalg.inv(matrix).T
+      points = np.stack([(moved[:, 1] + 0.5) / width, (moved[:, 0] + 0.5) / height], axis=-1).astype(np.float32)
   if config.contrast:
     mean = image.mean()
     image = (image - mean) * rng.uniform(1 - config.contrast, 1 + config.contrast) + mean
@@ -50,7 +63,7 @@ def augment_image(image: np.ndarray, rng: np.random.Generator, config: ml_collec
   image = np.clip(image, 0.0, 1.0)
   if config.get("random_erasing", 0.0) and rng.random() < config.random_erasing:
     image = random_erase(image, rng)
-  return image.astype(np.float32)
+  return image.astype(np.float32), points
 
 
 def random_erase(image: np.ndarray, rng: np.random.Generator, area=(0.02, 0.33), aspect=(0.3, 3.3)) -> np.ndarray:

@@ -41,7 +41,19 @@ def make_augmenter(data_config: ml_collections.ConfigDict):
     augment_lib.validate_speech(config)
     return functools.partial(augment_lib.augment_speech, data_config=data_config)
   augment_lib.validate(config)
-  return lambda ex, rng: {**ex, "image": augment_lib.augment_image(decode(ex, ("image",))["image"], rng, config)}
+  return functools.partial(augment_face, config=config)
+
+
+def augment_face(example: dict, rng: np.random.Generator, config: ml_collections.ConfigDict) -> dict:
+  """An image (and its landmarks, moved with it), or every frame of a clip with the same draw."""
+  if "clip" not in example:
+    image = decode(example, ("image",))["image"]
+    image, points = augment_lib.augment_image_and_points(image, example.get("landmarks"), rng, config)
+    return {**example, "image": image, **({} if points is None else {"landmarks": points})}
+  seed = rng.integers(2**32)
+  frames = decode(example, ("clip",))["clip"]
+  return {**example, "clip": np.stack([augment_lib.augment_image(f, np.random.default_rng(seed), config)
+                                       for f in frames])}
 
 
 def drop_modalities(example: dict, rng: np.random.Generator, rate: float) -> dict:

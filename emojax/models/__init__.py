@@ -14,6 +14,8 @@ import ml_collections
 REGISTRY = {
     "face.deep_cnn": "emojax.models.face:DeepCNN",
     "face.residual_attention_cnn": "emojax.models.face:ResidualAttentionCNN",
+    "face.cnn_bilstm": "emojax.models.face:CNNBiLSTM",
+    "face.landmark_gat": "emojax.models.landmark_graph:LandmarkGAT",
     "speech.cnn_lstm": "emojax.models.speech:SpeechCNNLSTM",
     "speech.conformer": "emojax.models.speech:Conformer",
     "speech.wav2vec2": "emojax.models.speech:Wav2Vec2Classifier",

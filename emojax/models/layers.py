@@ -68,14 +68,18 @@ class AttentionPooling(nn.Module):
   """Learned weighted mean over time: a_t = softmax_t(w . tanh(W x_t)), pooled = sum_t a_t x_t.
 
   Returns the pooled vector and the weights, so which frames carried the decision can be inspected.
+  A `gate` [B, T] in (0, 1] multiplies each weight before renormalising (a_t ~ g_t softmax_t(...)).
   """
   hidden: int = 128
   dtype: Any = jnp.float32
 
   @nn.compact
-  def __call__(self, x, mask):
+  def __call__(self, x, mask, gate=None):
     scores = nn.Dense(1, dtype=self.dtype, name="score")(jnp.tanh(nn.Dense(self.hidden, dtype=self.dtype)(x)))[..., 0]
-    scores = jnp.where(mask, scores.astype(jnp.float32), -1e9)
+    scores = scores.astype(jnp.float32)
+    if gate is not None:
+      scores = scores + jnp.log(jnp.maximum(gate.astype(jnp.float32), 1e-6))
+    scores = jnp.where(mask, scores, -1e9)
     weights = jax.nn.softmax(scores, axis=-1)
     return jnp.einsum("bt,btd->bd", weights.astype(x.dtype), x), weights
 
