@@ -102,7 +102,7 @@ def main(argv=None):
     points, tries = extract(images, args.size, args.pad, args.workers, args.min_confidence)
     seconds = time.perf_counter() - start
     path = landmarks.cache_path(args.out, args.dataset, split)
-    np.savez(path, ids=ids, landmarks=points.astype(np.float16), found=tries > 0,
+    np.savez_compressed(path, ids=ids, landmarks=points.astype(np.float16), found=tries > 0,
              points=np.arange(landmarks.NUM_MESH_POINTS, dtype=np.int32))
     summary = {
         "dataset": args.dataset, "split": split, "images": int(len(ids)),
