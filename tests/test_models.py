@@ -14,7 +14,7 @@ def _batch(n=4):
           "label": jnp.asarray(rng.integers(0, 7, n), jnp.int32)}
 
 
-@pytest.mark.parametrize("name", ["face.deep_cnn", "face.residual_attention_cnn"])
+@pytest.mark.parametrize("name", ["face.deep_cnn", "face.residual_attention_cnn", "face.cnn_bilstm"])
 def test_models_are_pure_functions_with_named_outputs(name):
   model = get_model(ml_collections.ConfigDict(dict(name=name, width=0.125)), num_classes=7)
   batch = _batch()
