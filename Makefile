@@ -1,6 +1,7 @@
 # Two entry points do all the set-up on a fresh machine:
 #   make demo   create .venv, install emojax, train + evaluate the face, speech and text encoders and their
-#               graph-attention fusion end to end on the built-in synthetic modalities
+#               graph-attention fusion end to end on the built-in synthetic modalities, and the face sequence
+#               model (CNNBiLSTM) on synthetic clips
 #   make test   create .venv, install emojax with test extras, run the test suite
 PYTHON ?= python3
 VENV   ?= .venv
@@ -22,6 +23,8 @@ venv: $(VENV)/.installed
 demo: venv
 	$(PY) -m emojax.main --config configs/multimodal.py --workdir $(WORKDIR)
 	$(PY) -m emojax.main --config configs/multimodal.py --workdir $(WORKDIR) --mode=robustness
+	$(PY) -m emojax.main --config configs/face_cnn.py:model=cnn_bilstm,data=synthetic_clips,runlocal \
+	    --workdir $(WORKDIR)/face_clips
 
 test: venv
 	$(PY) -m pytest -q tests
