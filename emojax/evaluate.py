@@ -21,7 +21,8 @@ from emojax import sharding  # noqa: E402
 from emojax.data import pipeline  # noqa: E402
 
 HEADLINE = ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1")
-PREDICTION_KEYS = ("logits", "confidence", "sentiment_logits")  # what evaluation keeps of a model's outputs
+# What evaluation keeps of a model's outputs (frame_*: CNNBiLSTM's attention over frames and its gate).
+PREDICTION_KEYS = ("logits", "confidence", "sentiment_logits", "frame_attention", "frame_gate")
 GROUP_WEIGHT = "group_weight_"  # adaptive feature weighting's per-example weights, kept too and summarised
 
 
@@ -134,6 +135,13 @@ def evaluate_outputs(outputs: dict, dataset) -> dict:
     report["all"]["group_weights_per_class"] = {
         class_name: {name: float(w[labels == c].mean()) for name, w in weights.items()}
         for c, class_name in enumerate(dataset.class_names) if (labels == c).any()}
+  if "frame_attention" in outputs and "damaged" in dataset.arrays:  # clips with known bad frames (synthetic)
+    damaged = np.asarray(dataset.arrays["damaged"], bool)
+    real = np.asarray(dataset.arrays.get("clip_mask", np.ones(damaged.shape)), bool)
+    for name, values in (("attention", outputs["frame_attention"]), ("gate", outputs["frame_gate"])):
+      values = np.asarray(values)
+      report["all"][f"mean_{name}_damaged_frames"] = float(values[damaged & real].mean()) if damaged.any() else 0.0
+      report["all"][f"mean_{name}_clean_frames"] = float(values[~damaged & real].mean())
   if "confidence" in outputs:
     correct = predictions == labels
     report["all"]["mean_confidence_correct"] = float(outputs["confidence"][correct].mean()) if correct.any() else 0.0

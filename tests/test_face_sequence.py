@@ -159,3 +159,14 @@ def test_cnn_bilstm_trains_on_synthetic_clips(tmp_path):
   result = train.train_and_evaluate(config, tmp_path)
   assert "auxiliary_cross_entropy" in (tmp_path / "metrics.jsonl").read_text()
   assert 0.0 <= result["all"]["accuracy"] <= 1.0 and (tmp_path / "eval" / "report.json").is_file()
+
+
+def test_report_measures_attention_on_damaged_frames():
+  data = synthetic.load_clips("validation", 4, length=3)
+  data.arrays["damaged"][:] = [[True, False, False]] * 4
+  outputs = {"logits": np.eye(7)[data.arrays["label"]], "frame_attention": np.tile([0.1, 0.3, 0.6], (4, 1)),
+             "frame_gate": np.tile([0.2, 0.9, 0.7], (4, 1))}
+  report = evaluate.evaluate_outputs(outputs, data)["all"]
+  assert report["mean_attention_damaged_frames"] == pytest.approx(0.1)
+  assert report["mean_attention_clean_frames"] == pytest.approx(0.45)
+  assert report["mean_gate_damaged_frames"] == pytest.approx(0.2) and report["accuracy"] == 1.0

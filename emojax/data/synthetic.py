@@ -56,14 +56,15 @@ def load_clips(split: str, num_examples: int, seed: int = 0, length: int = 8, oc
 
   Like a posed sequence (CK+): each clip starts neutral and moves to its class's expression, reaching the apex
   at a random frame in the second half, while the head drifts a little. Each frame is, with probability
-  `occlusion`, hidden behind a random block or drowned in noise, so a sequence model profits from attending
-  to the right frames and ignoring the damaged ones.
+  `occlusion`, hidden behind a random block or drowned in noise (marked in `damaged` [N, length]), so a sequence
+  model profits from attending to the right frames and ignoring the damaged ones.
   """
   if split not in _SPLIT_OFFSET:
     raise ValueError(f"Unknown split {split!r}; expected one of {sorted(_SPLIT_OFFSET)}.")
   if num_examples <= 0 or length <= 0:
     raise ValueError(f"Synthetic clips need num_examples > 0 and clip_length > 0 (got {num_examples}, {length}).")
   clips = np.empty((num_examples, length, SIZE, SIZE, 1), np.uint8)
+  damaged = np.zeros((num_examples, length), bool)
   label_ids = np.empty((num_examples,), np.int32)
   for index in range(num_examples):
     rng = np.random.default_rng([seed, _SPLIT_OFFSET[split] + index, length])
@@ -78,11 +79,12 @@ def load_clips(split: str, num_examples: int, seed: int = 0, length: int = 8, oc
       drifted = {**pose, "cx": pose["cx"] + 0.4 * t * drift[0], "cy": pose["cy"] + 0.4 * t * drift[1]}
       frame = _render(neutral + progress * (apex - neutral), drifted, rng)
       if rng.random() < occlusion:
-        frame = _damage(frame, rng)
+        frame, damaged[index, t] = _damage(frame, rng), True
       clips[index, t, :, :, 0] = frame
   ids = np.array([f"synthetic_clip_{split}_{i}" for i in range(num_examples)])
   return Dataset({"clip": clips, "clip_mask": np.ones((num_examples, length), np.float32), "label": label_ids,
-                  "id": ids}, class_names=labels.EKMAN7, model_inputs=("clip", "clip_mask", "label"))
+                  "id": ids, "damaged": damaged}, class_names=labels.EKMAN7,
+                 model_inputs=("clip", "clip_mask", "label"))
 
 
 def _draw_pose(rng: np.random.Generator) -> dict:
