@@ -43,6 +43,6 @@ def load_split(config: ml_collections.ConfigDict, split: str) -> Dataset:
   if config.name == "goemotions":
     from emojax.data import goemotions
     return goemotions.load_tokenized(config, split)
-  raise ValueError(f"config.data.name={config.name!r} is not a known dataset; use 'fer2013', 'synthetic', 'clips', 'synthetic_clips', "
-                   "'ravdess', 'tess', 'crema_d', 'goemotions', 'multimodal', 'multimodal_synthetic', "
-                   "'multimodal_inputs' or 'multimodal_synthetic_inputs'.")
+  raise ValueError(f"config.data.name={config.name!r} is not a known dataset; use 'fer2013', 'synthetic', "
+                   "'clips', 'synthetic_clips', 'ravdess', 'tess', 'crema_d', 'goemotions', 'multimodal', "
+                   "'multimodal_synthetic', 'multimodal_inputs' or 'multimodal_synthetic_inputs'.")
