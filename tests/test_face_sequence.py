@@ -22,9 +22,9 @@ def clip_config(root, **overrides):
 
 
 def write_video(path: Path, levels, size=(64, 80)):
-  """A grayscale-looking MJPG video whose frame t is flat at brightness levels[t]."""
+  """An MPEG-4 video (decoded through the FFmpeg inside OpenCV's wheel) whose frame t is flat at levels[t]."""
   path.parent.mkdir(parents=True, exist_ok=True)
-  writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (size[1], size[0]))
+  writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, (size[1], size[0]))
   assert writer.isOpened()
   for level in levels:
     writer.write(np.full(size + (3,), level, np.uint8))
@@ -49,7 +49,7 @@ def test_synthetic_clips_move_from_neutral_to_the_expression():
 
 
 def test_clip_reader_reads_videos_and_frame_folders_and_skips_bad_ones(tmp_path):
-  write_video(tmp_path / "train" / "happy" / "v1.avi", levels=range(20, 220, 10))
+  write_video(tmp_path / "train" / "happy" / "v1.mp4", levels=range(20, 220, 10))
   write_frames(tmp_path / "train" / "sadness" / "seq1", levels=[10, 60, 110])  # shorter than clip_length
   (tmp_path / "train" / "anger").mkdir()
   (tmp_path / "train" / "anger" / "broken.mp4").write_bytes(b"not a video at all")
