@@ -125,6 +125,15 @@ def test_landmark_gat_has_no_point_identity():
     get_model(ml_collections.ConfigDict(dict(name="face.landmark_gat")), 7).init(jax.random.key(0), batch)
 
 
+def test_cnn_with_the_full_mesh_graph():
+  edges = tuple(map(tuple, landmarks.graph_edges("facemesh").tolist()))
+  model = get_model(ml_collections.ConfigDict(dict(name="face.deep_cnn", width=0.125, landmark_graph=True,
+                                                   landmark_features=16, landmark_layers=1)), 7, landmark_edges=edges)
+  batch = landmark_batch("facemesh")
+  out = model.apply(model.init(jax.random.key(0), batch), batch)
+  assert out["logits"].shape == (2, 7) and np.isfinite(out["logits"]).all() and out["embedding"].shape[-1] == 32 + 16
+
+
 def test_adaptive_weighting_over_cnn_swin_and_landmark_groups():
   edges = tuple(map(tuple, landmarks.graph_edges("ibug68").tolist()))
   config = ml_collections.ConfigDict(dict(name="face.residual_attention_cnn", width=0.125, swin=True,
