@@ -46,6 +46,7 @@ def add_parallelism(config) -> None:
       fsdp_min_size=2 ** 14, # parameters smaller than this stay replicated
       rules=[]))             # [(regex over "params/Conv_0/kernel", partition spec tuple), ...] first match wins
   config.distributed = False  # True on multi-host: jax.distributed.initialize()
+  config.compilation_cache_dir = cache_dir("jax_compilation")  # JAX's persistent compilation cache; "" = off
 
 
 FUSION_METHODS = {"gat": "fusion.gat", "concat": "fusion.concat", "confidence": "fusion.confidence_weighted",

@@ -35,6 +35,7 @@ def main(argv):
   logging.get_absl_handler().addFilter(_QuietLibraries())
   config = FLAGS.config
   sharding.initialize_distributed(config)
+  sharding.enable_compilation_cache(config.get("compilation_cache_dir", ""))
   if FLAGS.mode == "train":
     train.train_and_evaluate(config, FLAGS.workdir)
   elif FLAGS.mode == "eval":

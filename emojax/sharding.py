@@ -23,6 +23,14 @@ def initialize_distributed(config: ml_collections.ConfigDict) -> None:
     jax.distributed.initialize()
 
 
+def enable_compilation_cache(directory: str) -> None:
+  """JAX's persistent compilation cache (`config.compilation_cache_dir`, "" = off): a second start of the same
+  program loads its compiled executables from disk instead of compiling them again."""
+  if directory:
+    jax.config.update("jax_compilation_cache_dir", directory)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+
 def create_mesh(mesh_config: ml_collections.ConfigDict, devices=None) -> Mesh:
   """`mesh_config` maps axis name -> size; one size may be -1 (all remaining devices)."""
   devices = np.asarray(devices if devices is not None else jax.devices())
