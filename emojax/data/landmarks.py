@@ -43,14 +43,14 @@ def cache_path(cache_dir: str | os.PathLike, dataset: str, split: str) -> Path:
   return Path(cache_dir).expanduser() / f"{dataset}_{split}_facemesh.npz"
 
 
-@functools.lru_cache(maxsize=1)
+@functools.lru_cache(maxsize=2)
 def mean_shape(points: str = "facemesh") -> np.ndarray:
   """The mean landmark positions [P, 2] of FER2013's training faces (a fixed reference for k-NN graphs)."""
   shape = np.loadtxt(Path(__file__).with_name("facemesh_mean_shape.txt"), dtype=np.float32, comments="#")
   return shape[list(POINT_SETS[points])]
 
 
-@functools.lru_cache(maxsize=4)
+@functools.lru_cache(maxsize=1)
 def tessellation_edges() -> np.ndarray:
   """The FaceMesh tessellation as unique undirected edges [E, 2] (a < b) over the 468 mesh points."""
   return np.loadtxt(Path(__file__).with_name("facemesh_tessellation.txt"), dtype=np.int32, comments="#")
