@@ -46,6 +46,9 @@ def add_parallelism(config) -> None:
       fsdp_min_size=2 ** 14, # parameters smaller than this stay replicated
       rules=[]))             # [(regex over "params/Conv_0/kernel", partition spec tuple), ...] first match wins
   config.distributed = False  # True on multi-host: jax.distributed.initialize()
+  config.coordinator_address = ""  # "host:port" of process 0; "" = detected (TPU VM, SLURM, MPI)
+  config.num_processes = -1        # -1 = detected
+  config.process_id = -1           # -1 = detected
   config.compilation_cache_dir = cache_dir("jax_compilation")  # JAX's persistent compilation cache; "" = off
 
 

@@ -18,9 +18,15 @@ BATCH_AXES = ("data", "fsdp")
 
 
 def initialize_distributed(config: ml_collections.ConfigDict) -> None:
-  """Multi-host: one process per host, each reading its own shard of the data."""
-  if config.get("distributed", False):
-    jax.distributed.initialize()
+  """Multi-process (`config.distributed=True`): one process per host (or per local group of devices), each
+  reading its own shard of the data. `coordinator_address`, `num_processes` and `process_id` come from the
+  config; left empty (-1), JAX detects them itself on TPU VMs, under SLURM, MPI and on GKE."""
+  if not config.get("distributed", False):
+    return
+  given = lambda value: None if value in ("", -1, None) else value
+  jax.distributed.initialize(coordinator_address=given(config.get("coordinator_address", "")),
+                             num_processes=given(config.get("num_processes", -1)),
+                             process_id=given(config.get("process_id", -1)))
 
 
 def enable_compilation_cache(directory: str) -> None:

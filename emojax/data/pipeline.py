@@ -147,20 +147,42 @@ class LengthGroupedShuffle(grain.MapDataset):
     return self._parent[int(self._order(epoch)[position])]
 
 
+class ProcessSlice(grain.MapDataset):
+  """This process's rows of each global batch of an endless dataset: with P processes and global batch G, row r of
+  the process's stream is row (r // (G/P)) * G + process * (G/P) + r % (G/P) of the global stream. Every process
+  shuffles (and augments, by global position) the same global stream, so P processes train on exactly the
+  batches one process would, and a run's loss curve does not depend on how many processes share it."""
+
+  def __init__(self, parent: grain.MapDataset, global_batch_size: int, process_index: int, process_count: int):
+    super().__init__(parent)
+    self._per_process = global_batch_size // process_count
+    self._global, self._offset = global_batch_size, process_index * self._per_process
+
+  def __len__(self) -> int:
+    return sys.maxsize  # endless, like its parent
+
+  def __getitem__(self, index):
+    if isinstance(index, slice):
+      return self.slice(index)
+    batch, row = divmod(index, self._per_process)
+    return self._parent[batch * self._global + self._offset + row]
+
+
 def train_iterator(dataset: Dataset, config: ml_collections.ConfigDict, seed: int) -> grain.DatasetIterator:
-  """An endless, deterministic, checkpointable iterator of training batches."""
+  """An endless, deterministic, checkpointable iterator of this process's part of each global training batch."""
   augment = make_augmenter(config.data)
   batch_size = per_process_batch_size(config.train.batch_size)
-  process_rows = slice(jax.process_index(), None, jax.process_count())
-  ds = grain.MapDataset.source(dataset)[process_rows]
+  ds = grain.MapDataset.source(dataset)
   if "attention_mask" in dataset.arrays and config.data.get("bucket_by_length", False):
     # Whole-epoch length sort would make every batch's length predictable; windows keep it random.
-    lengths = np.asarray(dataset.arrays["attention_mask"]).sum(-1)[process_rows]
-    ds = LengthGroupedShuffle(ds, lengths, batch_size, config.data.bucket_window_batches, seed)
+    lengths = np.asarray(dataset.arrays["attention_mask"]).sum(-1)
+    ds = LengthGroupedShuffle(ds, lengths, config.train.batch_size, config.data.bucket_window_batches, seed)
   else:
     ds = ds.shuffle(seed=seed).repeat(None)
   if augment is not None:
     ds = ds.random_map(augment, seed=seed + 1)
+  if jax.process_count() > 1:
+    ds = ProcessSlice(ds, config.train.batch_size, jax.process_index(), jax.process_count())
   ds = ds.map(functools.partial(decode, keys=dataset.model_inputs))
   ds = ds.batch(batch_size, drop_remainder=True)
   if has_tokens(dataset):
