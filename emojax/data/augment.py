@@ -51,9 +51,9 @@ def augment_image_and_points(image: np.ndarray, points, rng: np.random.Generator
         ndimage.affine_transform(image[..., c], matrix, offset=offset, order=1, mode="nearest")
         for c in range(image.shape[-1])
     ], axis=-1)
-    if points is not None:  # (x, y) fractions -> (row, col) pixel centres -> o = matrix^-1 (p - offset)
+    if points is not None:  # (x, y) fractions -> (row, col) pixel centres -> o = matrix^T (p - offset)
       rows_cols = np.stack([points[:, 1] * height - 0.5, points[:, 0] * width - 0.5], axis=-1)
-      moved = (rows_cols - offset) @ np.linalg.inv(matrix).T
+      moved = (rows_cols - offset) @ matrix  # orthogonal (a rotation times a flip): inverse = transpose
       points = np.stack([(moved[:, 1] + 0.5) / width, (moved[:, 0] + 0.5) / height], axis=-1).astype(np.float32)
   if config.contrast:
     mean = image.mean()

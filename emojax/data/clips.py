@@ -165,9 +165,8 @@ def to_clip(frames: list[np.ndarray], length: int, face_crop: str = "none"):
   count = len(frames)
   picks = np.arange(count) if count <= length else np.round(np.linspace(0, count - 1, length)).astype(int)
   box, found = _crop_box(frames[count // 2], face_crop)
-  clip = np.zeros((length, SIZE, SIZE, 1), np.uint8)
+  (top, left, side), clip = box, np.zeros((length, SIZE, SIZE, 1), np.uint8)
   for row, index in enumerate(picks):
-    top, left, side = box
     frame = frames[index]
     if frame.shape != frames[0].shape:
       raise ValueError(f"frame {index} is {frame.shape}, the first {frames[0].shape}: frames must share one size")

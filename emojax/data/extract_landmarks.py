@@ -18,6 +18,7 @@ import argparse
 import json
 import multiprocessing
 import time
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -91,8 +92,7 @@ def main(argv=None):
   parser.add_argument("--workers", type=int, default=1)
   parser.add_argument("--limit", type=int, default=0, help="first N images only (a quick look)")
   args = parser.parse_args(argv)
-  out = landmarks.cache_path(args.out, args.dataset, "x").parent
-  out.mkdir(parents=True, exist_ok=True)
+  Path(args.out).expanduser().mkdir(parents=True, exist_ok=True)
   for split in args.splits:
     data = fer2013.load(args.root, split, mark_train_duplicates=False)
     images, ids = data.arrays["image"], data.arrays["id"]

@@ -66,11 +66,11 @@ def load_clips(split: str, num_examples: int, seed: int = 0, length: int = 8, oc
   clips = np.empty((num_examples, length, SIZE, SIZE, 1), np.uint8)
   damaged = np.zeros((num_examples, length), bool)
   label_ids = np.empty((num_examples,), np.int32)
+  neutral = _EXPRESSIONS[labels.EKMAN7.index("neutral")]
   for index in range(num_examples):
     rng = np.random.default_rng([seed, _SPLIT_OFFSET[split] + index, length])
     label_ids[index] = rng.integers(len(labels.EKMAN7))
     apex = _EXPRESSIONS[label_ids[index]] + _JITTER * rng.standard_normal(6)
-    neutral = _EXPRESSIONS[labels.EKMAN7.index("neutral")]
     apex_frame = rng.integers(length // 2, length) if length > 1 else 0
     pose, drift = _draw_pose(rng), rng.uniform(-1, 1, size=2)
     for t in range(length):
