@@ -1,8 +1,12 @@
 """Checkpoints with orbax: the latest few for resuming, and the best by a validation metric.
 
-`<workdir>/checkpoints/<step>` holds the train state, the input iterator's position (grain's own
-handler, one file per process) and a small JSON of loop state (epoch, early-stopping counters), so a
-restarted run continues exactly where the last complete checkpoint left off. orbax writes each step
+`<workdir>/checkpoints/<step>` holds the train state and a small JSON of loop state (early-stopping
+counters). The input position needs no file of its own: the training stream is a pure function of the
+seed and the global batch index, and the state's step is that index (`pipeline.train_iterator`), so a
+restarted run continues exactly where the last complete checkpoint left off, with any number of
+processes. Every process calls save and restore; orbax writes each array shard once (by the process that
+owns it) and the metadata from process 0, and restores onto whatever mesh the abstract state names, so a
+checkpoint written by 2 processes x 4 devices resumes on 1 process with 1 device, or the other way round. orbax writes each step
 to a temporary directory and renames it only when complete, so a run killed mid-save (even by
 SIGKILL) leaves at worst a temporary directory, which is ignored and cleaned up on restart.
 `<workdir>/best/<step>` holds the train state and metrics of the best evaluation so far.
@@ -11,7 +15,6 @@ SIGKILL) leaves at worst a temporary directory, which is ignored and cleaned up 
 import logging
 from pathlib import Path
 
-import grain
 import ml_collections
 import orbax.checkpoint as ocp
 
@@ -28,9 +31,7 @@ class Checkpointer:
         options=ocp.CheckpointManagerOptions(
             max_to_keep=config.max_to_keep, create=True, cleanup_tmp_directories=True,
             enable_async_checkpointing=config.async_save),
-        item_handlers={"state": ocp.StandardCheckpointHandler(),
-                       "data": grain.checkpoint.CheckpointHandler(),
-                       "loop": ocp.JsonCheckpointHandler()})
+        item_handlers={"state": ocp.StandardCheckpointHandler(), "loop": ocp.JsonCheckpointHandler()})
     self.best = ocp.CheckpointManager(
         workdir / "best",
         options=ocp.CheckpointManagerOptions(
@@ -39,13 +40,11 @@ class Checkpointer:
             enable_async_checkpointing=config.async_save),
         item_handlers={"state": ocp.StandardCheckpointHandler(), "metrics": ocp.JsonCheckpointHandler()})
 
-  def save_latest(self, step: int, state, data_iterator, loop_state: dict) -> None:
+  def save_latest(self, step: int, state, loop_state: dict) -> None:
     if step in self.latest.all_steps():
       return
-    self.latest.save(step, args=ocp.args.Composite(
-        state=ocp.args.StandardSave(state),
-        data=grain.checkpoint.CheckpointSave(data_iterator),
-        loop=ocp.args.JsonSave(loop_state)))
+    self.latest.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+                                                    loop=ocp.args.JsonSave(loop_state)))
 
   def save_best(self, step: int, state, metrics: dict) -> None:
     # A run resumed from before this step replays it bit for bit; the saved copy already matches.
@@ -55,19 +54,14 @@ class Checkpointer:
                                                   metrics=ocp.args.JsonSave(metrics)),
                    metrics=metrics)
 
-  def restore_latest(self, abstract_state, data_iterator):
-    """Returns (state, loop_state) from the newest complete checkpoint, or None for a fresh run.
-
-    `data_iterator` is moved to the saved position in place.
-    """
+  def restore_latest(self, abstract_state):
+    """Returns (state, loop_state) from the newest complete checkpoint, or None for a fresh run."""
     step = self.latest.latest_step()
     if step is None:
       return None
     logging.info("Resuming from %s", self.latest.directory / str(step))
     restored = self.latest.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(abstract_state),
-        data=grain.checkpoint.CheckpointRestore(data_iterator),
-        loop=ocp.args.JsonRestore()))
+        state=ocp.args.StandardRestore(abstract_state), loop=ocp.args.JsonRestore()))
     return restored["state"], restored["loop"]
 
   def restore(self, abstract_state, which: str = "best"):

@@ -197,15 +197,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
   exp = Experiment(config, workdir)
   cfg = config.train
   writer = MetricWriter(workdir, enable_tensorboard=cfg.tensorboard)
-  train_iter = pipeline.train_iterator(exp.train_data, config, seed=config.seed)
   state = exp.state
   loop = {"best_value": None, "best_step": None, "evals_without_improvement": 0, "stopped_early": False}
-  restored = exp.checkpointer.restore_latest(exp.abstract_state, train_iter)
+  restored = exp.checkpointer.restore_latest(exp.abstract_state)
   if restored is not None:
     state, loop = restored
   else:
     state = exp.with_pretrained(state)
   start_step = int(state["step"])
+  # Global batch s of the stream is the one step s trains on, whatever the number of processes.
+  train_iter = pipeline.train_iterator(exp.train_data, config, seed=config.seed, start_batch=start_step)
   num_params = sum(x.size for x in jax.tree.leaves(state["params"]))
   logging.info("%s: %d parameters, %d steps (%d per epoch, batch %d) on mesh %s; starting at step %d",
                config.model.name, num_params, exp.total_steps, exp.steps_per_epoch, cfg.batch_size,
@@ -257,7 +258,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
       if window_start is not None:  # evaluation time is not training throughput
         window_start += time.time() - eval_started
     if is_eval or step % config.checkpoint.every_steps == 0 or step == exp.total_steps:
-      exp.checkpointer.save_latest(step, state, train_iter, loop)
+      exp.checkpointer.save_latest(step, state, loop)
 
   exp.checkpointer.wait()
   result = finish(exp, workdir, trained_seconds=time.time() - started, final_step=step, loop=loop)

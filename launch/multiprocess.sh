@@ -35,5 +35,9 @@ for ((i = 0; i < count; i++)); do
 done
 status=0
 for pid in "${pids[@]}"; do wait "$pid" || status=1; done
-[ $status -eq 0 ] && echo "all $count processes finished: $workdir" || echo "a process failed: see $workdir/process_*.log" >&2
+if [ $status -eq 0 ]; then
+  echo "all $count processes finished: $workdir"
+else
+  echo "a process failed: see $workdir/process_*.log" >&2
+fi
 exit $status

@@ -168,8 +168,12 @@ class ProcessSlice(grain.MapDataset):
     return self._parent[batch * self._global + self._offset + row]
 
 
-def train_iterator(dataset: Dataset, config: ml_collections.ConfigDict, seed: int) -> grain.DatasetIterator:
-  """An endless, deterministic, checkpointable iterator of this process's part of each global training batch."""
+def train_iterator(dataset: Dataset, config: ml_collections.ConfigDict, seed: int,
+                   start_batch: int = 0) -> grain.DatasetIterator:
+  """An endless, deterministic iterator of this process's part of each global training batch, from global batch
+  `start_batch` on. Batch b is a pure function of (seed, b) (shuffles and augmentation are seeded by position), so
+  resuming at step b needs only b: no iterator state is saved, and a run may resume on another number of
+  processes."""
   augment = make_augmenter(config.data)
   batch_size = per_process_batch_size(config.train.batch_size)
   ds = grain.MapDataset.source(dataset)
@@ -187,6 +191,8 @@ def train_iterator(dataset: Dataset, config: ml_collections.ConfigDict, seed: in
   ds = ds.batch(batch_size, drop_remainder=True)
   if has_tokens(dataset):
     ds = ds.map(functools.partial(trim_padding, multiple=config.data.get("pad_to_multiple", 16)))
+  if start_batch:
+    ds = ds[start_batch:]
   iter_ds = ds.to_iter_dataset(grain.ReadOptions(num_threads=config.data.read_threads,
                                                  prefetch_buffer_size=config.data.prefetch))
   if config.data.worker_count > 0:
