@@ -50,6 +50,9 @@ def add_parallelism(config) -> None:
   config.num_processes = -1        # -1 = detected
   config.process_id = -1           # -1 = detected
   config.compilation_cache_dir = cache_dir("jax_compilation")  # JAX's persistent compilation cache; "" = off
+  # Each step's global batch (train.batch_size) in this many sequential microbatches, gradients summed: the
+  # optimizer sees the same batch with 1/k of the activation memory (batch-norm statistics come per microbatch).
+  config.train.grad_accum_steps = 1
 
 
 FUSION_METHODS = {"gat": "fusion.gat", "concat": "fusion.concat", "confidence": "fusion.confidence_weighted",

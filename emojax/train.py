@@ -94,25 +94,58 @@ def sharded_init(model, tx, example_batch, seed, mesh, sharding_config):
   return state, abstract, shardings
 
 
+def split_microbatches(batch: dict, count: int, mesh) -> dict:
+  """(B, ...) -> (count, B / count, ...) such that every microbatch stays spread over all devices: microbatch j is
+  rows j, j + count, j + 2 count, ..., so each device's contiguous block of rows contributes to every microbatch and
+  the reshape moves no data between devices."""
+  spec = jax.sharding.PartitionSpec(None, sharding.BATCH_AXES)
+  def split(x):
+    x = x.reshape(x.shape[0] // count, count, *x.shape[1:]).swapaxes(0, 1)
+    return jax.lax.with_sharding_constraint(x, jax.sharding.NamedSharding(mesh, spec))
+  return jax.tree.map(split, batch)
+
+
 def make_train_step(model, tx, config: ml_collections.ConfigDict, state_shardings, mesh, loss_fn=None):
-  """`loss_fn(outputs, batch) -> (loss, metrics)`; by default the single-label classification loss."""
+  """`loss_fn(outputs, batch) -> (loss, metrics)`; by default the single-label classification loss.
+
+  With `config.train.grad_accum_steps` = k > 1 the batch is processed as k microbatches in a `lax.scan` (one
+  compiled step, activations of one microbatch alive at a time) and the optimizer applies their mean gradient:
+  the same update as one batch for models without batch norm or dropout (tested), while batch norm normalizes
+  each microbatch by its own statistics and dropout draws a mask per microbatch.
+  """
   loss_fn = loss_fn or losses.make_loss(config.train)
   dropout_key = jax.random.key(config.seed + 2)
+  accum = config.train.get("grad_accum_steps", 1)
 
-  def train_step(state, batch):
-    rng = jax.random.fold_in(dropout_key, state["step"])
-
+  def gradients(params, batch_stats, batch, rng):
     def objective(params):
-      outputs, updates = model.apply({"params": params, "batch_stats": state["batch_stats"]}, batch,
+      outputs, updates = model.apply({"params": params, "batch_stats": batch_stats}, batch,
                                      train=True, rngs={"dropout": rng}, mutable=["batch_stats"])
       loss, metrics = loss_fn(outputs, batch)
       return loss, (metrics, updates.get("batch_stats", {}))
+    (loss, (metrics, batch_stats)), grads = jax.value_and_grad(objective, has_aux=True)(params)
+    return grads, batch_stats, {"loss": loss, **metrics}
 
-    (loss, (metrics, batch_stats)), grads = jax.value_and_grad(objective, has_aux=True)(state["params"])
+  def train_step(state, batch):
+    rng = jax.random.fold_in(dropout_key, state["step"])
+    if accum == 1:
+      grads, batch_stats, metrics = gradients(state["params"], state["batch_stats"], batch, rng)
+    else:
+      def microstep(carry, inputs):
+        grad_sum, batch_stats = carry
+        index, microbatch = inputs
+        grads, batch_stats, metrics = gradients(state["params"], batch_stats, microbatch,
+                                                jax.random.fold_in(rng, index))
+        return (jax.tree.map(jnp.add, grad_sum, grads), batch_stats), metrics
+      zeros = jax.tree.map(jnp.zeros_like, state["params"])
+      (grad_sum, batch_stats), metrics = jax.lax.scan(
+          microstep, (zeros, state["batch_stats"]), (jnp.arange(accum), split_microbatches(batch, accum, mesh)))
+      grads = jax.tree.map(lambda g: g / accum, grad_sum)
+      metrics = jax.tree.map(lambda m: m.mean(0), metrics)
     updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
     new_state = {"step": state["step"] + 1, "params": optax.apply_updates(state["params"], updates),
                  "batch_stats": batch_stats, "opt_state": opt_state}
-    return new_state, {"loss": loss, "grad_norm": optax.tree.norm(grads), **metrics}
+    return new_state, {**metrics, "grad_norm": optax.tree.norm(grads)}
 
   return jax.jit(train_step, in_shardings=(state_shardings, sharding.batch_sharding(mesh)),
                  out_shardings=(state_shardings, sharding.replicated(mesh)), donate_argnums=0)
@@ -121,6 +154,17 @@ def make_train_step(model, tx, config: ml_collections.ConfigDict, state_sharding
 # ----------------------------------------------------------------------------------------------
 # Setup shared by training and eval-only runs.
 # ----------------------------------------------------------------------------------------------
+def check_batch_size(train_config: ml_collections.ConfigDict, mesh) -> None:
+  """Every device gets the same whole number of rows of every microbatch."""
+  accum = train_config.get("grad_accum_steps", 1)
+  if accum < 1:
+    raise ValueError(f"config.train.grad_accum_steps={accum} must be >= 1.")
+  shards = mesh.shape["data"] * mesh.shape["fsdp"]
+  if train_config.batch_size % (shards * accum):
+    raise ValueError(f"config.train.batch_size={train_config.batch_size} must be divisible by the data x fsdp "
+                     f"mesh size ({shards}) times config.train.grad_accum_steps ({accum}).")
+
+
 class Experiment:
   """Everything derived from a config: mesh, data, model, optimizer, abstract state."""
 
@@ -130,9 +174,7 @@ class Experiment:
     self.eval_data = load_split(config.data, config.data.eval_split)
     self.train_data = load_split(config.data, "train") if need_train_data else None
     num_train = len(self.train_data) if self.train_data is not None else config.train.batch_size
-    if config.train.batch_size % (self.mesh.shape["data"] * self.mesh.shape["fsdp"]):
-      raise ValueError(f"config.train.batch_size={config.train.batch_size} must be divisible by the "
-                       f"data x fsdp mesh size ({self.mesh.shape['data'] * self.mesh.shape['fsdp']}).")
+    check_batch_size(config.train, self.mesh)
     self.steps_per_epoch = pipeline.steps_per_epoch(num_train, config.train.batch_size)
     self.total_steps = (config.train.num_steps if config.train.num_steps > 0
                         else int(config.train.num_epochs * self.steps_per_epoch))
