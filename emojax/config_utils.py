@@ -49,6 +49,7 @@ def add_parallelism(config) -> None:
   config.coordinator_address = ""  # "host:port" of process 0; "" = detected (TPU VM, SLURM, MPI)
   config.num_processes = -1        # -1 = detected
   config.process_id = -1           # -1 = detected
+  config.xla_cpu_ynnpack = False   # XLA:CPU's YNNPACK fusions; off = Eigen, faster here (sharding.configure_xla_cpu)
   config.compilation_cache_dir = cache_dir("jax_compilation")  # JAX's persistent compilation cache; "" = off
   # Each step's global batch (train.batch_size) in this many sequential microbatches, gradients summed: the
   # optimizer sees the same batch with 1/k of the activation memory (batch-norm statistics come per microbatch).

@@ -34,6 +34,7 @@ def main(argv):
   logging.set_verbosity(logging.INFO)
   logging.get_absl_handler().addFilter(_QuietLibraries())
   config = FLAGS.config
+  sharding.configure_xla_cpu(config.get("xla_cpu_ynnpack", True))
   sharding.initialize_distributed(config)
   sharding.enable_compilation_cache(config.get("compilation_cache_dir", ""))
   if FLAGS.mode == "train":

@@ -4,7 +4,9 @@ import os
 import sys
 from pathlib import Path
 
-os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8").strip()
+# 8 simulated devices; XLA:CPU's YNNPACK fusions off, as emojax.main runs (sharding.configure_xla_cpu).
+os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
+                           " --xla_cpu_experimental_ynn_fusion_type=").strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 import pytest  # noqa: E402

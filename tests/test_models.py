@@ -1,3 +1,6 @@
+import os
+
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -86,3 +89,25 @@ def test_confidence_term_cannot_move_the_classifier():
   loss_one = lambda z, c: losses.classification_loss({"logits": jnp.array([[z, 0.0]]), "confidence": c[None]}, one)[0]
   best = [grid[jnp.argmin(jax.vmap(lambda c: loss_one(z, c))(grid))] for z in (-1.0, 0.0, 1.0)]
   assert best[0] <= best[1] <= best[2] and best[0] < best[2]
+
+
+def test_max_pool_2x2_equals_flax_max_pool():
+  from emojax.models.layers import max_pool_2x2
+  rng = np.random.default_rng(0)
+  for shape in [(2, 6, 6, 3), (2, 7, 5, 3), (1, 3, 3, 1)]:  # odd sizes drop the last row/column, like VALID
+    x = jnp.asarray(rng.standard_normal(shape), jnp.float32)
+    np.testing.assert_array_equal(max_pool_2x2(x), nn.max_pool(x, (2, 2), (2, 2)))
+
+
+def test_configure_xla_cpu_adds_the_flag_once_and_respects_an_explicit_one(monkeypatch):
+  from emojax import sharding
+  monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
+  sharding.configure_xla_cpu(ynnpack=False)
+  sharding.configure_xla_cpu(ynnpack=False)
+  assert os.environ["XLA_FLAGS"] == "--xla_force_host_platform_device_count=2 --xla_cpu_experimental_ynn_fusion_type="
+  monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_experimental_ynn_fusion_type=LIBRARY_FUSION_TYPE_DOT")
+  sharding.configure_xla_cpu(ynnpack=False)
+  assert os.environ["XLA_FLAGS"] == "--xla_cpu_experimental_ynn_fusion_type=LIBRARY_FUSION_TYPE_DOT"
+  monkeypatch.setenv("XLA_FLAGS", "")
+  sharding.configure_xla_cpu(ynnpack=True)
+  assert os.environ["XLA_FLAGS"] == ""

@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 
 from emojax.models.landmark_graph import AdaptiveFeatureWeighting, LandmarkGraphEncoder
-from emojax.models.layers import AttentionPooling, ChannelSpatialAttention, ConvBatchNormReLU
+from emojax.models.layers import AttentionPooling, ChannelSpatialAttention, ConvBatchNormReLU, max_pool_2x2
 from emojax.models.swin import SwinRefinement
 
 SWIN_RESOLUTION = 12  # the CNN feature map the Swin refinement and the landmark graph read (48x48 input / 4)
@@ -78,7 +78,7 @@ class DeepCNN(nn.Module):
     for features, dropout in zip(self.block_features, self.block_dropout, strict=True):
       for _ in range(self.convs_per_block):
         x = ConvBatchNormReLU(max(8, int(features * self.width)), dtype=self.dtype)(x, train)
-      x = nn.max_pool(x, (2, 2), (2, 2))
+      x = max_pool_2x2(x)
       x = nn.Dropout(dropout, deterministic=not train)(x)
       if feature_map is None and x.shape[1] == SWIN_RESOLUTION:
         feature_map = x
@@ -143,7 +143,7 @@ class ResidualAttentionCNN(nn.Module):
     x = batch["image"].astype(self.dtype)
     x = ConvBatchNormReLU(max(8, int(self.stage_features[0] * self.width)), dtype=self.dtype)(x, train)
     if self.stem_pool:
-      x = nn.max_pool(x, (2, 2), (2, 2))
+      x = max_pool_2x2(x)
     attention_maps, feature_map = {}, None
     for stage, features in enumerate(self.stage_features):
       for block in range(self.blocks_per_stage):
@@ -240,5 +240,5 @@ class CNNBiLSTM(nn.Module):
       for _ in range(2):
         x = ConvBatchNormReLU(max(8, int(features * self.width)), dtype=self.dtype)(x, train)
       if stage < 2:
-        x = nn.max_pool(x, (2, 2), (2, 2))
+        x = max_pool_2x2(x)
     return x

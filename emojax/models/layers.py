@@ -22,6 +22,46 @@ class ConvBatchNormReLU(nn.Module):
     return nn.relu(x) if self.activation else x
 
 
+def max_pool_2x2(x):
+  """2x2 max pooling, stride 2, over [B, H, W, C] (an odd last row or column is dropped, like VALID padding).
+
+  The same values as `nn.max_pool(x, (2, 2), (2, 2))`, computed as a reshape and a max, with the gradient written
+  out (`_pool_2x2`): XLA:CPU lowers reduce_window's gradient to select-and-scatter, 2.6-11x slower than this here
+  (benchmarks/BENCHMARKS.md). The gradient goes to the first maximum of each window, as in reduce_window.
+  """
+  height, width = x.shape[1] - x.shape[1] % 2, x.shape[2] - x.shape[2] % 2
+  return _pool_2x2(x[:, :height, :width])
+
+
+def _windows(x):
+  batch, height, width, channels = x.shape
+  return x.reshape(batch, height // 2, 2, width // 2, 2, channels)
+
+
+@jax.custom_vjp
+def _pool_2x2(x):
+  return _windows(x).max(axis=(2, 4))
+
+
+def _pool_2x2_forward(x):
+  return _pool_2x2(x), (x, None)
+
+
+def _pool_2x2_backward(residuals, grad):
+  # Written out, not jnp.max's own rule (which splits the gradient among tied maxima): partitioned over several
+  # devices of one process, XLA:CPU computed that rule's gradient far from one device's (tests/test_sharding.py,
+  # benchmarks/BENCHMARKS.md).
+  x, _ = residuals
+  batch, height, width, channels = x.shape
+  candidates = _windows(x).transpose(0, 1, 3, 5, 2, 4).reshape(batch, height // 2, width // 2, channels, 4)
+  routed = jax.nn.one_hot(jnp.argmax(candidates, axis=-1), 4, dtype=grad.dtype) * grad[..., None]
+  routed = routed.reshape(batch, height // 2, width // 2, channels, 2, 2).transpose(0, 1, 4, 2, 5, 3)
+  return (routed.reshape(x.shape),)
+
+
+_pool_2x2.defvjp(_pool_2x2_forward, _pool_2x2_backward)
+
+
 class ChannelSpatialAttention(nn.Module):
   """Feature attention over a [B, H, W, C] map: which channels, then where (CBAM, Woo et al. 2018).
 

@@ -15,7 +15,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from emojax.models import wav2vec2 as wav2vec2_lib
-from emojax.models.layers import AttentionPooling, ConformerBlock, ConvBatchNormReLU, length_mask, masked_mean
+from emojax.models.layers import AttentionPooling, ConformerBlock, ConvBatchNormReLU, length_mask, masked_mean, \
+                                 max_pool_2x2
 
 
 def normalized_features(batch, train: bool, dtype):
@@ -61,7 +62,7 @@ class SpeechCNNLSTM(nn.Module):
     frames = jnp.asarray(batch["num_frames"])
     for features in self.conv_features:
       x = ConvBatchNormReLU(features, dtype=self.dtype)(x, train)
-      x = nn.max_pool(x, (2, 2), (2, 2))
+      x = max_pool_2x2(x)
       frames = frames // 2
     x = x.reshape(x.shape[0], x.shape[1], -1)
     x = nn.Dropout(self.dropout, deterministic=not train)(x)
