@@ -51,15 +51,16 @@ def test_eight_devices_are_simulated():
   assert jax.device_count() == 8
 
 
-@pytest.mark.parametrize("mesh_config,strategy", [({"data": 8}, "replicate"), ({"fsdp": 8}, "fsdp"),
-                                                  ({"data": 2, "fsdp": 4}, "fsdp"), ({"data": 4, "model": 2}, "replicate"),
-                                                  ({"data": 2, "fsdp": 2, "model": 2}, "fsdp")])
+@pytest.mark.parametrize("mesh_config,strategy", [
+    ({"data": 8}, "replicate"), ({"fsdp": 8}, "fsdp"), ({"data": 2, "fsdp": 4}, "fsdp"),
+    ({"data": 4, "model": 2}, "replicate"), ({"data": 2, "fsdp": 2, "model": 2}, "fsdp")])
 def test_sharded_step_matches_single_device(single_device, mesh_config, strategy):
   want_losses, want_state, _ = single_device
   losses, got_state, live_state = _run_steps(mesh_config, strategy, jax.devices())
   np.testing.assert_allclose(losses, want_losses, rtol=1e-5)
-  # Parameters, batch-norm statistics and optimizer state all agree after two updates.
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), got_state, want_state)
+  # Parameters, batch-norm statistics and optimizer state all agree after two updates (Eigen's convolutions sum
+  # in another order per shard: differences reach 2e-6 on values of 1e-3; a wrong gradient is off by 1e-1).
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5), got_state, want_state)
   axes = {axis for leaf in jax.tree.leaves(live_state["params"]) for axis in leaf.sharding.spec if axis}
   assert axes == {axis for axis in ("fsdp", "model") if mesh_config.get(axis, 1) > 1}
 
