@@ -1,0 +1,79 @@
+"""The benchmark scripts run end to end and report every figure; the PyTorch references mirror the Flax models."""
+
+import json
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from tests.conftest import REPO, tiny_config
+
+SMOKE = ["configs/face_cnn.py:data=synthetic,runlocal", "--config.train.batch_size=32", "--config.eval.batch_size=32",
+         "--steps=2", "--warmup=1"]
+
+
+def _has_torch():
+  try:
+    import torch  # noqa: F401
+    return True
+  except ImportError:
+    return False
+
+
+def test_throughput_reports_every_figure(tmp_path):
+  out = tmp_path / "report.json"
+  command = [sys.executable, "benchmarks/throughput.py", "--config", *SMOKE, "--json", str(out)]
+  if _has_torch():
+    command.append("--torch")
+  result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+  assert result.returncode == 0, result.stderr[-3000:]
+  report = json.loads(out.read_text())
+  for key in ("compile_seconds", "flops_per_step_per_device", "xla_step_memory_bytes", "train_examples_per_second",
+              "loop_examples_per_second", "input_wait_ms", "compute_ms", "eval_examples_per_second",
+              "input_pipeline_examples_per_second", "host_peak_rss_bytes"):
+    assert report[key] > 0, key
+  assert report["input_wait_ms"] + report["compute_ms"] == pytest.approx(report["loop_step_ms"])
+  assert "mfu" not in report  # no peak figure for a CPU
+  assert "MFU n/a" in result.stdout and "input wait" in result.stdout
+  if _has_torch():
+    assert report["torch_parameters"] == report["parameters"]
+    assert report["emojax_over_torch"] > 0 and "emojax_over_torch" in result.stdout
+
+
+def test_scaling_table_has_a_row_per_device_count():
+  result = subprocess.run([sys.executable, "benchmarks/scaling.py", "--devices", "1,2", "--", "--config", *SMOKE],
+                          cwd=REPO, capture_output=True, text=True, timeout=600)
+  assert result.returncode == 0, result.stderr[-3000:]
+  rows = [line for line in result.stdout.splitlines() if line.startswith("| ") and line[2].isdigit()]
+  assert [row.split("|")[1].strip() for row in rows] == ["1", "2"]
+  assert "data 2" in rows[1] and "1.00x" in rows[0]
+
+
+@pytest.mark.skipif(not _has_torch(), reason="torch is the benchmark extra: pip install -e .[benchmark]")
+@pytest.mark.parametrize("name", ["deep_cnn", "conformer", "text"])
+def test_torch_reference_has_the_flax_models_parameters(name):
+  sys.path.insert(0, str(REPO / "benchmarks"))
+  import torch_reference
+  from emojax.models import get_model
+  if name == "deep_cnn":
+    config = tiny_config(**{"model.width": 0.25})
+    batch = {"image": np.zeros((2, 48, 48, 1), np.float32), "label": np.zeros(2, np.int32)}
+  elif name == "conformer":
+    from configs.speech import get_config
+    config = get_config("model=conformer")
+    batch = {"features": np.zeros((2, 37, 64), np.float32), "num_frames": np.array([37, 20]),
+             "label": np.zeros(2, np.int32)}
+  else:  # the MiniLM architecture shrunk as runlocal shrinks it
+    from configs.text import get_config
+    config = get_config("runlocal")
+    batch = {"input_ids": np.ones((2, 16), np.int32), "attention_mask": np.ones((2, 16), np.int32)}
+  model = get_model(config.model, 8)
+  params = model.init({"params": jax.random.key(0)}, batch)["params"]
+  reference = torch_reference.build(config, batch, 8)
+  assert torch_reference.parameter_count(reference) == sum(x.size for x in jax.tree.leaves(params))
+  with torch_reference.torch.no_grad():
+    outputs = reference.eval()(*torch_reference.inputs(config, batch))
+  logits = outputs[0] if isinstance(outputs, tuple) else outputs
+  assert tuple(logits.shape) == (2, 8)
