@@ -5,10 +5,11 @@ counters). The input position needs no file of its own: the training stream is a
 seed and the global batch index, and the state's step is that index (`pipeline.train_iterator`), so a
 restarted run continues exactly where the last complete checkpoint left off, with any number of
 processes. Every process calls save and restore; orbax writes each array shard once (by the process that
-owns it) and the metadata from process 0, and restores onto whatever mesh the abstract state names, so a
-checkpoint written by 2 processes x 4 devices resumes on 1 process with 1 device, or the other way round. orbax writes each step
-to a temporary directory and renames it only when complete, so a run killed mid-save (even by
-SIGKILL) leaves at worst a temporary directory, which is ignored and cleaned up on restart.
+owns it) and the metadata from process 0, and restores onto whatever mesh the abstract state names: a
+checkpoint written by 2 processes restores on 1 process with 1 device, and a 1-process run resumes on 2
+processes (tests/test_multiprocess.py). orbax writes each step to a temporary directory and renames it
+only when complete, so a run killed mid-save (even by SIGKILL) leaves at worst a temporary directory,
+which is ignored and cleaned up on restart.
 `<workdir>/best/<step>` holds the train state and metrics of the best evaluation so far.
 """
 
