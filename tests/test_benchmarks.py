@@ -22,33 +22,27 @@ def _has_torch():
     return False
 
 
-def test_throughput_reports_every_figure(tmp_path):
-  out = tmp_path / "report.json"
-  command = [sys.executable, "benchmarks/throughput.py", "--config", *SMOKE, "--json", str(out)]
+def test_benchmark_scripts_report_every_figure(tmp_path):
+  """benchmarks/scaling.py runs benchmarks/throughput.py once per device count: one run checks both."""
+  out = tmp_path / "reports.json"
+  command = [sys.executable, "benchmarks/scaling.py", "--devices", "1,2", "--json", str(out), "--", "--config", *SMOKE]
   if _has_torch():
     command.append("--torch")
-  result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
-  assert result.returncode == 0, result.stderr[-3000:]
-  report = json.loads(out.read_text())
-  for key in ("compile_seconds", "flops_per_step_per_device", "xla_step_memory_bytes", "train_examples_per_second",
-              "loop_examples_per_second", "input_wait_ms", "compute_ms", "eval_examples_per_second",
-              "input_pipeline_examples_per_second", "host_peak_rss_bytes"):
-    assert report[key] > 0, key
-  assert report["input_wait_ms"] + report["compute_ms"] == pytest.approx(report["loop_step_ms"])
-  assert "mfu" not in report  # no peak figure for a CPU
-  assert "MFU n/a" in result.stdout and "input wait" in result.stdout
-  if _has_torch():
-    assert report["torch_parameters"] == report["parameters"]
-    assert report["emojax_over_torch"] > 0 and "emojax_over_torch" in result.stdout
-
-
-def test_scaling_table_has_a_row_per_device_count():
-  result = subprocess.run([sys.executable, "benchmarks/scaling.py", "--devices", "1,2", "--", "--config", *SMOKE],
-                          cwd=REPO, capture_output=True, text=True, timeout=600)
+  result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=900)
   assert result.returncode == 0, result.stderr[-3000:]
   rows = [line for line in result.stdout.splitlines() if line.startswith("| ") and line[2].isdigit()]
   assert [row.split("|")[1].strip() for row in rows] == ["1", "2"]
   assert "data 2" in rows[1] and "1.00x" in rows[0]
+  one, two = json.loads(out.read_text())
+  assert (one["devices"], two["devices"]) == (1, 2)
+  for key in ("compile_seconds", "flops_per_step_per_device", "xla_step_memory_bytes", "train_examples_per_second",
+              "loop_examples_per_second", "input_wait_ms", "compute_ms", "eval_examples_per_second",
+              "input_pipeline_examples_per_second", "host_peak_rss_bytes"):
+    assert one[key] > 0 and two[key] > 0, key
+  assert one["input_wait_ms"] + one["compute_ms"] == pytest.approx(one["loop_step_ms"])
+  assert "mfu" not in one  # no peak figure for a CPU
+  if _has_torch():
+    assert one["torch_parameters"] == one["parameters"] and one["emojax_over_torch"] > 0
 
 
 @pytest.mark.skipif(not _has_torch(), reason="torch is the benchmark extra: pip install -e .[benchmark]")
