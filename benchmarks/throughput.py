@@ -246,14 +246,9 @@ def print_report(r: dict, local_batches, eval_local) -> None:
       print(f"{name}_tokens_per_second {rate * real:.0f} (padded slots {rate * padded:.0f}; "
             f"{real:.1f} real of {padded:.1f} per example)")
   if "emojax_over_torch" in r:
-    print(f"torch_train_examples_per_second {r['torch_examples_per_second']:.1f}  (PyTorch {_torch_version()} eager, "
+    print(f"torch_train_examples_per_second {r['torch_examples_per_second']:.1f}  (PyTorch {r['torch_version']} eager, "
           f"{r['torch_threads']} threads, {r['torch_parameters']:,} parameters)")
     print(f"emojax_over_torch {r['emojax_over_torch']:.2f}")
-
-
-def _torch_version():
-  import torch
-  return torch.__version__
 
 
 if __name__ == "__main__":

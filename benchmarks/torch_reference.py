@@ -226,16 +226,13 @@ def parameter_count(model) -> int:
   return sum(p.numel() for p in model.parameters())
 
 
-def train_rate(config, batches: list[dict], num_classes: int, warmup=2, channels_last=False) -> dict:
+def train_rate(config, batches: list[dict], num_classes: int, warmup=2) -> dict:
   """Examples/s of eager PyTorch training steps (forward, loss, backward, clipping, AdamW) over
   `batches` (numpy training batches, each used once, as the Flax benchmark does), on the GPU when there is one."""
   device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
   model = build(config, batches[0], num_classes).to(device)
   xs = [tuple(t.to(device) for t in inputs(config, b)) for b in batches]
   labels = [tuple(t.to(device) for t in targets(config, b)) for b in batches]
-  if channels_last:
-    model = model.to(memory_format=torch.channels_last)
-    xs = [tuple(t.contiguous(memory_format=torch.channels_last) if t.ndim == 4 else t for t in x) for x in xs]
   opt = config.optimizer
   optimizer = torch.optim.AdamW(model.parameters(), lr=opt.learning_rate, betas=(opt.b1, opt.b2),
                                 weight_decay=opt.weight_decay)
@@ -258,4 +255,4 @@ def train_rate(config, batches: list[dict], num_classes: int, warmup=2, channels
   synchronize()
   seconds = time.perf_counter() - start
   return {"examples_per_second": sum(len(y[0]) for y in labels) / seconds, "parameters": parameter_count(model),
-          "threads": torch.get_num_threads(), "device": str(device)}
+          "threads": torch.get_num_threads(), "device": str(device), "version": torch.__version__}

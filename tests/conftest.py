@@ -4,12 +4,14 @@ import os
 import sys
 from pathlib import Path
 
-# 8 simulated devices; XLA:CPU's YNNPACK fusions off, as emojax.main runs (sharding.configure_xla_cpu).
-os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
-                           " --xla_cpu_experimental_ynn_fusion_type=").strip()
+os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8").strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 import pytest  # noqa: E402
+
+from emojax import sharding  # noqa: E402
+
+sharding.configure_xla_cpu(ynnpack=False)  # as emojax.main runs: before any test starts JAX's backend
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("EMOJAX_DATA_DIR", REPO.parent / "shared" / "data"))

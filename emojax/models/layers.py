@@ -44,14 +44,13 @@ def _pool_2x2(x):
 
 
 def _pool_2x2_forward(x):
-  return _pool_2x2(x), (x, None)
+  return _pool_2x2(x), x
 
 
-def _pool_2x2_backward(residuals, grad):
+def _pool_2x2_backward(x, grad):
   # Written out, not jnp.max's own rule (which splits the gradient among tied maxima): partitioned over several
   # devices of one process, XLA:CPU computed that rule's gradient far from one device's (tests/test_sharding.py,
   # benchmarks/BENCHMARKS.md).
-  x, _ = residuals
   batch, height, width, channels = x.shape
   candidates = _windows(x).transpose(0, 1, 3, 5, 2, 4).reshape(batch, height // 2, width // 2, channels, 4)
   routed = jax.nn.one_hot(jnp.argmax(candidates, axis=-1), 4, dtype=grad.dtype) * grad[..., None]
