@@ -174,8 +174,7 @@ def main(argv):
 
   predict_step = evaluate.make_predict_step(model)
   # Evaluation batches go shortest first: time an even spread of them, not the shortest few.
-  pad_to_multiple = config.data.get("pad_to_multiple", 16)
-  all_eval = [b for b, _ in pipeline.eval_batches(data, config.eval.batch_size, pad_to_multiple)]
+  all_eval = [b for b, _ in pipeline.eval_batches(data, config.eval.batch_size, pipeline.token_widths(config.data))]
   eval_local = [all_eval[i] for i in np.linspace(0, len(all_eval) - 1, min(FLAGS.steps, len(all_eval))).astype(int)]
   eval_batches = [sharding.global_batch({k: b[k] for k in data.model_inputs}, mesh) for b in eval_local]
   variables = train.variables_of(holder["state"])

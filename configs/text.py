@@ -32,7 +32,7 @@ def get_config(arg=None):
   config.data.tfds_dir = ""                # read rows prepared by `python -m emojax.data.tfds_builders` instead
   config.data.tokenizer = pretrained       # a Hugging Face folder with the encoder's tokenizer
   config.data.max_length = 128             # GoEmotions comments are <= 30 words; few reach 64 tokens
-  config.data.pad_to_multiple = 16         # batches are trimmed to their longest row, rounded up to this
+  config.data.token_widths = (32, 64, 128)  # batches are cut to the smallest width holding their longest row
   config.data.bucket_by_length = True      # training batches of similar lengths (windowed, reshuffled)
   config.data.bucket_window_batches = 50
   config.data.lexicon = arg["lexicon"]     # VADER + NRC features beside the pooled encoder output

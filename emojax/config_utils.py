@@ -36,9 +36,18 @@ def cache_dir(*parts: str) -> str:
   return os.path.join(os.environ.get("EMOJAX_CACHE_DIR", os.path.join(repo, ".cache")), *parts)
 
 
+def add_data_quality(config) -> None:
+  """The data-quality switches every experiment shares (`emojax.data.quality`; what `emojax explore` finds)."""
+  config.data.drop_duplicates = "none"  # "from_train" or "from_validation": exact train<->evaluation copies
+  config.data.class_balance = "none"    # "resample" (oversample to the largest class) or "reweight" (loss weights)
+  config.data.class_balance_seed = 0    # the fixed draw of class_balance="resample"
+
+
 def add_parallelism(config) -> None:
-  """The mesh, sharding and multi-host fields every experiment shares (data parallel by default)."""
+  """The mesh, sharding and multi-host fields every experiment shares (data parallel by default), and, as every
+  config calls this, the data-quality switches (`add_data_quality`)."""
   import ml_collections
+  add_data_quality(config)
   # Mesh axes (data, fsdp, model); -1 = all remaining devices.
   config.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, model=1))
   config.sharding = ml_collections.ConfigDict(dict(
@@ -54,6 +63,13 @@ def add_parallelism(config) -> None:
   # Each step's global batch (train.batch_size) in this many sequential microbatches, gradients summed: the
   # optimizer sees the same batch with 1/k of the activation memory (batch-norm statistics come per microbatch).
   config.train.grad_accum_steps = 1
+  # Steps per host dispatch (a lax.scan over k steps; metrics, evaluation and checkpoints at its boundaries).
+  # 0 = automatic: 1 on CPU (XLA:CPU's in-loop convolution gradients are slow), 8 on GPU/TPU.
+  config.train.steps_per_dispatch = 0
+  # Input pipeline: "device" puts each split on the devices once and gathers and augments batches there
+  # (emojax/data/device_pipeline.py); "grain" decodes and augments on the host; "auto" = device where it applies.
+  config.data.pipeline = "auto"
+  config.data.device_max_bytes = 4 * 2**30  # a split above this per device stays on the host under "auto"
 
 
 FUSION_METHODS = {"gat": "fusion.gat", "concat": "fusion.concat", "confidence": "fusion.confidence_weighted",

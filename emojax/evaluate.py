@@ -85,10 +85,10 @@ def make_predict_step(model, keys=PREDICTION_KEYS, tta_flip: bool = False):
   return jax.jit(predict_step)
 
 
-def predict(predict_step, variables, dataset, mesh, batch_size: int, pad_to_multiple: int = 16) -> dict:
+def predict(predict_step, variables, dataset, mesh, batch_size: int, widths=pipeline.DEFAULT_TOKEN_WIDTHS) -> dict:
   """Runs the model over every example of `dataset` once; returns numpy arrays in dataset order."""
   chunks, index_chunks = [], []
-  for local_batch, indices in pipeline.eval_batches(dataset, batch_size, pad_to_multiple):
+  for local_batch, indices in pipeline.eval_batches(dataset, batch_size, widths):
     inputs = {k: local_batch[k] for k in dataset.model_inputs}
     outputs = predict_step(variables, sharding.global_batch(inputs, mesh))
     chunks.append(jax.tree.map(lambda x: np.asarray(multihost_utils.process_allgather(x, tiled=True)), outputs))

@@ -18,7 +18,7 @@ import optax
 
 from emojax import checkpoint as checkpoint_lib
 from emojax import evaluate, losses, sharding
-from emojax.data import load_split, pipeline
+from emojax.data import device_pipeline, load_split, pipeline
 from emojax.metric_writer import MetricWriter, read_metrics
 from emojax.models import get_model
 
@@ -105,8 +105,9 @@ def split_microbatches(batch: dict, count: int, mesh) -> dict:
   return jax.tree.map(split, batch)
 
 
-def make_train_step(model, tx, config: ml_collections.ConfigDict, state_shardings, mesh, loss_fn=None):
-  """`loss_fn(outputs, batch) -> (loss, metrics)`; by default the single-label classification loss.
+def make_train_step_fn(model, tx, config: ml_collections.ConfigDict, mesh, loss_fn=None):
+  """The (unjitted) `train_step(state, batch) -> (state, metrics)`. `loss_fn(outputs, batch) -> (loss, metrics)`;
+  by default the single-label classification loss.
 
   With `config.train.grad_accum_steps` = k > 1 the batch is processed as k microbatches in a `lax.scan` (one
   compiled step, activations of one microbatch alive at a time: XLA's memory estimate for DeepCNN at half width,
@@ -156,8 +157,51 @@ def make_train_step(model, tx, config: ml_collections.ConfigDict, state_sharding
                  "batch_stats": batch_stats, "opt_state": opt_state}
     return new_state, {**metrics, "grad_norm": optax.tree.norm(grads)}
 
-  return jax.jit(train_step, in_shardings=(state_shardings, sharding.batch_sharding(mesh)),
+  return train_step
+
+
+def make_train_step(model, tx, config: ml_collections.ConfigDict, state_shardings, mesh, loss_fn=None):
+  """One jitted training step on a sharded batch (benchmarks and tests; the loop uses `make_multi_step`)."""
+  return jax.jit(make_train_step_fn(model, tx, config, mesh, loss_fn),
+                 in_shardings=(state_shardings, sharding.batch_sharding(mesh)),
                  out_shardings=(state_shardings, sharding.replicated(mesh)), donate_argnums=0)
+
+
+def make_multi_step(train_step, prepare, state_shardings, mesh):
+  """k training steps per dispatch: `multi_step(state, arrays, inputs, width)`, `inputs` with a leading axis of
+  k (k batches from grain, or k rows of indices into the device-resident `arrays`), each turned into a batch on
+  device by `prepare(arrays, inputs[j], step, width)` and trained on, in a `lax.scan`, so the host dispatches
+  once per k steps. Per-step metrics come back stacked [k]. A single step skips the loop: XLA:CPU runs
+  convolution gradients inside loops on a slow path (see `make_train_step_fn`)."""
+  def multi_step(state, arrays, inputs, width):
+    def body(state, x):
+      return train_step(state, prepare(arrays, x, state["step"], width))
+    if jax.tree.leaves(inputs)[0].shape[0] == 1:
+      state, metrics = body(state, jax.tree.map(lambda x: x[0], inputs))
+      return state, jax.tree.map(lambda m: m[None], metrics)
+    return jax.lax.scan(body, state, inputs)
+  return jax.jit(multi_step, static_argnums=3, donate_argnums=0,
+                 out_shardings=(state_shardings, sharding.replicated(mesh)))
+
+
+def steps_per_dispatch(train_config: ml_collections.ConfigDict, mesh) -> int:
+  """`config.train.steps_per_dispatch`; 0 = 1 on CPU (loops there slow convolution gradients), 8 elsewhere."""
+  k = train_config.get("steps_per_dispatch", 0)
+  if k < 0:
+    raise ValueError(f"config.train.steps_per_dispatch={k} must be >= 0 (0 = automatic).")
+  return k or (1 if mesh.devices.flat[0].platform == "cpu" else 8)
+
+
+def dispatch_length(step: int, k: int, total_steps: int, periods) -> int:
+  """How many steps the next dispatch runs: k when no event (log, evaluation, checkpoint, the end) falls inside
+  them, else 1, so events land on their exact steps and a run compiles at most two loop lengths."""
+  events = [total_steps] + [(step // p + 1) * p for p in periods if p > 0]
+  return k if min(events) - step >= k else 1
+
+
+def compiled_programs(jitted) -> int:
+  """How many programs a jitted function compiled so far (one per distinct input shape and static argument)."""
+  return int(jitted._cache_size())
 
 
 # ----------------------------------------------------------------------------------------------
@@ -197,6 +241,13 @@ class Experiment:
         self.model, self.tx, example, config.seed, self.mesh, config.sharding)
     self.loss_fn = losses.make_loss(config.train, self.train_data if self.train_data is not None else self.eval_data)
     self.predict_step = evaluate.make_predict_step(self.model, tta_flip=config.eval.get("tta_flip", False))
+    # Input pipeline: the split on the devices (gathered and augmented there) where it fits, else grain.
+    self.pipeline = device_pipeline.resolve(self.train_data if self.train_data is not None else self.eval_data,
+                                            config.data)
+    self.device_eval = self.eval_step = None
+    if self.pipeline == "device":
+      self.device_eval = device_pipeline.DeviceData(self.eval_data, self.mesh)
+      self.eval_step = device_pipeline.make_eval_step(self.predict_step, self.device_eval)
     self.checkpointer = checkpoint_lib.Checkpointer(self.workdir, config.checkpoint)
 
   def with_pretrained(self, state: dict) -> dict:
@@ -212,9 +263,18 @@ class Experiment:
 
   def predict(self, state, data=None, predict_step=None) -> dict:
     """`predict_step`'s outputs (by default logits and friends) over `data` (the evaluation split) in order."""
+    widths = pipeline.token_widths(self.config.data)
+    if data is None and self.device_eval is not None:
+      eval_step = (self.eval_step if predict_step is None
+                   else device_pipeline.make_eval_step(predict_step, self.device_eval))
+      return device_pipeline.predict(eval_step, variables_of(state), self.device_eval, self.config.eval.batch_size,
+                                     widths)
     return evaluate.predict(predict_step or self.predict_step, variables_of(state),
-                            self.eval_data if data is None else data, self.mesh, self.config.eval.batch_size,
-                            self.config.data.get("pad_to_multiple", 16))
+                            self.eval_data if data is None else data, self.mesh, self.config.eval.batch_size, widths)
+
+  def compiled_programs(self) -> dict:
+    """Programs compiled so far for evaluation (per token width and batch shape); training adds its own."""
+    return {"eval": compiled_programs(self.eval_step if self.eval_step is not None else self.predict_step)}
 
   def evaluate(self, state) -> tuple[dict, dict]:
     outputs = self.predict(state)
@@ -256,31 +316,36 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
   else:
     state = exp.with_pretrained(state)
   start_step = int(state["step"])
-  # Global batch s of the stream is the one step s trains on, whatever the number of processes.
-  train_iter = pipeline.train_iterator(exp.train_data, config, seed=config.seed, start_batch=start_step)
+  # Global batch s of the stream is the one step s trains on, whatever the number of processes or pipeline.
+  feed, arrays, prepare = make_feed(exp, config, start_step)
   num_params = sum(x.size for x in jax.tree.leaves(state["params"]))
-  logging.info("%s: %d parameters, %d steps (%d per epoch, batch %d) on mesh %s; starting at step %d",
-               config.model.name, num_params, exp.total_steps, exp.steps_per_epoch, cfg.batch_size,
-               dict(exp.mesh.shape), start_step)
+  steps_each = steps_per_dispatch(cfg, exp.mesh)
+  logging.info("%s: %d parameters, %d steps (%d per epoch, batch %d) on mesh %s; starting at step %d; input "
+               "pipeline %s, %d step(s) per dispatch", config.model.name, num_params, exp.total_steps,
+               exp.steps_per_epoch, cfg.batch_size, dict(exp.mesh.shape), start_step, exp.pipeline, steps_each)
 
-  train_step = make_train_step(exp.model, exp.tx, config, exp.state_shardings, exp.mesh, exp.loss_fn)
+  multi_step = make_multi_step(make_train_step_fn(exp.model, exp.tx, config, exp.mesh, exp.loss_fn), prepare,
+                               exp.state_shardings, exp.mesh)
   eval_every = cfg.eval_every_steps or exp.steps_per_epoch
   sign = 1 if config.checkpoint.best_mode == "max" else -1
   pending, window_start, window_steps, started = [], None, 0, time.time()
 
   step = start_step
   while step < exp.total_steps and not loop["stopped_early"]:
-    batch = sharding.global_batch(next(train_iter), exp.mesh)
-    state, metrics = train_step(state, batch)
-    step += 1
+    count = dispatch_length(step, steps_each, exp.total_steps,
+                            (cfg.log_every_steps, eval_every, config.checkpoint.every_steps))
+    inputs, width = feed.inputs(step, count)
+    state, metrics = multi_step(state, arrays, inputs, width)
+    step += count
     pending.append(metrics)
-    window_steps += 1
-    if window_start is None:  # the first step compiles; throughput counts from after it
+    window_steps += count
+    if window_start is None:  # the first dispatch compiles; throughput counts from after it
       jax.block_until_ready(metrics)
       window_start, window_steps = time.time(), 0
 
     if window_steps and (step % cfg.log_every_steps == 0 or step == exp.total_steps):
-      means = {k: float(np.mean([jax.device_get(m[k]) for m in pending])) for k in pending[0]} if pending else {}
+      means = {k: float(np.concatenate([np.asarray(jax.device_get(m[k])) for m in pending]).mean())
+               for k in pending[0]} if pending else {}
       elapsed = time.time() - window_start
       rate = window_steps * cfg.batch_size / max(elapsed, 1e-9)
       means.update(examples_per_second=rate, learning_rate=float(exp.schedule(step)), epoch=step / exp.steps_per_epoch)
@@ -312,19 +377,42 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
       exp.checkpointer.save_latest(step, state, loop)
 
   exp.checkpointer.wait()
-  result = finish(exp, workdir, trained_seconds=time.time() - started, final_step=step, loop=loop)
+  compiled = {"train": compiled_programs(multi_step), **exp.compiled_programs()}
+  logging.info("Compiled programs this run: %s (train: one per dispatch length and token width)", compiled)
+  result = finish(exp, workdir, trained_seconds=time.time() - started, final_step=step, loop=loop,
+                  compiled=compiled)
   exp.checkpointer.close()
   return result
 
 
-def finish(exp: Experiment, workdir: Path, trained_seconds: float, final_step: int, loop: dict) -> dict:
+def make_feed(exp: Experiment, config: ml_collections.ConfigDict, start_step: int):
+  """(feed, arrays, prepare) for `make_multi_step`: the host side that hands over each dispatch's inputs, the
+  device-resident split (empty for grain), and the traced batch preparation (gather + augment on device, or
+  for grain batches only the batch-level mixing, which needs the whole batch)."""
+  augment_key = jax.random.key(config.seed + 3)
+  if exp.pipeline == "device":
+    data = device_pipeline.DeviceData(exp.train_data, exp.mesh)
+    augmenter = device_pipeline.make_augmenter(config.data, exp.train_data.num_classes)
+    prepare = device_pipeline.make_prepare(data, augmenter, exp.mesh)
+    return (device_pipeline.DeviceFeed(data, config, config.seed),
+            data.arrays, lambda arrays, rows, step, width: prepare(arrays, rows, step, width, augment_key))
+  mix = device_pipeline.make_batch_mixer(config.data, exp.train_data.num_classes)
+  prepare = ((lambda arrays, batch, step, width: batch) if mix is None
+             else (lambda arrays, batch, step, width: mix(jax.random.fold_in(augment_key, step), batch)))
+  feed = pipeline.GrainFeed(exp.train_data, config, config.seed, start_step, exp.mesh)
+  return feed, {}, prepare
+
+
+def finish(exp: Experiment, workdir: Path, trained_seconds: float, final_step: int, loop: dict,
+           compiled: dict | None = None) -> dict:
   """Evaluates the best checkpoint and writes the report, plots and a short summary."""
   state, best_step = exp.checkpointer.restore(exp.abstract_state)
   report, _ = exp.evaluate(state)
   report.update(model=exp.config.model.name, dataset=exp.config.data.name, split=exp.config.data.eval_split,
                 checkpoint_step=int(best_step), final_step=final_step,
                 epochs=round(final_step / exp.steps_per_epoch, 2), stopped_early=loop["stopped_early"],
-                train_seconds_this_process=round(trained_seconds, 1))
+                train_seconds_this_process=round(trained_seconds, 1), input_pipeline=exp.pipeline,
+                **{f"compiled_{k}_programs": n for k, n in (compiled or {}).items()})
   if jax.process_index() == 0:
     title = f"{exp.config.model.name} on {exp.config.data.name} {exp.config.data.eval_split}"
     evaluate.write_report(report, workdir / "eval", title)

@@ -169,11 +169,15 @@ def test_coarser_spaces_are_scored_from_28_label_probabilities():
 # ------------------------------------------------------------------------------------------------
 # Dynamic padding and length-grouped batches.
 # ------------------------------------------------------------------------------------------------
-def test_trim_padding_cuts_to_the_longest_row():
-  mask = np.zeros((3, 64), np.int32)
-  mask[0, :5], mask[1, :17], mask[2, :3] = 1, 1, 1
-  batch = pipeline.trim_padding({"input_ids": mask * 7, "attention_mask": mask, "labels": np.ones((3, 28))}, 16)
-  assert batch["input_ids"].shape == (3, 32) and batch["labels"].shape == (3, 28)
+def test_trim_padding_cuts_to_the_smallest_width_holding_the_longest_row():
+  mask = np.zeros((3, 128), np.int32)
+  mask[0, :5], mask[1, :33], mask[2, :3] = 1, 1, 1
+  batch = pipeline.trim_padding({"input_ids": mask * 7, "attention_mask": mask, "labels": np.ones((3, 28))},
+                                (32, 64, 128))
+  assert batch["input_ids"].shape == (3, 64) and batch["labels"].shape == (3, 28)
+  assert pipeline.trim_padding({"attention_mask": mask[:, :40]}, (32, 64))["attention_mask"].shape == (3, 40)
+  with pytest.raises(ValueError, match="token_widths"):
+    pipeline.trim_padding({"attention_mask": mask}, (0,))
 
 
 def test_length_grouped_shuffle_is_a_reshuffled_epoch_of_similar_lengths():
@@ -182,14 +186,15 @@ def test_length_grouped_shuffle_is_a_reshuffled_epoch_of_similar_lengths():
   rng = np.random.default_rng(0)
   lengths = rng.integers(3, 60, size=200)
   data = Dataset({"row": np.arange(200), "length": lengths}, ("x",))
-  ds = pipeline.LengthGroupedShuffle(grain.MapDataset.source(data), lengths, batch_size=10, window_batches=5, seed=3)
+  order = pipeline.StreamOrder(200, seed=3, lengths=lengths, batch_size=10, window_batches=5)
+  ds = pipeline.OrderedStream(grain.MapDataset.source(data), order)
   first = [ds[i]["row"] for i in range(200)]
   second = [ds[i]["row"] for i in range(200, 400)]
   assert sorted(first) == sorted(second) == list(range(200)) and first != second
   spread = [np.ptp(lengths[first[i:i + 10]]) for i in range(0, 200, 10)]
   shuffled = [np.ptp(lengths[rng.permutation(200)[:10]]) for _ in range(20)]
   assert np.mean(spread) < np.mean(shuffled) / 3  # batches of similar lengths
-  again = pipeline.LengthGroupedShuffle(grain.MapDataset.source(data), lengths, 10, 5, seed=3)
+  again = pipeline.OrderedStream(grain.MapDataset.source(data), pipeline.StreamOrder(200, 3, lengths, 10, 5))
   assert [again[i]["row"] for i in range(210, 220)] == second[10:20]  # a pure function of (seed, index)
 
 

@@ -1,9 +1,9 @@
 """grain input pipelines: a `Dataset` in, per-process numpy batches out.
 
-Training: shard by process -> shuffle (reshuffled every epoch) -> repeat -> decode -> augment ->
-batch -> prefetch (threads, or worker processes if `worker_count` > 0). It is a grain
-`DatasetIterator`, so its position goes into every checkpoint and a resumed run continues with
-exactly the batches an uninterrupted run would have seen.
+Training: the endless stream order (a pure function of (seed, epoch), shared with the on-device pipeline in
+`device_pipeline.py`) -> augment -> this process's slice -> decode -> batch -> prefetch (threads, or worker
+processes if `worker_count` > 0). Batch s is a function of (seed, s) alone, so a resumed run continues with exactly
+the batches an uninterrupted run would have seen.
 Evaluation: every example exactly once, in order, the last batch padded and marked by `valid`.
 """
 
@@ -76,75 +76,131 @@ def per_process_batch_size(global_batch_size: int) -> int:
 
 
 # ----------------------------------------------------------------------------------------------
-# Token sequences: each batch is cut to its longest row (rounded up), and training batches can be
-# grouped by length, so a 12-token comment does not pay for 128 tokens of padding.
+# Token sequences: each batch is cut to the smallest of a few fixed widths that holds its longest row, so a
+# 12-token comment does not pay for 128 tokens of padding and a run compiles one step per width, not per batch.
 # ----------------------------------------------------------------------------------------------
 TOKEN_KEYS = ("input_ids", "attention_mask", "token_type_ids")
+DEFAULT_TOKEN_WIDTHS = (32, 64, 128)
 
 
-def trim_padding(batch: dict, multiple: int = 16) -> dict:
-  """Cuts token arrays to the batch's longest row rounded up to `multiple` (few shapes -> few compilations).
+def token_width(longest: int, full_width: int, widths=DEFAULT_TOKEN_WIDTHS) -> int:
+  """The smallest of `widths` that holds `longest` tokens, capped at the arrays' `full_width`."""
+  if not widths or any(int(w) <= 0 for w in widths):
+    raise ValueError(f"config.data.token_widths={tuple(widths)} must be a non-empty list of positive widths, "
+                     "e.g. (32, 64, 128).")
+  fitting = [int(w) for w in sorted(widths) if int(w) >= longest]
+  return min(fitting[0] if fitting else full_width, full_width)
+
+
+def token_mask_keys(keys) -> list[str]:
+  return [k for k in keys if k.endswith("attention_mask")]
+
+
+def trim_padding(batch: dict, widths=DEFAULT_TOKEN_WIDTHS, width: int | None = None) -> dict:
+  """Cuts token arrays to `width`, by default the smallest of `widths` holding the batch's longest row.
 
   Token arrays may carry a modality prefix (`text_input_ids` with `text_attention_mask`, in fusion tuples).
-  Multi-process runs keep the full width: every process must feed the same global array shape.
+  Multi-process grain runs keep the full width: every process must feed the same global array shape, and each
+  sees only its slice of the batch (the on-device pipeline knows the global batch and trims there too).
   """
-  if jax.process_count() > 1:
+  if jax.process_count() > 1 and width is None:
     return batch
-  for mask_key in [k for k in batch if k.endswith("attention_mask")]:
+  for mask_key in token_mask_keys(batch):
     prefix = mask_key[:-len("attention_mask")]
-    longest = int(np.asarray(batch[mask_key]).sum(-1).max(initial=1))
-    width = min(-(-longest // multiple) * multiple, batch[mask_key].shape[-1])
-    batch = {k: (v[:, :width] if k.removeprefix(prefix) in TOKEN_KEYS and k.startswith(prefix) else v)
+    full = batch[mask_key].shape[-1]
+    cut = width if width is not None else token_width(int(np.asarray(batch[mask_key]).sum(-1).max(initial=1)),
+                                                      full, widths)
+    batch = {k: (v[:, :cut] if k.removeprefix(prefix) in TOKEN_KEYS and k.startswith(prefix) else v)
              for k, v in batch.items()}
   return batch
 
 
 def has_tokens(dataset: Dataset) -> bool:
-  return any(k.endswith("attention_mask") for k in dataset.model_inputs)
+  return bool(token_mask_keys(dataset.model_inputs))
 
 
-class LengthGroupedShuffle(grain.MapDataset):
-  """An endless reshuffle (new order every epoch) in which neighbouring rows have similar lengths.
+def token_lengths(dataset: Dataset) -> np.ndarray | None:
+  """Per-row token counts (the longest of the row's token fields), or None for a dataset without tokens."""
+  masks = token_mask_keys(dataset.arrays)
+  if not masks:
+    return None
+  return np.max([np.asarray(dataset.arrays[k]).sum(-1) for k in masks], axis=0)
 
-  Each epoch: a seeded permutation, cut into windows of `window_batches` batches, each window sorted by
-  length, its batches in a seeded random order. Batching this dataset then gives length-homogeneous batches
-  that still change every epoch. Index -> row is a pure function of (seed, index), so the iterator's
-  position checkpoints and resumes like any grain dataset.
-  """
 
-  def __init__(self, parent: grain.MapDataset, lengths: np.ndarray, batch_size: int, window_batches: int, seed: int):
-    super().__init__(parent)
-    if len(lengths) != len(parent):
-      raise ValueError(f"{len(lengths)} lengths for {len(parent)} rows.")
-    self._lengths, self._batch_size, self._window, self._seed = np.asarray(lengths), batch_size, window_batches, seed
+# ----------------------------------------------------------------------------------------------
+# The training stream: position i of the endless stream holds row order(epoch)[i % N], epoch = i // N. The
+# order is a pure function of (seed, epoch); the grain and on-device pipelines both read it, so with the same
+# seed they train on the same batches, and batch s is a function of (seed, s) alone.
+# ----------------------------------------------------------------------------------------------
+class StreamOrder:
+  """Each epoch's row order: a seeded permutation, or (`lengths` given) a length-grouped one, in which the
+  permutation is cut into windows of `window_batches` batches, each window sorted by length and its batches put
+  in a seeded random order. Batching then gives batches of similar lengths that still change every epoch
+  (a whole-epoch length sort would make every batch's length predictable)."""
+
+  def __init__(self, num_rows: int, seed: int, lengths=None, batch_size: int = 0, window_batches: int = 0):
+    if lengths is not None and len(lengths) != num_rows:
+      raise ValueError(f"{len(lengths)} lengths for {num_rows} rows.")
+    if lengths is not None and (batch_size < 1 or window_batches < 1):
+      raise ValueError(f"Length-grouped order needs batch_size >= 1 and config.data.bucket_window_batches >= 1, "
+                       f"got {batch_size} and {window_batches}.")
+    self.num_rows, self.seed = num_rows, seed
+    self._lengths = None if lengths is None else np.asarray(lengths)
+    self._batch_size, self._window = batch_size, window_batches
     # One (epoch, order) tuple, replaced whole: grain's reader threads never pair one epoch with another's order.
     self._cache = (None, None)
+
+  def epoch(self, epoch: int) -> np.ndarray:
+    cached_epoch, cached_order = self._cache
+    if epoch == cached_epoch:
+      return cached_order
+    rng = np.random.default_rng([self.seed, epoch])
+    order = rng.permutation(self.num_rows)
+    if self._lengths is not None:
+      window = self._batch_size * self._window
+      grouped = []
+      for start in range(0, len(order), window):
+        rows = order[start:start + window]
+        rows = rows[np.argsort(self._lengths[rows], kind="stable")]
+        batches = [rows[i:i + self._batch_size] for i in range(0, len(rows), self._batch_size)]
+        grouped.extend(batches[i] for i in rng.permutation(len(batches)))
+      order = np.concatenate(grouped)
+    self._cache = (epoch, order)
+    return order
+
+  def rows(self, start: int, count: int) -> np.ndarray:
+    """The rows at stream positions [start, start + count)."""
+    positions = np.arange(start, start + count, dtype=np.int64)
+    epochs, within = np.divmod(positions, self.num_rows)
+    out = np.empty(count, np.int64)
+    for epoch in np.unique(epochs):
+      chosen = epochs == epoch
+      out[chosen] = self.epoch(int(epoch))[within[chosen]]
+    return out
+
+
+def stream_order(dataset: Dataset, config: ml_collections.ConfigDict, seed: int) -> StreamOrder:
+  """The training order the config asks for: length-grouped for token data with `data.bucket_by_length`."""
+  lengths = token_lengths(dataset) if config.data.get("bucket_by_length", False) else None
+  return StreamOrder(len(dataset), seed, lengths, config.train.batch_size, config.data.get("bucket_window_batches", 0))
+
+
+class OrderedStream(grain.MapDataset):
+  """The endless stream of `order` over `parent`'s rows, as a grain dataset (index -> row is a pure function of
+  (seed, index), so the iterator needs no saved state to resume)."""
+
+  def __init__(self, parent: grain.MapDataset, order: StreamOrder):
+    super().__init__(parent)
+    self._order = order
 
   def __len__(self) -> int:
     return sys.maxsize  # endless, like repeat(None)
 
-  def _order(self, epoch: int) -> np.ndarray:
-    cached_epoch, cached_order = self._cache
-    if epoch == cached_epoch:
-      return cached_order
-    rng = np.random.default_rng([self._seed, epoch])
-    permutation = rng.permutation(len(self._lengths))
-    window = self._batch_size * self._window
-    order = []
-    for start in range(0, len(permutation), window):
-      rows = permutation[start:start + window]
-      rows = rows[np.argsort(self._lengths[rows], kind="stable")]
-      batches = [rows[i:i + self._batch_size] for i in range(0, len(rows), self._batch_size)]
-      order.extend(batches[i] for i in rng.permutation(len(batches)))
-    order = np.concatenate(order)
-    self._cache = (epoch, order)
-    return order
-
   def __getitem__(self, index):
     if isinstance(index, slice):
       return self.slice(index)
-    epoch, position = divmod(index, len(self._lengths))
-    return self._parent[int(self._order(epoch)[position])]
+    epoch, position = divmod(index, self._order.num_rows)
+    return self._parent[int(self._order.epoch(epoch)[position])]
 
 
 class ProcessSlice(grain.MapDataset):
@@ -176,13 +232,7 @@ def train_iterator(dataset: Dataset, config: ml_collections.ConfigDict, seed: in
   processes."""
   augment = make_augmenter(config.data)
   batch_size = per_process_batch_size(config.train.batch_size)
-  ds = grain.MapDataset.source(dataset)
-  if "attention_mask" in dataset.arrays and config.data.get("bucket_by_length", False):
-    # Whole-epoch length sort would make every batch's length predictable; windows keep it random.
-    lengths = np.asarray(dataset.arrays["attention_mask"]).sum(-1)
-    ds = LengthGroupedShuffle(ds, lengths, config.train.batch_size, config.data.bucket_window_batches, seed)
-  else:
-    ds = ds.shuffle(seed=seed).repeat(None)
+  ds = OrderedStream(grain.MapDataset.source(dataset), stream_order(dataset, config, seed))
   if augment is not None:
     ds = ds.random_map(augment, seed=seed + 1)
   if jax.process_count() > 1:
@@ -190,7 +240,7 @@ def train_iterator(dataset: Dataset, config: ml_collections.ConfigDict, seed: in
   ds = ds.map(functools.partial(decode, keys=dataset.model_inputs))
   ds = ds.batch(batch_size, drop_remainder=True)
   if has_tokens(dataset):
-    ds = ds.map(functools.partial(trim_padding, multiple=config.data.get("pad_to_multiple", 16)))
+    ds = ds.map(functools.partial(trim_padding, widths=token_widths(config.data)))
   if start_batch:
     ds = ds[start_batch:]
   iter_ds = ds.to_iter_dataset(grain.ReadOptions(num_threads=config.data.read_threads,
@@ -200,7 +250,39 @@ def train_iterator(dataset: Dataset, config: ml_collections.ConfigDict, seed: in
   return iter(iter_ds)
 
 
-def eval_batches(dataset: Dataset, global_batch_size: int, pad_to_multiple: int = 16):
+def token_widths(data_config: ml_collections.ConfigDict) -> tuple[int, ...]:
+  return tuple(data_config.get("token_widths", DEFAULT_TOKEN_WIDTHS))
+
+
+class GrainFeed:
+  """Host side of the grain path for the training loop: `inputs(step, count)` -> (the next `count` batches stacked
+  [count, B, ...] as global arrays split over the batch axes, None). Token batches of one dispatch are padded to
+  the widest of them (one of the configured widths), so a dispatch still compiles once per width."""
+
+  def __init__(self, dataset: Dataset, config: ml_collections.ConfigDict, seed: int, start_step: int, mesh):
+    from jax.sharding import NamedSharding, PartitionSpec
+
+    from emojax import sharding
+    self._iterator = train_iterator(dataset, config, seed=seed, start_batch=start_step)
+    self._sharding = NamedSharding(mesh, PartitionSpec(None, sharding.BATCH_AXES))
+    self._next_step = start_step
+
+  def inputs(self, step: int, count: int):
+    if step != self._next_step:
+      raise RuntimeError(f"GrainFeed is at step {self._next_step}, asked for step {step}: it only moves forward.")
+    batches = [next(self._iterator) for _ in range(count)]
+    self._next_step += count
+    stacked = {}
+    for key in batches[0]:
+      values = [np.asarray(b[key]) for b in batches]
+      width = max(v.shape[-1] for v in values) if any(key.endswith(t) for t in TOKEN_KEYS) else None
+      if width is not None:
+        values = [np.pad(v, [(0, 0)] * (v.ndim - 1) + [(0, width - v.shape[-1])]) for v in values]
+      stacked[key] = np.stack(values)
+    return jax.tree.map(lambda x: jax.make_array_from_process_local_data(self._sharding, x), stacked), None
+
+
+def eval_batches(dataset: Dataset, global_batch_size: int, widths=DEFAULT_TOKEN_WIDTHS):
   """Yields (batch, indices): every example once, padded to full batches with `valid` = 0.
 
   Every process yields the same number of batches (multi-host collectives need that), each from
@@ -209,8 +291,9 @@ def eval_batches(dataset: Dataset, global_batch_size: int, pad_to_multiple: int 
   """
   batch_size = per_process_batch_size(global_batch_size)
   indices = np.arange(len(dataset))[jax.process_index()::jax.process_count()]
-  if "attention_mask" in dataset.arrays:
-    indices = indices[np.argsort(np.asarray(dataset.arrays["attention_mask"])[indices].sum(-1), kind="stable")]
+  lengths = token_lengths(dataset)
+  if lengths is not None:
+    indices = indices[np.argsort(lengths[indices], kind="stable")]
   num_batches = math.ceil(math.ceil(len(dataset) / jax.process_count()) / batch_size)
   template = decode(dataset[0], dataset.model_inputs)
   for b in range(num_batches):
@@ -221,7 +304,7 @@ def eval_batches(dataset: Dataset, global_batch_size: int, pad_to_multiple: int 
       for k, v in example.items():
         batch[k][row] = v
     batch["valid"] = (np.arange(batch_size) < len(chunk)).astype(np.float32)
-    yield trim_padding(batch, pad_to_multiple), chunk
+    yield trim_padding(batch, widths), chunk
 
 
 def steps_per_epoch(num_examples: int, global_batch_size: int) -> int:

@@ -1,0 +1,33 @@
+"""`emojax <subcommand> ...`: the tools around training, each with its own argparse parser.
+
+`emojax --config ... --workdir ... [--mode ...]` (no subcommand) is `python -m emojax.main`: training and the
+modes that work on a training workdir. Subcommands are registered here by module path and imported only when
+called, so `emojax --help` stays fast and a subcommand's heavy dependencies load only for it. Each target is a
+`main(argv: list[str]) -> int` function.
+"""
+
+import importlib
+import sys
+
+SUBCOMMANDS = {
+    # name: ("module:function", one line of help)
+}
+
+
+def usage() -> str:
+  lines = ["usage: emojax --config CONFIG --workdir DIR [--mode MODE]   (training and workdir modes; --help)",
+           "       emojax <subcommand> [--help]", "", "subcommands:"]
+  lines += [f"  {name:<14} {help_line}" for name, (_, help_line) in sorted(SUBCOMMANDS.items())]
+  return "\n".join(lines)
+
+
+def dispatch(argv: list[str]) -> int | None:
+  """Runs the subcommand named by argv[1] and returns its exit code, or None when argv names none."""
+  if len(argv) < 2 or argv[1] not in SUBCOMMANDS:
+    if len(argv) >= 2 and not argv[1].startswith("-"):
+      print(f"emojax: unknown subcommand {argv[1]!r}.\n\n{usage()}", file=sys.stderr)
+      return 2
+    return None
+  target, _ = SUBCOMMANDS[argv[1]]
+  module_name, function_name = target.split(":")
+  return getattr(importlib.import_module(module_name), function_name)(argv[2:])
