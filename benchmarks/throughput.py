@@ -11,6 +11,8 @@ Reports, from one run:
   input wait (host time in the iterator and the transfer) and the rest (dispatch and compute);
 - MFU on GPU/TPU: achieved FLOP/s over the chip's peak for the compute dtype (table below); on CPU the
   achieved GFLOP/s only, CPUs have no agreed peak;
+- the training loop through each input pipeline (grain on the host, or the split on the device with batches
+  gathered and augmented there): examples/s, the share of wall time spent handing over inputs, and the ratio;
 - eval examples/s and the input pipeline's examples/s alone; tokens/s for token models;
 - with --torch: the PyTorch reference (benchmarks/torch_reference.py) trained on the same batches, and the
   emojax / PyTorch ratio of model-only training examples/s.
@@ -32,7 +34,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from emojax import evaluate, losses, sharding, train
-from emojax.data import load_split, pipeline
+from emojax.data import device_pipeline, load_split, pipeline
 from emojax.models import get_model
 
 FLAGS = flags.FLAGS
@@ -114,6 +116,40 @@ def loop_report(iterator, train_step, state, mesh, batch_size: int, steps: int) 
                  "compute_ms": 1000 * (total - wait) / steps}
 
 
+def pipeline_comparison(config, data, model, tx, state, mesh, loss_fn, steps: int) -> dict:
+  """The training loop as `train.py` runs it (feed -> k-step dispatch), once per input pipeline on the same
+  config and starting state: examples/s and the share of wall time the host spent handing over inputs
+  (grain: reading, decoding, augmenting and transferring batches; device: the row indices)."""
+  step_fn = train.make_train_step_fn(model, tx, config, mesh, loss_fn)
+  k = train.steps_per_dispatch(config.train, mesh)
+  dispatches = max(1, steps // k)
+  report = {"steps_per_dispatch": k}
+  for kind in ("grain", "device"):
+    reason = device_pipeline.unsupported_reason(data, config.data) if kind == "device" else None
+    if reason:
+      report["device_pipeline_skipped"] = reason
+      continue
+    feed, arrays, prepare = train.make_feed(kind, data, config, mesh, start_step=0)
+    multi_step = train.make_multi_step(step_fn, prepare, jax.tree.map(lambda x: x.sharding, state), mesh)
+    current = jax.tree.map(lambda x: x.copy(), state)
+    inputs, width = feed.inputs(0, k)  # compiles
+    current, metrics = multi_step(current, arrays, inputs, width)
+    jax.block_until_ready(metrics)
+    wait, start = 0.0, time.perf_counter()
+    for d in range(1, dispatches + 1):
+      fetch = time.perf_counter()
+      inputs, width = feed.inputs(d * k, k)
+      wait += time.perf_counter() - fetch
+      current, metrics = multi_step(current, arrays, inputs, width)
+    jax.block_until_ready(metrics)
+    total = time.perf_counter() - start
+    report[f"{kind}_loop_examples_per_second"] = dispatches * k * config.train.batch_size / total
+    report[f"{kind}_input_wait_share"] = wait / total
+  if "device_loop_examples_per_second" in report:
+    report["device_over_grain"] = report["device_loop_examples_per_second"] / report["grain_loop_examples_per_second"]
+  return report
+
+
 def profile_steps(train_step, state, batches, directory: str, top: int = 15):
   """Traces 3 steps and prints the time per step of the costliest XLA ops, numbered copies of one fusion kind
   (`transpose_copy_fusion.12`, `.13`, ...) summed as one row."""
@@ -184,6 +220,8 @@ def main(argv):
   loop_iterator = pipeline.train_iterator(data, config, seed=0, start_batch=FLAGS.steps)
   holder["state"], loop = loop_report(loop_iterator, train_step, holder["state"], mesh, batch_size, FLAGS.steps)
   report.update(loop)
+  report.update(pipeline_comparison(config, data, model, tx, holder["state"], mesh,
+                                    losses.make_loss(config.train, data), FLAGS.steps))
   # A fresh iterator, timed over many more batches than its prefetch buffer holds, so the figure
   # is the pipeline's sustained rate rather than a drain of batches prepared during warm-up.
   fresh = pipeline.train_iterator(data, config, seed=1)
@@ -228,6 +266,14 @@ def print_report(r: dict, local_batches, eval_local) -> None:
         f"(model only; step {r['train_step_ms']:.1f} ms)")
   print(f"loop_examples_per_second {r['loop_examples_per_second']:.1f}  (step {r['loop_step_ms']:.1f} ms = input wait "
         f"{r['input_wait_ms']:.1f} ms + dispatch/compute {r['compute_ms']:.1f} ms)")
+  for kind in ("grain", "device"):
+    if f"{kind}_loop_examples_per_second" in r:
+      print(f"{kind}_pipeline_loop_examples_per_second {r[f'{kind}_loop_examples_per_second']:.1f}  (input wait "
+            f"{100 * r[f'{kind}_input_wait_share']:.1f}% of wall time; {r['steps_per_dispatch']} step(s) per dispatch)")
+  if "device_over_grain" in r:
+    print(f"device_over_grain {r['device_over_grain']:.2f}")
+  elif "device_pipeline_skipped" in r:
+    print(f"device pipeline not measured: {r['device_pipeline_skipped']}")
   print(f"eval_examples_per_second {r['eval_examples_per_second']:.1f}")
   print(f"input_pipeline_examples_per_second {r['input_pipeline_examples_per_second']:.1f}")
   memory = [f"XLA step estimate {mib(r['xla_step_memory_bytes'])}" if "xla_step_memory_bytes" in r else "",

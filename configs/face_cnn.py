@@ -54,7 +54,10 @@ def get_config(arg=None):
   config.data.landmark_knn = 6
   config.data.augment = ml_collections.ConfigDict(dict(
       enabled=True, crop_padding=4, flip=True, rotation_degrees=10.0, contrast=0.2, brightness=0.1,
-      random_erasing=0.0))  # probability of erasing a random rectangle (0.5 is usual; 0 keeps earlier runs exact)
+      random_erasing=0.0,  # probability of erasing a random rectangle (0.5 is usual; 0 keeps earlier runs exact)
+      # Batch mixing on device (emojax.data.device_augment.mix_batch): Beta(alpha, alpha) weights, 0 = off;
+      # with both > 0 each batch uses one of the two. The host (grain) augmentation ignores them.
+      mixup_alpha=0.0, cutmix_alpha=0.0))
 
   config.model = ml_collections.ConfigDict()
   config.model.name = MODELS[arg["model"]]

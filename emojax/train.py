@@ -317,7 +317,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     state = exp.with_pretrained(state)
   start_step = int(state["step"])
   # Global batch s of the stream is the one step s trains on, whatever the number of processes or pipeline.
-  feed, arrays, prepare = make_feed(exp, config, start_step)
+  feed, arrays, prepare = make_feed(exp.pipeline, exp.train_data, config, exp.mesh, start_step)
   num_params = sum(x.size for x in jax.tree.leaves(state["params"]))
   steps_each = steps_per_dispatch(cfg, exp.mesh)
   logging.info("%s: %d parameters, %d steps (%d per epoch, batch %d) on mesh %s; starting at step %d; input "
@@ -385,22 +385,22 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
   return result
 
 
-def make_feed(exp: Experiment, config: ml_collections.ConfigDict, start_step: int):
-  """(feed, arrays, prepare) for `make_multi_step`: the host side that hands over each dispatch's inputs, the
-  device-resident split (empty for grain), and the traced batch preparation (gather + augment on device, or
-  for grain batches only the batch-level mixing, which needs the whole batch)."""
+def make_feed(kind: str, train_data, config: ml_collections.ConfigDict, mesh, start_step: int):
+  """(feed, arrays, prepare) for `make_multi_step` and input pipeline `kind` ("device" or "grain"): the host side
+  that hands over each dispatch's inputs, the device-resident split (empty for grain), and the traced batch
+  preparation (gather + augment on device, or for grain batches only the batch-level mixing, which needs the
+  whole batch)."""
   augment_key = jax.random.key(config.seed + 3)
-  if exp.pipeline == "device":
-    data = device_pipeline.DeviceData(exp.train_data, exp.mesh)
-    augmenter = device_pipeline.make_augmenter(config.data, exp.train_data.num_classes)
-    prepare = device_pipeline.make_prepare(data, augmenter, exp.mesh)
+  if kind == "device":
+    data = device_pipeline.DeviceData(train_data, mesh)
+    augmenter = device_pipeline.make_augmenter(config.data, train_data.num_classes)
+    prepare = device_pipeline.make_prepare(data, augmenter, mesh)
     return (device_pipeline.DeviceFeed(data, config, config.seed),
             data.arrays, lambda arrays, rows, step, width: prepare(arrays, rows, step, width, augment_key))
-  mix = device_pipeline.make_batch_mixer(config.data, exp.train_data.num_classes)
+  mix = device_pipeline.make_batch_mixer(config.data, train_data.num_classes)
   prepare = ((lambda arrays, batch, step, width: batch) if mix is None
              else (lambda arrays, batch, step, width: mix(jax.random.fold_in(augment_key, step), batch)))
-  feed = pipeline.GrainFeed(exp.train_data, config, config.seed, start_step, exp.mesh)
-  return feed, {}, prepare
+  return pipeline.GrainFeed(train_data, config, config.seed, start_step, mesh), {}, prepare
 
 
 def finish(exp: Experiment, workdir: Path, trained_seconds: float, final_step: int, loop: dict,

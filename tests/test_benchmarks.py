@@ -37,7 +37,8 @@ def test_benchmark_scripts_report_every_figure(tmp_path):
   assert (one["devices"], two["devices"]) == (1, 2)
   for key in ("compile_seconds", "flops_per_step_per_device", "xla_step_memory_bytes", "train_examples_per_second",
               "loop_examples_per_second", "input_wait_ms", "compute_ms", "eval_examples_per_second",
-              "input_pipeline_examples_per_second", "host_peak_rss_bytes"):
+              "input_pipeline_examples_per_second", "host_peak_rss_bytes", "grain_loop_examples_per_second",
+              "device_loop_examples_per_second", "grain_input_wait_share", "device_over_grain"):
     assert one[key] > 0 and two[key] > 0, key
   assert one["input_wait_ms"] + one["compute_ms"] == pytest.approx(one["loop_step_ms"])
   assert "mfu" not in one  # no peak figure for a CPU
