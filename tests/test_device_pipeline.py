@@ -105,6 +105,24 @@ def test_several_steps_per_dispatch_train_what_single_steps_train(tmp_path):
   assert scanned["compiled_train_programs"] == 2 and single["compiled_train_programs"] == 1
 
 
+def test_sharded_meshes_train_what_data_parallelism_trains(tmp_path):
+  """FSDP and tensor-parallel meshes fed by the device pipeline (augmentation on) train what the data-parallel mesh
+  trains: the augmentation draws do not depend on how the batch is split."""
+  common = {"train.num_steps": 4, "train.log_every_steps": 2, "checkpoint.every_steps": 4,
+            "checkpoint.async_save": False, "data.augment.enabled": True, "data.pipeline": "device",
+            "sharding.fsdp_min_size": 256}
+  runs = {}
+  for name, mesh in (("data", {"data": 8}), ("fsdp", {"fsdp": 8}), ("tensor", {"data": 2, "model": 4})):
+    config = _config(**common)
+    config.mesh = ml_collections.ConfigDict({"data": 1, "fsdp": 1, "model": 1, **mesh})
+    config.sharding.strategy = "fsdp" if name == "fsdp" else "replicate"
+    train.train_and_evaluate(config, tmp_path / name)
+    runs[name] = _train_losses(tmp_path / name)
+  for name in ("fsdp", "tensor"):
+    for (step, split, want), (_, _, got) in zip(runs["data"], runs[name]):
+      assert got == pytest.approx(want, rel=1e-3), (name, step, split)  # per-shard summation order
+
+
 def test_dispatch_lengths_land_on_every_event():
   steps, step = [], 0
   while step < 23:

@@ -63,3 +63,17 @@ def test_two_processes_match_one_process_and_checkpoints_move_between_them(tmp_p
   reference = final_logits(env, one)
   np.testing.assert_allclose(final_logits(env, two), reference, rtol=1e-4, atol=1e-5)
   np.testing.assert_allclose(final_logits(env, resumed), reference, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_two_processes_match_one_process_on_the_grain_pipeline(tmp_path):
+  """The test above runs the default (on-device) input pipeline; the host pipeline slices each global batch per
+  process instead (`pipeline.ProcessSlice`), and must train the same numbers too."""
+  env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_PLATFORMS")}
+  env["PYTHON"] = sys.executable
+  grain = ["--config.data.pipeline=grain"]
+  run(env, tmp_path / "one", processes=1, devices=2, extra=grain)
+  run(env, tmp_path / "two", processes=2, devices=1, extra=grain)
+  for key, value in losses(tmp_path / "one").items():
+    assert losses(tmp_path / "two")[key] == pytest.approx(value, rel=1e-5), key
+
