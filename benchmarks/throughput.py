@@ -145,6 +145,7 @@ def pipeline_comparison(config, data, model, tx, state, mesh, loss_fn, steps: in
     total = time.perf_counter() - start
     report[f"{kind}_loop_examples_per_second"] = dispatches * k * config.train.batch_size / total
     report[f"{kind}_input_wait_share"] = wait / total
+    report[f"{kind}_epoch_seconds"] = len(data) / report[f"{kind}_loop_examples_per_second"]
   if "device_loop_examples_per_second" in report:
     report["device_over_grain"] = report["device_loop_examples_per_second"] / report["grain_loop_examples_per_second"]
   return report
@@ -269,7 +270,8 @@ def print_report(r: dict, local_batches, eval_local) -> None:
   for kind in ("grain", "device"):
     if f"{kind}_loop_examples_per_second" in r:
       print(f"{kind}_pipeline_loop_examples_per_second {r[f'{kind}_loop_examples_per_second']:.1f}  (input wait "
-            f"{100 * r[f'{kind}_input_wait_share']:.1f}% of wall time; {r['steps_per_dispatch']} step(s) per dispatch)")
+            f"{100 * r[f'{kind}_input_wait_share']:.1f}% of wall time; {r['steps_per_dispatch']} step(s) per dispatch; "
+            f"an epoch of {r['data']} train in {r[f'{kind}_epoch_seconds']:.1f} s)")
   if "device_over_grain" in r:
     print(f"device_over_grain {r['device_over_grain']:.2f}")
   elif "device_pipeline_skipped" in r:
