@@ -187,3 +187,18 @@ def test_modality_dropout_on_device_keeps_one_present_modality():
   full = present[:, 0] * present[:, 1] * present[:, 2] == 1
   # Each of three present modalities survives with probability 0.4, plus the rescue when all three drop.
   assert kept[full].mean() == pytest.approx(0.4 + 0.6 ** 3 / 3, abs=0.03)
+
+
+def test_speech_trains_on_device_from_prepared_feature_copies(small_ravdess, tmp_path):
+  from tests.conftest import speech_config
+  config = speech_config(small_ravdess, tmp_path / "cache", "", **{
+      "data.augment.feature_copies": 2, "train.num_steps": 4, "train.log_every_steps": 2,
+      "checkpoint.every_steps": 4, "data.pipeline": "device"})
+  data = train.load_split(config.data, "train")
+  augment = device_pipeline.make_augmenter(config.data, data.num_classes)
+  device_data = device_pipeline.DeviceData(data, sharding.create_mesh(config.mesh))
+  rows, width = device_pipeline.DeviceFeed(device_data, config, seed=0).inputs(0, 1)
+  batch = augment(jax.random.key(0), device_pipeline.gather(device_data.arrays, rows[0], width))
+  assert "augmented_features" not in batch and batch["features"].shape == (8,) + data.arrays["features"].shape[1:]
+  report = train.train_and_evaluate(config, tmp_path / "run")
+  assert report["input_pipeline"] == "device" and report["final_step"] == 4

@@ -287,3 +287,142 @@ def test_augmented_training_examples_keep_shapes_and_refeaturise(small_ravdess, 
   config.data.augment.time_stretch = 1.5
   with pytest.raises(ValueError, match="time_stretch=1.5"):
     pipeline.train_iterator(data, config, seed=0)
+
+
+# --- augmented feature copies ------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def copies_corpus(ravdess_root, tmp_path_factory):
+  """Five real files: three of actor 01 (train), two of actor 02 (validation)."""
+  root = tmp_path_factory.mktemp("ravdess_copies")
+  for actor, count in (("01", 3), ("02", 2)):
+    (root / f"Actor_{actor}").mkdir()
+    for f in sorted((ravdess_root / f"Actor_{actor}").glob("*-02-01-01-*.flac"))[:count]:
+      shutil.copy(f, root / f"Actor_{actor}" / f.name)
+  return root
+
+
+def _copies_config(root, cache_dir, arg="", **overrides):
+  return speech_config(root, cache_dir, arg, **{"data.validation_speakers": ("02",), **overrides})
+
+
+def _count_cache_writes(monkeypatch) -> list:
+  """Every computed entry (clean features or a copy) is written to the cache once. (Counting `frame_features`
+  calls would also count the re-featurisation of grain threads that an earlier test's iterator left running.)"""
+  calls = []
+  original = features.FeatureCache.put
+  def counted(self, content, arrays, variant=b""):
+    calls.append(variant)
+    return original(self, content, arrays, variant)
+  monkeypatch.setattr(features.FeatureCache, "put", counted)
+  return calls
+
+
+def test_feature_copies_are_prepared_once_cached_and_train_only(copies_corpus, tmp_path, monkeypatch):
+  calls = _count_cache_writes(monkeypatch)
+  config = _copies_config(copies_corpus, tmp_path / "cache", **{"data.augment.feature_copies": 2})
+  train = load_split(config.data, "train")
+  assert len(calls) == 3 + 3 * 2 and calls.count(b"") == 3  # clean features and two copies of each train file
+  assert train.model_inputs == ("features", "num_frames", "label", "augmented_features", "augmented_num_frames")
+  copies, copy_frames = train.arrays["augmented_features"], train.arrays["augmented_num_frames"]
+  assert copies.shape == (3, 2) + train.arrays["features"].shape[1:] and copies.dtype == np.float32
+  assert copy_frames.shape == (3, 2) and copy_frames.dtype == np.int32
+  assert "audio" not in train.arrays  # copies replace per-example re-featurisation: no waveforms kept
+  for row in range(3):
+    clean = train.arrays["features"][row]
+    for k in range(2):
+      n = copy_frames[row, k]
+      assert np.abs(copies[row, k, n:]).max(initial=0) == 0 and np.abs(copies[row, k, :n]).max() > 0  # padding
+      frames = min(n, train.arrays["num_frames"][row])
+      assert not np.allclose(copies[row, k, :frames], clean[:frames], atol=1e-3)  # every copy is augmented
+    assert not np.allclose(copies[row, 0], copies[row, 1], atol=1e-3)
+
+  calls.clear()
+  again = load_split(config.data, "train")
+  assert not calls  # the second load reads clean features and copies from the cache: nothing is computed
+  for key in ("features", "augmented_features", "augmented_num_frames"):
+    np.testing.assert_array_equal(again.arrays[key], train.arrays[key])
+  # Deterministic without the cache too (copies are seeded by file content and index, not by thread or order),
+  # and raising K keeps copies 0..1, computing only copy 2.
+  fresh = load_split(_copies_config(copies_corpus, tmp_path / "other", **{"data.augment.feature_copies": 2,
+                                                                            "data.feature_threads": 2}).data, "train")
+  np.testing.assert_array_equal(fresh.arrays["augmented_features"], train.arrays["augmented_features"])
+  calls.clear()
+  config.data.augment.feature_copies = 3
+  more = load_split(config.data, "train")
+  assert len(calls) == 3
+  np.testing.assert_array_equal(more.arrays["augmented_features"][:, :2], train.arrays["augmented_features"])
+
+  validation = load_split(config.data, "validation")
+  assert validation.model_inputs == ("features", "num_frames", "label")
+  assert not {"augmented_features", "augmented_num_frames"} & set(validation.arrays)
+  # The grain path picks on the host; the batch carries what the model reads, not the copies.
+  batch = next(pipeline.train_iterator(train, config, seed=0))
+  assert set(batch) == {"features", "num_frames", "label"} and batch["features"].shape == (8,) + copies.shape[2:]
+
+
+def test_feature_copies_zero_or_unused_change_nothing(copies_corpus, tmp_path, caplog):
+  config = _copies_config(copies_corpus, tmp_path)
+  assert config.data.augment.feature_copies == 0
+  default = load_split(config.data, "train")
+  del config.data.augment["feature_copies"]  # a config.json written before the field existed
+  older = load_split(config.data, "train")
+  assert default.model_inputs == older.model_inputs == ("features", "num_frames", "label")
+  assert set(default.arrays) == set(older.arrays) == {"features", "num_frames", "length", "label", "speaker", "id",
+                                                      "audio"}
+  for key in default.arrays:
+    np.testing.assert_array_equal(default.arrays[key], older.arrays[key])
+  off = _copies_config(copies_corpus, tmp_path, **{"data.augment.feature_copies": 2, "data.augment.probability": 0.0})
+  unused = load_split(off.data, "train")
+  assert "augmented_features" not in unused.arrays and "feature_copies=2 is unused" in caplog.text
+
+
+def test_feature_copies_config_errors(copies_corpus, tmp_path):
+  config = _copies_config(copies_corpus, tmp_path, "model=wav2vec2", **{"data.augment.feature_copies": 2})
+  with pytest.raises(ValueError, match="feature_copies=2 needs config.data.input='features'.*feature_copies=0"):
+    load_split(config.data, "train")
+  for bad in (-1, 1.5, True):  # as a config.json or an untyped config could give them
+    config = _copies_config(copies_corpus, tmp_path)
+    config.data.augment = ml_collections.ConfigDict({**config.data.augment.to_dict(), "feature_copies": bad})
+    with pytest.raises(ValueError, match="feature_copies=.* must be an integer >= 0"):
+      load_split(config.data, "validation")
+  no_transform = ml_collections.ConfigDict(dict(probability=0.5, pitch_shift_semitones=0.0, time_stretch=0.0,
+                                                add_noise=False, gain_db=0.0))
+  with pytest.raises(ValueError, match="no waveform transform to make copies with"):
+    augment.augmented_copy(np.ones(8000, np.float32), 16000, np.random.default_rng(0), no_transform)
+
+
+def _marked_copies(rows: int, count: int = 3, frames: int = 20, dim: int = 4) -> dict:
+  """Clean features all 0 with 10 frames; copy k all k + 1 with 11 + k frames, so a row shows what it got."""
+  copies = np.broadcast_to(np.arange(1, count + 1, dtype=np.float32)[None, :, None, None], (rows, count, frames, dim))
+  return {"features": np.zeros((rows, frames, dim), np.float32), "num_frames": np.full(rows, 10, np.int32),
+          "augmented_features": np.ascontiguousarray(copies), "label": np.zeros(rows, np.int32),
+          "augmented_num_frames": np.broadcast_to(np.arange(11, 11 + count, dtype=np.int32), (rows, count)).copy()}
+
+
+def _check_picks(features_out, frames_out, rate, count=3):
+  chosen = features_out[:, 0, 0].astype(int)  # 0: clean, k + 1: copy k
+  assert np.all(features_out == chosen[:, None, None]) and np.all(frames_out == np.where(chosen, 10 + chosen, 10))
+  assert abs(np.mean(chosen > 0) - rate) < 0.04
+  if rate > 0:
+    shares = np.bincount(chosen[chosen > 0], minlength=count + 1)[1:] / max(1, np.sum(chosen > 0))
+    np.testing.assert_allclose(shares, 1 / count, atol=0.05)
+
+
+def test_picking_copies_numpy_and_jnp_at_the_configured_rate(tmp_path):
+  import jax
+  config = _copies_config(tmp_path, tmp_path, **{"data.augment.probability": 0.3, "data.augment.time_masks": 0,
+                                                 "data.augment.freq_masks": 0})
+  rate = augment.waveform_change_probability(config.data.augment)
+  assert rate == pytest.approx(1 - 0.7 ** 4)  # four transforms on: a copy is used as often as today's path augments
+  batch = _marked_copies(2000)
+  examples = [augment.augment_speech({k: v[i] for k, v in batch.items()}, np.random.default_rng(i), config.data)
+              for i in range(2000)]
+  assert all(e["features"].shape == (20, 4) and e["num_frames"].dtype == np.int32 for e in examples)
+  _check_picks(np.stack([e["features"] for e in examples]), np.stack([e["num_frames"] for e in examples]), rate)
+
+  pick = jax.jit(augment.pick_feature_copies)
+  for probability in (0.0, rate, 1.0):
+    out = pick(jax.random.key(1), batch, probability)
+    assert set(out) == {"features", "num_frames", "label"}
+    assert out["features"].shape == (2000, 20, 4) and out["num_frames"].dtype == np.int32
+    _check_picks(np.asarray(out["features"]), np.asarray(out["num_frames"]), probability)

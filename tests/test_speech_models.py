@@ -124,7 +124,7 @@ def test_a_missing_wav2vec2_folder_is_a_clear_error(tmp_path):
 @pytest.mark.parametrize("model", ["cnn_lstm", "conformer"])
 def test_short_training_run_on_real_ravdess_lowers_the_loss(small_ravdess, tmp_path, model):
   config = speech_config(small_ravdess, tmp_path / "cache", f"model={model},labels=ekman7", **{
-      "train.num_steps": 24, "train.label_smoothing": 0.0, "optimizer.learning_rate": 3e-3,
+      "train.num_steps": 36, "train.label_smoothing": 0.0, "optimizer.learning_rate": 3e-3,
       "optimizer.warmup_epochs": 0.5, "data.augment.enabled": False, "model.dropout": 0.0})
   if model == "conformer":
     config.model.model_dim, config.model.num_layers = 32, 2

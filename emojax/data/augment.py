@@ -41,20 +41,13 @@ def augment_image_and_points(image: np.ndarray, points, rng: np.random.Generator
   flip = -1.0 if config.flip and rng.random() < 0.5 else 1.0
   shift = rng.integers(-config.crop_padding, config.crop_padding + 1, size=2)
   if angle or flip < 0 or shift.any():
-    # Output pixel o maps to input pixel matrix @ (o - center) + center + shift; a random crop of a
-    # padded image is the same as a shift with edge replication.
-    cos, sin = np.cos(angle), np.sin(angle)
-    matrix = np.array([[cos, -sin], [sin, cos]]) @ np.diag([1.0, flip])
-    center = np.array([(height - 1) / 2, (width - 1) / 2])
-    offset = center + shift - matrix @ center
+    matrix, offset = warp_matrix_and_offset(angle, flip, shift, height, width)
     image = np.stack([
         ndimage.affine_transform(image[..., c], matrix, offset=offset, order=1, mode="nearest")
         for c in range(image.shape[-1])
     ], axis=-1)
-    if points is not None:  # (x, y) fractions -> (row, col) pixel centres -> o = matrix^T (p - offset)
-      rows_cols = np.stack([points[:, 1] * height - 0.5, points[:, 0] * width - 0.5], axis=-1)
-      moved = (rows_cols - offset) @ matrix  # orthogonal (a rotation times a flip): inverse = transpose
-      points = np.stack([(moved[:, 1] + 0.5) / width, (moved[:, 0] + 0.5) / height], axis=-1).astype(np.float32)
+    if points is not None:
+      points = move_points(points, matrix, offset, height, width).astype(np.float32)
   if config.contrast:
     mean = image.mean()
     image = (image - mean) * rng.uniform(1 - config.contrast, 1 + config.contrast) + mean
@@ -64,6 +57,32 @@ def augment_image_and_points(image: np.ndarray, points, rng: np.random.Generator
   if config.get("random_erasing", 0.0) and rng.random() < config.random_erasing:
     image = random_erase(image, rng)
   return image.astype(np.float32), points
+
+
+def warp_matrix_and_offset(angle, flip, shift, height: int, width: int, xp=np):
+  """The one affine warp that crops, flips and rotates: output pixel o = (row, col) samples the input at
+  matrix @ o + offset = matrix @ (o - center) + center + shift (ndimage.affine_transform's convention).
+
+  `angle` is in radians, `flip` is -1 (mirror left-right) or 1, `shift` the (row, col) crop shift: a random
+  crop of a padded image is the same as a shift with edge replication. `xp` is numpy or jax.numpy, so the
+  host path here and the on-device path (emojax.data.device_augment) share one definition of the warp.
+  """
+  cos, sin = xp.cos(angle), xp.sin(angle)
+  matrix = xp.array([[cos, -sin], [sin, cos]]) @ xp.diag(xp.array([1.0, flip]))
+  center = xp.array([(height - 1) / 2, (width - 1) / 2])
+  offset = center + shift - matrix @ center
+  return matrix, offset
+
+
+def move_points(points, matrix, offset, height: int, width: int, xp=np):
+  """Landmarks [P, 2] ((x, y) fractions of the image) moved with the warp of `warp_matrix_and_offset`.
+
+  (x, y) fractions -> (row, col) pixel centres p -> the output pixel o with matrix @ o + offset = p, i.e.
+  o = matrix^T (p - offset): the matrix is orthogonal (a rotation times a flip), so its inverse is its transpose.
+  """
+  rows_cols = xp.stack([points[:, 1] * height - 0.5, points[:, 0] * width - 0.5], axis=-1)
+  moved = (rows_cols - offset) @ matrix
+  return xp.stack([(moved[:, 1] + 0.5) / width, (moved[:, 0] + 0.5) / height], axis=-1)
 
 
 def random_erase(image: np.ndarray, rng: np.random.Generator, area=(0.02, 0.33), aspect=(0.3, 3.3)) -> np.ndarray:
@@ -83,7 +102,8 @@ def random_erase(image: np.ndarray, rng: np.random.Generator, area=(0.02, 0.33),
 
 
 # ----------------------------------------------------------------------------------------------
-# Speech: waveform transforms (then re-featurised), and SpecAugment masks on the features.
+# Speech: waveform transforms (re-featurised per example, or prepared once as K feature copies that training
+# picks from), and SpecAugment masks on the features.
 # ----------------------------------------------------------------------------------------------
 def validate_speech(config: ml_collections.ConfigDict) -> None:
   checks = {
@@ -146,22 +166,92 @@ def spec_augment(features: np.ndarray, num_frames: int, rng: np.random.Generator
   return features
 
 
+def augment_waveform(wave: np.ndarray, sample_rate: int, rng: np.random.Generator,
+                     config: ml_collections.ConfigDict) -> tuple[np.ndarray, bool]:
+  """Pitch shift, time stretch, noise and gain, each applied with `config.probability`: (wave, whether any was)."""
+  changed = False
+  if config.pitch_shift_semitones > 0 and rng.random() < config.probability:
+    wave, changed = pitch_shift(wave, sample_rate, rng.uniform(-1, 1) * config.pitch_shift_semitones), True
+  if config.time_stretch > 0 and rng.random() < config.probability:
+    wave, changed = time_stretch(wave, rng.uniform(1 - config.time_stretch, 1 + config.time_stretch)), True
+  if config.add_noise and rng.random() < config.probability:
+    wave, changed = add_noise(wave, rng.uniform(config.snr_db_low, config.snr_db_high), rng), True
+  if config.gain_db > 0 and rng.random() < config.probability:
+    wave, changed = wave * np.float32(10 ** (rng.uniform(-1, 1) * config.gain_db / 20)), True
+  return wave, changed
+
+
+def waveform_change_probability(config: ml_collections.ConfigDict) -> float:
+  """The chance that `augment_waveform` changes a wave at all: 1 - (1 - probability)^(enabled transforms).
+
+  Training on feature copies uses a copy with this probability, and every copy has at least one transform
+  (`augmented_copy`), so an example sees each transform as often as `augment_waveform` applies it per example:
+  turning copies on changes how many distinct draws a file gets, not how strong the augmentation is.
+  """
+  enabled = sum([config.pitch_shift_semitones > 0, config.time_stretch > 0, bool(config.add_noise),
+                 config.gain_db > 0])
+  return 1.0 - (1.0 - config.probability) ** enabled if enabled else 0.0
+
+
+def augmented_copy(wave: np.ndarray, sample_rate: int, rng: np.random.Generator,
+                   config: ml_collections.ConfigDict) -> np.ndarray:
+  """One feature copy's waveform: `augment_waveform` redrawn until at least one transform applies.
+
+  A copy equal to the clean clip would only lower the rate of augmented examples; conditioning on a change
+  keeps that rate at `waveform_change_probability` (the chance of using a copy) and each transform's share
+  within the augmented examples at what the per-example path gives.
+  """
+  if waveform_change_probability(config) == 0:
+    raise ValueError("config.data.augment has no waveform transform to make copies with (probability > 0 and one "
+                     "of pitch_shift_semitones, time_stretch, add_noise, gain_db is needed).")
+  while True:
+    out, changed = augment_waveform(wave, sample_rate, rng, config)
+    if changed:
+      return out
+
+
+def pick_feature_copies(key, batch: dict, probability: float) -> dict:
+  """The device pipeline's copy choice: each row takes a uniformly chosen one of its K augmented feature copies
+  with `probability` (pass `waveform_change_probability(config.data.augment)`, as the host path uses), else keeps
+  its clean features.
+
+  `batch`: `features` [B, T, D], `num_frames` [B], `augmented_features` [B, K, T, D], `augmented_num_frames` [B, K]
+  (jnp or numpy). Returns the batch with `features` and `num_frames` replaced and the two augmented keys removed,
+  ready for SpecAugment and the model. Pure jnp, so it runs under `jax.jit` on sharded batches.
+  """
+  import jax
+  import jax.numpy as jnp
+  batch = dict(batch)
+  copies, copy_frames = batch.pop("augmented_features"), batch.pop("augmented_num_frames")
+  rows, count = copies.shape[:2]
+  use_key, index_key = jax.random.split(key)
+  use = jax.random.uniform(use_key, (rows,)) < probability
+  index = jax.random.randint(index_key, (rows,), 0, count)
+  picked = jnp.take_along_axis(copies, index[:, None, None, None], axis=1)[:, 0]
+  picked_frames = jnp.take_along_axis(copy_frames, index[:, None], axis=1)[:, 0]
+  batch["features"] = jnp.where(use[:, None, None], picked.astype(batch["features"].dtype), batch["features"])
+  batch["num_frames"] = jnp.where(use, picked_frames.astype(batch["num_frames"].dtype), batch["num_frames"])
+  return batch
+
+
 def augment_speech(example: dict, rng: np.random.Generator, data_config: ml_collections.ConfigDict) -> dict:
-  """One training example's augmentation: waveform transforms, re-featurisation, SpecAugment."""
+  """One training example's augmentation: the waveform branch, then SpecAugment.
+
+  The waveform branch picks a prepared copy when the example carries `augmented_features` (a uniformly chosen
+  one of its K copies with `waveform_change_probability`, else the clean features; the augmented arrays are then
+  dropped, so batches carry only what the model reads), and otherwise transforms the waveform and re-featurises it
+  here, on the host, per example.
+  """
   from emojax.data import features as features_lib  # speech-only dependency (librosa)
   config, rate = data_config.augment, data_config.audio.sample_rate
   example = dict(example)
-  if "audio" in example:
-    wave = example["audio"][:example["length"]]
-    changed = False
-    if config.pitch_shift_semitones > 0 and rng.random() < config.probability:
-      wave, changed = pitch_shift(wave, rate, rng.uniform(-1, 1) * config.pitch_shift_semitones), True
-    if config.time_stretch > 0 and rng.random() < config.probability:
-      wave, changed = time_stretch(wave, rng.uniform(1 - config.time_stretch, 1 + config.time_stretch)), True
-    if config.add_noise and rng.random() < config.probability:
-      wave, changed = add_noise(wave, rng.uniform(config.snr_db_low, config.snr_db_high), rng), True
-    if config.gain_db > 0 and rng.random() < config.probability:
-      wave, changed = wave * np.float32(10 ** (rng.uniform(-1, 1) * config.gain_db / 20)), True
+  if "augmented_features" in example:
+    copies, copy_frames = example.pop("augmented_features"), example.pop("augmented_num_frames")
+    if rng.random() < waveform_change_probability(config):
+      copy = int(rng.integers(len(copies)))
+      example.update(features=copies[copy], num_frames=np.int32(copy_frames[copy]))
+  elif "audio" in example:
+    wave, changed = augment_waveform(example["audio"][:example["length"]], rate, rng, config)
     if changed:
       max_samples = len(example["audio"])
       wave = wave[:max_samples]

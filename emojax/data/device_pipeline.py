@@ -258,7 +258,7 @@ def make_augmenter(data_config: ml_collections.ConfigDict, num_classes: int):
     def augment_speech(key, batch):
       copy_key, mask_key = jax.random.split(key)
       if "augmented_features" in batch:
-        batch = augment_lib.pick_feature_copies(copy_key, batch, config.probability)
+        batch = augment_lib.pick_feature_copies(copy_key, batch, augment_lib.waveform_change_probability(config))
       if config.time_masks or config.freq_masks:
         batch = {**batch, "features": device_augment.spec_augment(mask_key, batch["features"], batch["num_frames"],
                                                                  config, spectral_dims, blocks)}

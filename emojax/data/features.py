@@ -16,6 +16,8 @@ of the training frames (`emojax.models.speech.normalized_features`).
 `FeatureCache` keys every entry by the file's bytes and the audio + feature config, so a second
 epoch or run reads instead of recomputing, a changed file or config misses, and an interrupted
 write leaves no half entry behind (write to a temporary name, then an atomic rename).
+Augmented feature copies (`extract_copies`) are cached the same way, their keys adding the copy's
+index, seed and waveform-augmentation settings.
 """
 
 import functools
@@ -33,8 +35,13 @@ import ml_collections
 import numpy as np
 
 from emojax.data import audio as audio_lib
+from emojax.data import augment as augment_lib
 
 CACHE_VERSION = 1  # bump when a feature's definition changes, so old entries are not reused
+COPY_VERSION = 1  # bump when the way a copy is drawn (`augment.augmented_copy`) changes
+# What a copy depends on beyond the clean clip (not SpecAugment's settings: it runs later, on every draw).
+COPY_SETTINGS = ("probability", "pitch_shift_semitones", "time_stretch", "add_noise", "snr_db_low", "snr_db_high",
+                 "gain_db", "feature_copies_seed")
 PROSODY_DIMS = 4
 EGEMAPS_DIMS = 88
 
@@ -149,8 +156,41 @@ def extract(path: str | os.PathLike, data_config: ml_collections.ConfigDict, cac
   return arrays
 
 
+def extract_copies(path: str | os.PathLike, clip: np.ndarray, data_config: ml_collections.ConfigDict, count: int,
+                   cache: "FeatureCache | None") -> list[dict]:
+  """`count` augmented copies of one file's frame features: [{"features": [frames, D]}, ...].
+
+  Copy k is the clean `clip` (what `extract` returned for `path`) put through `augment.augmented_copy` with a
+  Generator seeded by (`augment.feature_copies_seed`, the file's content hash, k), cut to the clip length cap
+  and featurised like the clean features (prosody too, when configured). So a copy is a pure function of its
+  cache key: reloading, another thread count or a moved corpus give the same copies, and raising K keeps
+  copies 0..K-1. eGeMAPS functionals are not recomputed per copy: they stay the clean clip's, as they do under
+  per-example augmentation, which re-featurises frames only.
+  """
+  content = Path(path).read_bytes()
+  settings = data_config.augment
+  identity = int.from_bytes(hashlib.blake2b(content, digest_size=16).digest(), "little")
+  rate, max_samples = data_config.audio.sample_rate, audio_lib.max_clip_samples(data_config.audio)
+  copies = []
+  for copy in range(count):
+    variant = json.dumps({"copy": copy, "version": COPY_VERSION, **{k: settings.get(k, 0) for k in COPY_SETTINGS}},
+                         sort_keys=True).encode()
+    arrays = cache.get(content, variant) if cache is not None else None
+    if arrays is None:
+      rng = np.random.default_rng([settings.get("feature_copies_seed", 0), identity, copy])
+      wave = augment_lib.augmented_copy(clip, rate, rng, settings)[:max_samples]
+      arrays = {"features": frame_features(wave, rate, data_config.features)}
+      if cache is not None:
+        cache.put(content, arrays, variant)
+    copies.append(arrays)
+  return copies
+
+
 class FeatureCache:
-  """`<directory>/<2 hex>/<key>.npz`, key = blake2b(file bytes, audio + feature config, version)."""
+  """`<directory>/<2 hex>/<key>.npz`, key = blake2b(audio + feature config, version, variant, file bytes).
+
+  `variant` (empty for the clean features) names what else an entry depends on, e.g. which augmented copy.
+  """
 
   def __init__(self, directory: str | os.PathLike, data_config: ml_collections.ConfigDict):
     self.directory = Path(directory).expanduser()
@@ -159,14 +199,15 @@ class FeatureCache:
     self._salt = json.dumps(settings, sort_keys=True).encode()
     self.hits = self.misses = 0
 
-  def _path(self, content: bytes) -> Path:
-    digest = hashlib.blake2b(self._salt, digest_size=20)
+  def _path(self, content: bytes, variant: bytes) -> Path:
+    # The salt is one JSON object, so salt + "\n" + variant cannot be read as another salt.
+    digest = hashlib.blake2b(self._salt + (b"\n" + variant if variant else b""), digest_size=20)
     digest.update(content)
     key = digest.hexdigest()
     return self.directory / key[:2] / f"{key}.npz"
 
-  def get(self, content: bytes) -> dict | None:
-    path = self._path(content)
+  def get(self, content: bytes, variant: bytes = b"") -> dict | None:
+    path = self._path(content, variant)
     if not path.is_file():
       self.misses += 1
       return None
@@ -182,8 +223,8 @@ class FeatureCache:
     self.hits += 1
     return arrays
 
-  def put(self, content: bytes, arrays: dict) -> None:
-    path = self._path(content)
+  def put(self, content: bytes, arrays: dict, variant: bytes = b"") -> None:
+    path = self._path(content, variant)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
     try:

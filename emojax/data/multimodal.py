@@ -227,7 +227,9 @@ class TupleDataset(Dataset):
 
   def __post_init__(self):
     super().__post_init__()
-    self.input_keys = {m: tuple(k for k in d.model_inputs if k not in LABEL_KEYS) for m, d in self.sources.items()}
+    # A speech run's augmented feature copies are training augmentation of that encoder, not fusion inputs.
+    self.input_keys = {m: tuple(k for k in d.model_inputs if k not in LABEL_KEYS and not k.startswith("augmented_"))
+                       for m, d in self.sources.items()}
     self._zeros = {m: {k: np.zeros_like(np.asarray(d.arrays[k][0])) for k in self.input_keys[m]}
                    for m, d in self.sources.items()}
     self.model_inputs = ("label", "present") + tuple(f"{m}_{k}" for m in self.sources for k in self.input_keys[m])

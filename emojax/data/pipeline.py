@@ -21,10 +21,16 @@ from emojax.data import augment as augment_lib
 from emojax.data.base import Dataset
 
 
+AUGMENTATION_ONLY = ("augmented_features", "augmented_num_frames")  # speech copies, consumed by augmentation
+
+
 def decode(example: dict, keys=("image", "label")) -> dict:
-  """Keeps the model inputs `keys` (a dataset's `model_inputs`); uint8 images -> float32 in [0, 1]."""
+  """Keeps the model inputs `keys` (a dataset's `model_inputs`); uint8 images -> float32 in [0, 1]. Inputs that
+  only augmentation reads (`AUGMENTATION_ONLY`) may already be gone."""
   out = {}
   for key in keys:
+    if key in AUGMENTATION_ONLY and key not in example:
+      continue
     value = np.asarray(example[key])
     out[key] = value.astype(np.float32) / 255.0 if value.dtype == np.uint8 else value
   return out
