@@ -2,6 +2,7 @@
 
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8").strip()
@@ -12,6 +13,9 @@ import pytest  # noqa: E402
 from emojax import sharding  # noqa: E402
 
 sharding.configure_xla_cpu(ynnpack=False)  # as emojax.main runs: before any test starts JAX's backend
+# One persistent compilation cache for the session (as emojax.main enables one for runs): the many tiny runs of the
+# suite compile the same init, train and eval programs again and again; from the second on they load from disk.
+sharding.enable_compilation_cache(tempfile.mkdtemp(prefix="emojax_test_xla_cache_"))
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("EMOJAX_DATA_DIR", REPO.parent / "shared" / "data"))
