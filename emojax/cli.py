@@ -11,6 +11,7 @@ import sys
 
 SUBCOMMANDS = {
     # name: ("module:function", one line of help)
+    "explore": ("emojax.explore:main", "exploratory data analysis of a corpus: report.html/.md, figures, summary.json"),
 }
 
 

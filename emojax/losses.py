@@ -17,7 +17,7 @@ def _weighted_mean(values, weights):
 
 
 def classification_loss(outputs, batch, label_smoothing: float = 0.0, confidence_weight: float = 0.1,
-                        auxiliary_weight: float = 0.0):
+                        auxiliary_weight: float = 0.0, class_weights=None):
   """Softmax cross-entropy, plus a confidence term for models with a `confidence` output.
 
   Confidence (DeVries & Taylor, 2018): with hints p' = c * p + (1 - c) * onehot(y), the head pays
@@ -31,7 +31,11 @@ def classification_loss(outputs, batch, label_smoothing: float = 0.0, confidence
   logits = outputs["logits"]
   num_classes = logits.shape[-1]
   weights = batch.get("valid", jnp.ones(logits.shape[:1], jnp.float32))
-  targets = optax.smooth_labels(jax.nn.one_hot(batch["label"], num_classes), label_smoothing)
+  targets = jax.nn.one_hot(batch["label"], num_classes)
+  if "mix_label" in batch and "mix_weight" in batch:  # mixup / cutmix (device_augment.mix_batch): soft targets
+    own = batch["mix_weight"][:, None]
+    targets = own * targets + (1 - own) * jax.nn.one_hot(batch["mix_label"], num_classes)
+  targets = optax.smooth_labels(targets, label_smoothing)
   cross_entropy = optax.softmax_cross_entropy(logits, targets)
   metrics = {
       "cross_entropy": _weighted_mean(cross_entropy, weights),
@@ -40,6 +44,8 @@ def classification_loss(outputs, batch, label_smoothing: float = 0.0, confidence
   for key in [k for k in outputs if k.startswith("group_weight_")]:  # adaptive feature weighting, logged
     metrics[key] = _weighted_mean(outputs[key], weights)
   loss = metrics["cross_entropy"]
+  if class_weights is not None:  # config.data.class_balance="reweight" (emojax.data.quality); metrics stay plain
+    loss = _weighted_mean(cross_entropy, weights * example_class_weights(batch, class_weights))
   if auxiliary_weight > 0 and ("modality_logits" in outputs or "frame_logits" in outputs):
     # Each part's own classifier, averaged over the parts an example has: fusion's present modalities
     # (`modality_logits` [B, M, C]), or a sequence model's real frames (`frame_logits` [B, T, C]).
@@ -60,6 +66,15 @@ def classification_loss(outputs, batch, label_smoothing: float = 0.0, confidence
   metrics["confidence"] = _weighted_mean(confidence, weights)
   metrics["confidence_loss"] = _weighted_mean(hint_loss, weights)
   return loss + metrics["confidence_loss"], metrics
+
+
+def example_class_weights(batch, class_weights):
+  """Each example's weight under config.data.class_balance="reweight": its class's (a mixed example: the mix's)."""
+  class_weights = jnp.asarray(class_weights)
+  weight = class_weights[batch["label"]]
+  if "mix_label" in batch and "mix_weight" in batch:
+    weight = batch["mix_weight"] * weight + (1 - batch["mix_weight"]) * class_weights[batch["mix_label"]]
+  return weight
 
 
 def positive_class_weights(multi_hot: np.ndarray, power: float, max_weight: float) -> np.ndarray:
@@ -102,7 +117,8 @@ def make_loss(train_config, train_data=None):
   if train_data is None or not train_data.multi_label:
     return functools.partial(classification_loss, label_smoothing=train_config.label_smoothing,
                              confidence_weight=train_config.confidence_weight,
-                             auxiliary_weight=train_config.get("auxiliary_weight", 0.0))
+                             auxiliary_weight=train_config.get("auxiliary_weight", 0.0),
+                             class_weights=None if train_data is None else train_data.metadata.get("class_weights"))
   if train_config.class_weight_power < 0 or train_config.focal_gamma < 0:
     raise ValueError("config.train.class_weight_power and config.train.focal_gamma must be >= 0 "
                      f"(got {train_config.class_weight_power}, {train_config.focal_gamma}).")

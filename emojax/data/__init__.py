@@ -2,12 +2,22 @@
 
 import ml_collections
 
+from emojax.data import quality
 from emojax.data.base import Dataset
 
 SPEECH_CORPORA = ("ravdess", "tess", "crema_d")  # emojax.data.speech.CORPORA; named here without librosa
 
 
 def load_split(config: ml_collections.ConfigDict, split: str) -> Dataset:
+  """Split `split` of `config` (= `config.data`), after its data-quality switches (`emojax.data.quality`)."""
+  data = read_split(config, split)
+  if quality.settings(config) != ("none", "none"):
+    data = quality.apply(data, config, split, lambda other: read_split(config, other))
+  return data
+
+
+def read_split(config: ml_collections.ConfigDict, split: str) -> Dataset:
+  """Split `split` as its reader returns it."""
   if config.name == "fer2013":
     from emojax.data import fer2013, landmarks
     data = fer2013.load(config.root, split, mark_train_duplicates=split != "train")
@@ -45,4 +55,4 @@ def load_split(config: ml_collections.ConfigDict, split: str) -> Dataset:
     return goemotions.load_tokenized(config, split)
   raise ValueError(f"config.data.name={config.name!r} is not a known dataset; use 'fer2013', 'synthetic', "
                    "'clips', 'synthetic_clips', 'ravdess', 'tess', 'crema_d', 'goemotions', 'multimodal', "
-                   "'multimodal_synthetic', 'multimodal_inputs' or 'multimodal_synthetic_inputs'.")
+                   "'multimodal_synthetic', 'multimodal_inputs', or 'multimodal_synthetic_inputs'.")
