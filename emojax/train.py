@@ -418,13 +418,20 @@ def finish(exp: Experiment, workdir: Path, trained_seconds: float, final_step: i
     evaluate.write_report(report, workdir / "eval", title)
     evaluate.plot_training_curves(read_metrics(workdir), workdir / "training_curves.png")
     headline = "  ".join(f"{k} {report['all'][k]:.4f}" for k in evaluate.HEADLINE)
+    # What the data-quality switches (emojax/data/quality.py) removed or rebalanced, so the report says it.
+    quality = {name: data.metadata["data_quality"] for name, data in (("train", exp.train_data), ("eval", exp.eval_data))
+               if data is not None and "data_quality" in data.metadata}
+    if quality:
+      (workdir / "data_quality.json").write_text(json.dumps(quality, indent=2, default=str))
+    quality_line = "".join(f"\n- data quality ({name} split): " + ", ".join(
+        f"{k} {v}" for k, v in q.items() if not isinstance(v, (list, dict))) for name, q in quality.items())
     subsets = "".join(f"\n- {name}: accuracy {m['accuracy']:.4f} on {m['num_examples']} examples"
                       for name, m in report.items() if isinstance(m, dict) and name != "all")
     (workdir / "summary.md").write_text(
         f"# {title}\n\nTrained {final_step} steps ({report['epochs']} epochs, batch "
         f"{exp.config.train.batch_size}); best checkpoint at step {best_step}"
         f"{' (stopped early)' if loop['stopped_early'] else ''}.\n\n"
-        f"Validation ({report['all']['num_examples']} examples): {headline}{subsets}\n\n"
+        f"Validation ({report['all']['num_examples']} examples): {headline}{subsets}{quality_line}\n\n"
         "Files: eval/report.md, eval/report.json, eval/confusion_matrix.png, training_curves.png, "
         "metrics.jsonl, tensorboard/, checkpoints/, best/\n")
     logging.info("Best checkpoint (step %d): %s", best_step, headline)
