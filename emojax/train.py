@@ -242,8 +242,8 @@ class Experiment:
     self.loss_fn = losses.make_loss(config.train, self.train_data if self.train_data is not None else self.eval_data)
     self.predict_step = evaluate.make_predict_step(self.model, tta_flip=config.eval.get("tta_flip", False))
     # Input pipeline: the split on the devices (gathered and augmented there) where it fits, else grain.
-    self.pipeline = device_pipeline.resolve(self.train_data if self.train_data is not None else self.eval_data,
-                                            config.data)
+    training = self.train_data is not None
+    self.pipeline = device_pipeline.resolve(self.train_data if training else self.eval_data, config.data, training)
     self.device_eval = self.eval_step = None
     if self.pipeline == "device":
       self.device_eval = device_pipeline.DeviceData(self.eval_data, self.mesh)

@@ -177,6 +177,7 @@ def test_pipeline_choice_and_its_errors():
   speech.pipeline = "device"
   with pytest.raises(ValueError, match="feature_copies"):
     device_pipeline.resolve(features, speech)
+  assert device_pipeline.resolve(features, speech, training=False) == "device"  # evaluation needs no augmentation
 
 
 def test_modality_dropout_on_device_keeps_one_present_modality():

@@ -39,10 +39,11 @@ UINT8_TO_UNIT = np.arange(256, dtype=np.float32) / 255.0  # exactly `pipeline.de
 # ----------------------------------------------------------------------------------------------
 # Which pipeline a run uses.
 # ----------------------------------------------------------------------------------------------
-def unsupported_reason(dataset: Dataset, data_config: ml_collections.ConfigDict) -> str | None:
-  """Why `dataset` cannot train through the device pipeline under `data_config`, or None when it can."""
+def unsupported_reason(dataset: Dataset, data_config: ml_collections.ConfigDict, training: bool = True) -> str | None:
+  """Why `dataset` cannot go through the device pipeline under `data_config` (for training, with its augmentation,
+  or only for evaluation), or None when it can."""
   augment = data_config.get("augment", ml_collections.ConfigDict({"enabled": False}))
-  if data_config.name in SPEECH_CORPORA and augment.enabled:
+  if training and data_config.name in SPEECH_CORPORA and augment.enabled:
     if data_config.get("input", "features") == "waveform":
       return ("waveform augmentation (pitch, stretch, noise on raw audio) runs on the host; use "
               "config.data.input='features' or config.data.augment.enabled=False")
@@ -58,14 +59,15 @@ def unsupported_reason(dataset: Dataset, data_config: ml_collections.ConfigDict)
   return None
 
 
-def resolve(dataset: Dataset, data_config: ml_collections.ConfigDict) -> str:
-  """"device" or "grain" for `config.data.pipeline` ("auto": device where it applies, else grain, logged)."""
+def resolve(dataset: Dataset, data_config: ml_collections.ConfigDict, training: bool = True) -> str:
+  """"device" or "grain" for `config.data.pipeline` ("auto": device where it applies, else grain, logged).
+  `dataset` is the training split, or the evaluation split of a run that only evaluates (`training=False`)."""
   choice = data_config.get("pipeline", "auto")
   if choice not in PIPELINES:
     raise ValueError(f"config.data.pipeline={choice!r}; choose one of {PIPELINES}.")
   if choice == "grain":
     return "grain"
-  reason = unsupported_reason(dataset, data_config)
+  reason = unsupported_reason(dataset, data_config, training)
   if reason is None:
     return "device"
   if choice == "device":
