@@ -218,6 +218,8 @@ def test_text_report_counts_labels_duplicates_masks_and_conflicts(tiny_goemotion
 
 
 def test_labelled_text_report_reads_one_csv(tmp_path):
+  # The labelled CSV/TSV text reader arrives with the inference work (issue 16); until it has landed, skip.
+  pytest.importorskip("emojax.data.labelled_text", reason="emojax/data/labelled_text.py has not landed yet")
   csv_file = tmp_path / "corpus.csv"
   csv_file.write_text("text,emotion\nI am so happy,joy\nI am so happy,sadness\nthis is awful,disgust\n"
                       "what a day,love\nwhy me,sad\n", encoding="utf-8")
