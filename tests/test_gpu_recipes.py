@@ -150,6 +150,13 @@ def test_face_dry_run_writes_every_row(tmp_path, fer2013_root):
                                                             "face_runs.tar.gz", "face_log.txt"}
 
 
+# The face dry run is the script's test in every `make test`; the speech and text dry runs cost ~2 CPU-minutes each
+# more, so they run when asked for (EMOJAX_ALL_DRY_RUNS=1), e.g. before packing those groups for a GPU window.
+all_dry_runs = pytest.mark.skipif(not os.environ.get("EMOJAX_ALL_DRY_RUNS"),
+                                  reason="set EMOJAX_ALL_DRY_RUNS=1 to dry-run the speech and text groups too")
+
+
+@all_dry_runs
 @pytest.mark.slow
 def test_speech_dry_run_evaluates_the_final_checkpoints(tmp_path, ravdess_root):
   """Conformer + prosody + eGeMAPS on 2 real files per actor, 8 and 7 classes, one seed: trained through the device
@@ -164,6 +171,7 @@ def test_speech_dry_run_evaluates_the_final_checkpoints(tmp_path, ravdess_root):
     assert all(isinstance(row[h], float) for h, _, _ in collect_gpu_results.COLUMNS["speech"]), row
 
 
+@all_dry_runs
 @pytest.mark.slow
 def test_text_dry_run_fine_tunes_the_packed_minilm(tmp_path):
   from emojax.data.text import default_text_encoder_path
