@@ -231,6 +231,18 @@ stop_note() {  # the runs stopped at the deadline
   echo "${stopped[@]}"
 }
 
+# evaluate_stopped MARGIN NAME...: the best checkpoint of each run stopped at the deadline evaluated, waited for until
+# MARGIN seconds before the end.
+evaluate_stopped() {
+  local margin=$1 stopped
+  shift
+  stopped=$(stop_note "$@")
+  [ -n "$stopped" ] || return 0
+  # shellcheck disable=SC2086  # a list of names
+  evaluate_jobs best best $stopped
+  wait_jobs $((total_end - margin)) "${evaluated[@]}"
+}
+
 # ----------------------------------------------------------------------------------------------
 # face: FER2013, 28,709 training images (batch 256: 112 steps per epoch), 3,589 validation images.
 # ----------------------------------------------------------------------------------------------
@@ -269,13 +281,7 @@ face() {
     done
   done
   wait_jobs "$train_end" "${names[@]}"
-  local stopped
-  stopped=$(stop_note "${names[@]}")
-  if [ -n "$stopped" ]; then
-    # shellcheck disable=SC2086  # a list of names
-    evaluate_jobs best best $stopped
-    wait_jobs $((total_end - 90)) "${evaluated[@]}"
-  fi
+  evaluate_stopped 90 "${names[@]}"
   if [ "$SEEDS" -ge 2 ]; then
     for model in deep_cnn residual_attention cnn_bilstm; do
       # shellcheck disable=SC2086
@@ -390,13 +396,7 @@ text() {
     names+=("minilm_s$seed")
   done
   wait_jobs "$train_end" "${names[@]}"
-  local stopped
-  stopped=$(stop_note "${names[@]}")
-  if [ -n "$stopped" ]; then
-    # shellcheck disable=SC2086
-    evaluate_jobs best best $stopped
-    wait_jobs $((total_end - 60)) "${evaluated[@]}"
-  fi
+  evaluate_stopped 60 "${names[@]}"
   start_ensemble ensemble_minilm "all-MiniLM-L6-v2 seeds" best "${names[@]}"
   wait_jobs $((total_end - 20)) "${ensembles[@]}"
 }
