@@ -17,7 +17,7 @@ from pathlib import Path
 
 import ml_collections
 
-from emojax.config_utils import add_parallelism, fusion_head, parse_arg
+from emojax.config_utils import add_parallelism, add_speech_to_text, fusion_head, parse_arg
 
 ENCODER_RUNS = dict(face="runs/fer_resattn_w050", speech="runs/ravdess7_conformer_prosody_egemaps",
                     text="runs/goemotions28_minilm")
@@ -80,6 +80,7 @@ def get_config(arg=None):
   config.checkpoint = ml_collections.ConfigDict(dict(
       every_steps=200, max_to_keep=2, best_metric="balanced_accuracy", best_mode="max", async_save=True))
   add_parallelism(config)
+  add_speech_to_text(config)  # a recording's words, for the text branch
 
   if arg["data"] == "synthetic":
     config.train.num_epochs = 5.0

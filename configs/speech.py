@@ -5,6 +5,8 @@
   --config configs/speech.py:model=wav2vec2 --config.model.wav2vec2_path=/path/to/wav2vec2-base
   --config configs/speech.py:model=conformer,frontend=wav2vec2 --config.model.wav2vec2_path=...
   --config configs/speech.py:data=tess --config.data.root=/data/TESS
+  --config configs/speech.py:model=whisper                    Whisper base encoder, frozen, layer-weighted statistics
+  --config configs/speech.py:model=whisper,finetune=2         ... its top 2 layers fine-tuned (window=30s: padded)
   --config configs/speech.py:runlocal                         two actors, 20 steps: a smoke test in seconds
   --config.data.fold=2  --config.data.validation_speakers='("01","02")'  --config.data.split_by=random
   --config.data.augment.feature_copies=4                      pitch/stretch/noise/gain drawn 4 times per file, once,
@@ -13,15 +15,17 @@
 
 import ml_collections
 
-from emojax.config_utils import add_parallelism, cache_dir, data_dir, parse_arg
+from emojax.config_utils import add_parallelism, add_speech_to_text, cache_dir, data_dir, parse_arg
 
-MODELS = {"cnn_lstm": "speech.cnn_lstm", "conformer": "speech.conformer", "wav2vec2": "speech.wav2vec2"}
+MODELS = {"cnn_lstm": "speech.cnn_lstm", "conformer": "speech.conformer", "wav2vec2": "speech.wav2vec2",
+          "whisper": "speech.whisper"}
 ROOTS = {"ravdess": "ravdess", "tess": "tess", "crema_d": "crema_d"}
 FOLDS = {"ravdess": 5, "tess": 2, "crema_d": 5}
 
 
 def get_config(arg=None):
-  arg = parse_arg(arg, model="cnn_lstm", data="ravdess", labels="native", frontend="features", runlocal=False)
+  arg = parse_arg(arg, model="cnn_lstm", data="ravdess", labels="native", frontend="features", runlocal=False,
+                  finetune=0, window="clip")
   if arg["model"] not in MODELS:
     raise ValueError(f"model={arg['model']!r}; choose one of {sorted(MODELS)}.")
   if arg["data"] not in ROOTS:
@@ -29,6 +33,9 @@ def get_config(arg=None):
   if arg["frontend"] not in ("features", "wav2vec2") or (arg["frontend"] == "wav2vec2" and arg["model"] != "conformer"):
     raise ValueError(f"frontend={arg['frontend']!r} with model={arg['model']!r}: frontend applies to "
                      "model=conformer only ('features' or 'wav2vec2'); model=wav2vec2 reads waveforms already.")
+  if (arg["finetune"] or arg["window"] != "clip") and arg["model"] != "whisper" or arg["window"] not in ("clip", "30s"):
+    raise ValueError(f"finetune={arg['finetune']}, window={arg['window']!r} with model={arg['model']!r}: both apply to "
+                     "model=whisper only (finetune = top layers trained, window = 'clip' or '30s').")
   waveform = arg["model"] == "wav2vec2" or arg["frontend"] == "wav2vec2"
   config = ml_collections.ConfigDict()
   config.seed = 0
@@ -94,6 +101,19 @@ def get_config(arg=None):
         num_conv_pos_embeddings=32, num_conv_pos_embedding_groups=4))
     config.model.freeze_feature_encoder = True
     config.model.num_frozen_layers = -1 if arg["model"] == "conformer" else 0  # -1: all frozen
+  if arg["model"] == "whisper":
+    # The frozen Whisper base encoder runs once per clip in the reader (cached); the head learns from its per-layer
+    # statistics. finetune=n also trains the encoder's top n layers (from cached frames below them).
+    config.data.features.whisper = arg["window"]  # "clip" (positions cut to the clip) or "30s" (Whisper's window)
+    config.data.features.whisper_top_layers = arg["finetune"]
+    config.data.augment.enabled = False  # the cached encoder summaries describe the clean clip only
+    config.model.whisper_path = ""       # "" = the installed Whisper base (python -m emojax.pretrained)
+    config.model.trainable_layers = arg["finetune"]
+    config.model.head_features = 256
+    config.model.dropout = 0.2
+    config.model.encoder_dropout = 0.1
+    config.model.encoder_learning_rate_scale = 0.1
+    config.model.frame_statistics = False  # True: mean/std of the frame features (log-mel, + prosody) joined too
   if arg["model"] == "wav2vec2":
     config.model.pooling = "layer_weighted"
     config.model.head_features = 256
@@ -109,6 +129,7 @@ def get_config(arg=None):
   config.checkpoint = ml_collections.ConfigDict(dict(
       every_steps=300, max_to_keep=2, best_metric="balanced_accuracy", best_mode="max", async_save=True))
   add_parallelism(config)
+  add_speech_to_text(config)
 
   if arg["runlocal"]:
     config.data.speakers = ("01", "02")

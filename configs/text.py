@@ -10,7 +10,7 @@
 
 import ml_collections
 
-from emojax.config_utils import add_parallelism, cache_dir, data_dir, parse_arg
+from emojax.config_utils import add_parallelism, add_speech_to_text, cache_dir, data_dir, parse_arg
 from emojax.data.text import default_text_encoder_path
 
 LABEL_SPACES = ("goemotions28", "ekman", "sentiment")
@@ -68,6 +68,7 @@ def get_config(arg=None):
   config.checkpoint = ml_collections.ConfigDict(dict(
       every_steps=1000, max_to_keep=2, best_metric="macro_f1", best_mode="max", async_save=True))
   add_parallelism(config)
+  add_speech_to_text(config)  # a recording's words, for the text branch
 
   if arg["runlocal"]:
     config.data.max_examples = 512

@@ -36,6 +36,19 @@ def cache_dir(*parts: str) -> str:
   return os.path.join(os.environ.get("EMOJAX_CACHE_DIR", os.path.join(repo, ".cache")), *parts)
 
 
+def add_speech_to_text(config) -> None:
+  """`config.speech_to_text`: how a recording's words are transcribed for the text branch (`emojax.speech_to_text`,
+  Whisper base through faster-whisper), kept with a run and its bundle."""
+  import ml_collections
+  config.speech_to_text = ml_collections.ConfigDict(dict(
+      language="en",          # "" = detected by Whisper (one more decoder pass)
+      beam_size=5,            # Whisper's own default; 1 = greedy, faster on CPU
+      compute_type="int8",    # CTranslate2 on CPU: "int8" (fast) or "float32"
+      cpu_threads=1,          # 0 = CTranslate2 picks (all cores)
+      word_timestamps=True,   # word start/end from the cross-attention alignment heads
+  ))
+
+
 def add_data_quality(config) -> None:
   """The data-quality switches every experiment shares (`emojax.data.quality`; what `emojax explore` finds)."""
   config.data.drop_duplicates = "none"  # "from_train" or "from_validation": exact train<->evaluation copies

@@ -148,11 +148,22 @@ def extract(path: str | os.PathLike, data_config: ml_collections.ConfigDict, cac
   rate = data_config.audio.sample_rate
   # Decoded from the bytes that were hashed, so the entry always describes what it is keyed by.
   clip = audio_lib.prepare_clip(audio_lib.read_audio(io.BytesIO(content), rate), data_config.audio)
-  arrays = {"audio": clip, "features": frame_features(clip, rate, data_config.features)}
-  if data_config.features.egemaps:
-    arrays["functionals"] = functionals(clip, rate)
+  arrays = {"audio": clip, **clip_features(clip, data_config)}
   if cache is not None:
     cache.put(content, arrays)
+  return arrays
+
+
+def clip_features(clip: np.ndarray, data_config: ml_collections.ConfigDict) -> dict:
+  """A prepared clip's features: {"features": [frames, D], "functionals"?: [88], "whisper_summary"?, "whisper_frames"?}
+  (what `extract` caches; inference featurises each window of a recording with it)."""
+  rate = data_config.audio.sample_rate
+  arrays = {"features": frame_features(clip, rate, data_config.features)}
+  if data_config.features.egemaps:
+    arrays["functionals"] = functionals(clip, rate)
+  if data_config.features.get("whisper", ""):  # the frozen Whisper encoder's summaries (data/whisper_features.py)
+    from emojax.data import whisper_features
+    arrays.update(whisper_features.cached_encoder_summaries(clip, data_config))
   return arrays
 
 

@@ -18,6 +18,7 @@ instead of re-featurising augmented waveforms per example.
 
 import concurrent.futures
 import logging
+import os
 import re
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from emojax.data import audio as audio_lib
 from emojax.data import augment as augment_lib
 from emojax.data import features as features_lib
 from emojax.data import labels
+from emojax.data import whisper_features
 from emojax.data.base import Dataset, report_skipped
 
 
@@ -136,9 +138,11 @@ def validation_speakers(speakers: list[str], config: ml_collections.ConfigDict) 
 
 
 def _in_split(split: str, speakers: np.ndarray, config: ml_collections.ConfigDict) -> np.ndarray:
+  if split == "all":  # every file, whatever the split settings: a whole corpus scored by a model trained elsewhere
+    return np.ones(len(speakers), bool)
   if split not in ("train", "validation"):
     raise ValueError(f"Unknown split {split!r} for {config.name}: speech corpora have 'train' and 'validation' "
-                     "(held-out speakers); the official test speakers are not read here.")
+                     "(held-out speakers), and 'all' (every file); the official test speakers are not read here.")
   if config.split_by == "speaker":
     held_out = np.isin(speakers, sorted(validation_speakers(sorted(set(speakers)), config)))
     field = "validation_speakers (or num_folds / fold)"
@@ -163,10 +167,24 @@ def find_files(root: Path, corpus: str) -> list[Path]:
     raise FileNotFoundError(f"{corpus} root {root} does not exist. Point --config.data.root at the folder holding "
                             f"the corpus's audio files (searched recursively for "
                             f"{', '.join(audio_lib.AUDIO_SUFFIXES)}).")
-  files = sorted(p for p in root.rglob("*") if p.suffix.lower() in audio_lib.AUDIO_SUFFIXES and p.is_file())
+  files = sorted(p for p in walk_files(root) if p.suffix.lower() in audio_lib.AUDIO_SUFFIXES)
   if not files:
     raise FileNotFoundError(f"No audio files ({', '.join(audio_lib.AUDIO_SUFFIXES)}) under {root}; "
                             f"is --config.data.root the {corpus} folder?")
+  return files
+
+
+def walk_files(root: Path) -> list[Path]:
+  """Every file below `root`, following symlinked folders (a corpus assembled from links to `Actor_NN` folders
+  elsewhere), each real folder visited once, so a link cycle ends."""
+  seen, files = set(), []
+  for folder, subfolders, names in os.walk(root, followlinks=True):
+    real = os.path.realpath(folder)
+    if real in seen:
+      subfolders[:] = []
+      continue
+    seen.add(real)
+    files += [Path(folder) / name for name in names if os.path.isfile(os.path.join(folder, name))]
   return files
 
 
@@ -268,7 +286,8 @@ def model_inputs(config: ml_collections.ConfigDict, with_copies: bool = False) -
     return ("audio", "length", "label")
   if config.input == "features":
     return (("features", "num_frames", "label") + (("functionals",) if config.features.egemaps else ())
-            + (("augmented_features", "augmented_num_frames") if with_copies else ()))
+            + (("augmented_features", "augmented_num_frames") if with_copies else ())
+            + whisper_features.model_inputs(config.features))
   raise ValueError(f"config.data.input={config.input!r}; expected 'features' (frame features) or 'waveform'.")
 
 
@@ -304,6 +323,7 @@ def _stack(kept: list, config: ml_collections.ConfigDict, copies: int = 0) -> di
       arrays["audio"][row, :len(a["audio"])] = a["audio"]
   if config.features.egemaps:
     arrays["functionals"] = np.stack([a["functionals"] for _, a in kept])
+  arrays.update(whisper_features.stacked([a for _, a in kept], config))
   return arrays
 
 

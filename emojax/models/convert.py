@@ -163,3 +163,94 @@ class ParamPlan:
       raise ValueError(f"Checkpoint shapes disagree with config.json: {'; '.join(mismatched)}. Check that "
                        "config.json belongs to the same model as the weights.")
     return traverse_util.unflatten_dict(flat)
+
+
+# ----------------------------------------------------------------------------------------------
+# CTranslate2 model.bin (faster-whisper's format), read without ctranslate2.
+# ----------------------------------------------------------------------------------------------
+# Layout (CTranslate2's src/models/model.cc `Model::load`, python/ctranslate2/specs/model_spec.py `_serialize`), all
+# little-endian: uint32 binary version; string spec name; uint32 spec revision; uint32 variable count; per variable:
+# string name, uint8 rank, uint32 dims[rank], uint8 dtype id, uint32 byte count, the bytes (row-major); then uint32
+# alias count and (string alias, string target) pairs. A string is a uint16 length counting a closing NUL, then
+# the bytes and that NUL. dtype ids follow CTranslate2's DataType enum.
+CTRANSLATE2_DTYPES = (np.float32, np.int8, np.int16, np.int32, np.float16, ml_dtypes.bfloat16)
+CTRANSLATE2_BINARY_VERSIONS = (4, 5, 6)  # 4 introduced the dtype id this reader relies on; 6 is the current one
+
+
+class CTranslate2Model:
+  """The spec name, its revision and every variable of a CTranslate2 `model.bin`, aliases resolved."""
+
+  def __init__(self, spec: str, revision: int, variables: dict[str, np.ndarray], aliases: dict[str, str]):
+    self.spec, self.revision, self.variables, self.aliases = spec, revision, variables, aliases
+
+  def __getitem__(self, name: str) -> np.ndarray:
+    return self.variables[self.aliases.get(name, name)]
+
+  def __contains__(self, name: str) -> bool:
+    return self.aliases.get(name, name) in self.variables
+
+
+def read_ctranslate2_model(path) -> CTranslate2Model:
+  """Parses a CTranslate2 `model.bin` (or a folder holding one) into numpy arrays, memory-mapped, no copies.
+
+  Errors name the file and the byte offset where it stops making sense (truncated, another format, a newer
+  binary version, an unknown dtype, a byte count that disagrees with the shape).
+  """
+  path = Path(path)
+  if path.is_dir():
+    path = path / "model.bin"
+  if not path.is_file():
+    raise FileNotFoundError(f"No CTranslate2 model.bin at {path}: a CTranslate2 folder holds model.bin beside "
+                            "config.json (e.g. the Whisper base folder that `python -m emojax.pretrained` prepares).")
+  data = np.memmap(path, dtype=np.uint8, mode="r")
+  offset = 0
+
+  def take(count: int, what: str) -> np.ndarray:
+    nonlocal offset
+    if offset + count > len(data):
+      raise ValueError(f"{path} is truncated: reading {what} needs {count} bytes at offset {offset}, the file has "
+                       f"{len(data)}. Re-create it (python -m emojax.pretrained rejoins the Whisper parts).")
+    chunk = data[offset:offset + count]
+    offset += count
+    return chunk
+
+  def number(dtype, what: str) -> int:
+    return int(take(np.dtype(dtype).itemsize, what).view(np.dtype(dtype).newbyteorder("<"))[0])
+
+  def string(what: str) -> str:
+    length = number(np.uint16, f"the length of {what}")
+    raw = take(length, what).tobytes()
+    if not raw.endswith(b"\0"):
+      raise ValueError(f"{path}: {what} at offset {offset - length} is not NUL-terminated; not a CTranslate2 "
+                       "model.bin.")
+    return raw[:-1].decode("utf-8")
+
+  version = number(np.uint32, "the binary version")
+  if version not in CTRANSLATE2_BINARY_VERSIONS:
+    raise ValueError(f"{path}: CTranslate2 binary version {version}; this reader supports "
+                     f"{CTRANSLATE2_BINARY_VERSIONS} (re-convert the model with a ctranslate2 >= 3 converter), or "
+                     "the file is not a CTranslate2 model.bin.")
+  spec = string("the spec name")
+  revision = number(np.uint32, "the spec revision")
+  variables = {}
+  for index in range(number(np.uint32, "the variable count")):
+    name = string(f"variable {index}'s name")
+    rank = number(np.uint8, f"{name}'s rank")
+    shape = tuple(number(np.uint32, f"{name}'s shape") for _ in range(rank))
+    type_id = number(np.uint8, f"{name}'s dtype")
+    if type_id >= len(CTRANSLATE2_DTYPES):
+      raise ValueError(f"{path}: variable {name!r} has dtype id {type_id}, not one of CTranslate2's "
+                       f"{len(CTRANSLATE2_DTYPES)} (float32, int8, int16, int32, float16, bfloat16).")
+    dtype = np.dtype(CTRANSLATE2_DTYPES[type_id])
+    num_bytes = number(np.uint32, f"{name}'s byte count")
+    if num_bytes != int(np.prod(shape, dtype=np.int64)) * dtype.itemsize:
+      raise ValueError(f"{path}: variable {name!r} of shape {shape} and dtype {dtype} claims {num_bytes} bytes; "
+                       "the file is damaged.")
+    variables[name] = take(num_bytes, name).view(dtype.newbyteorder("<")).reshape(shape)
+  aliases = {}
+  for _ in range(number(np.uint32, "the alias count")):
+    alias = string("an alias")
+    aliases[alias] = string(f"the target of alias {alias!r}")
+  if offset != len(data):
+    raise ValueError(f"{path}: {len(data) - offset} unexpected bytes after the aliases at offset {offset}.")
+  return CTranslate2Model(spec, revision, variables, aliases)

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from emojax.models import wav2vec2 as wav2vec2_lib
+from emojax.models import whisper as whisper_lib
 from emojax.models.layers import AttentionPooling, ConformerBlock, ConvBatchNormReLU, length_mask, masked_mean, \
                                  max_pool_2x2
 
@@ -251,3 +252,90 @@ class Wav2Vec2Features(nn.Module):
     states = jnp.stack(out["hidden_states"][:-1] + (out["last_hidden_state"],), axis=0)
     layer_weights = nn.softmax(self.param("layer_weights", nn.initializers.zeros, (states.shape[0],)))
     return jnp.einsum("l,lbtd->btd", layer_weights.astype(states.dtype), states), mask
+
+
+# ----------------------------------------------------------------------------------------------
+# Whisper: a pretrained encoder, frozen or fine-tuned at the top, over summaries the reader caches.
+# ----------------------------------------------------------------------------------------------
+def _mean_and_deviation(x, mask):
+  """[B, T, D] -> [B, 2 D]: mean and standard deviation over the real frames of `mask` [B, T]."""
+  mean = masked_mean(x, mask)
+  deviation = jnp.sqrt(masked_mean(jnp.square(x - mean[:, None]), mask) + 1e-6)
+  return jnp.concatenate([mean, deviation], axis=-1)
+
+
+class WhisperClassifier(nn.Module):
+  """Whisper's encoder as a pretrained speech-emotion front end: layer-weighted statistics of its hidden states.
+
+  The frozen encoder runs once per clip in the reader (`data/whisper_features.py`, cached), which keeps per hidden
+  state the mean and standard deviation over the clip's positions (`whisper_summary` [B, L + 1, 2H]). Each is
+  standardised with running statistics of the training clips, the layers are mixed with learned softmax weights
+  (SUPERB style), projected (`head_features`, ReLU) and classified. With `trainable_layers` = n > 0 the reader also
+  keeps the frames entering the top n layers (`whisper_frames`, `config.data.features.whisper_top_layers` = n,
+  summaries then only of the frozen states below) and those n layers and the final layer norm run here from
+  Whisper's weights (`load_pretrained`), fine-tuned at `encoder_learning_rate_scale` times the head's rate.
+  `frame_statistics` adds the mean and deviation of the frame features (log-mel, prosody when configured), and
+  eGeMAPS `functionals` join the embedding as in every speech model.
+  """
+  num_classes: int
+  whisper_path: str = ""  # a CTranslate2 Whisper folder; "" = the installed Whisper base
+  trainable_layers: int = 0
+  head_features: int = 256
+  dropout: float = 0.2
+  encoder_dropout: float = 0.1
+  encoder_learning_rate_scale: float = 0.1
+  frame_statistics: bool = False
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, batch, train: bool = False):
+    if "whisper_summary" not in batch:
+      raise ValueError("WhisperClassifier reads `whisper_summary`: set config.data.features.whisper='clip' (or "
+                       "'30s'), as configs/speech.py:model=whisper does.")
+    summary = batch["whisper_summary"].astype(jnp.float32)
+    if self.trainable_layers:
+      config = _whisper_config(self.whisper_path)
+      first = config.num_layers - self.trainable_layers
+      if "whisper_frames" not in batch or summary.shape[1] != first + 1:
+        raise ValueError(f"config.model.trainable_layers={self.trainable_layers} needs the frames entering layer "
+                         f"{first}: set config.data.features.whisper_top_layers={self.trainable_layers} (the batch has "
+                         f"{summary.shape[1]} frozen summaries and "
+                         f"{'' if 'whisper_frames' in batch else 'no '}frames).")
+      mask = length_mask(batch["whisper_num_frames"], batch["whisper_frames"].shape[1])
+      states = whisper_lib.WhisperTopLayers(config, first, self.encoder_dropout, self.dtype, name="top_layers")(
+          batch["whisper_frames"].astype(jnp.float32), mask, train)
+      summary = jnp.concatenate([summary] + [_mean_and_deviation(s.astype(jnp.float32), mask)[:, None]
+                                             for s in states], axis=1)
+    summary = nn.BatchNorm(use_running_average=not train, momentum=0.9, axis=(1, 2), use_scale=False,
+                           use_bias=False, name="summary_norm")(summary)
+    layer_weights = nn.softmax(self.param("layer_weights", nn.initializers.zeros, (summary.shape[1],)))
+    x = jnp.einsum("l,bld->bd", layer_weights, summary)
+    if self.frame_statistics:
+      frames = normalized_features(batch, train, jnp.float32)
+      x = jnp.concatenate([x, _mean_and_deviation(frames, length_mask(batch["num_frames"], frames.shape[1]))], -1)
+    x = nn.Dropout(self.dropout, deterministic=not train)(x.astype(self.dtype))
+    x = nn.relu(nn.Dense(self.head_features, dtype=self.dtype, name="projection")(x))
+    out = _head(x, batch, self.num_classes, self.dropout, train, self.dtype)
+    out["layer_weights"] = jnp.broadcast_to(layer_weights, (x.shape[0], layer_weights.shape[0]))
+    return out
+
+  @nn.nowrap
+  def learning_rate_scale(self, path: str) -> float:
+    return self.encoder_learning_rate_scale if path.startswith("top_layers/") else 1.0
+
+  @nn.nowrap
+  def load_pretrained(self, params: dict) -> dict:
+    """`params` with the fine-tuned top layers set to Whisper's own weights (nothing to load when frozen)."""
+    if not self.trainable_layers:
+      return params
+    config, pretrained = whisper_lib.load_whisper_encoder(self.whisper_path)
+    top = whisper_lib.top_layer_params(pretrained, config.num_layers - self.trainable_layers)
+    jax.tree.map(lambda want, got: None, params["top_layers"], top)  # same structure, or an error naming it
+    logging.info("Loaded Whisper's top %d encoder layers (%d parameters).", self.trainable_layers,
+                 sum(np.size(p) for p in jax.tree.leaves(top)))
+    return {**params, "top_layers": top}
+
+
+@functools.lru_cache(maxsize=4)
+def _whisper_config(path: str) -> whisper_lib.WhisperEncoderConfig:
+  return whisper_lib.load_whisper_encoder(path)[0]
