@@ -5,8 +5,9 @@
   python -m emojax.baselines --config configs/speech.py:labels=ekman7 --workdir runs/ravdess7_mfcc_svm \
       --classifier=svm --all_folds        # every actor fold: runs/.../fold_<k>/ and folds.json
   python -m emojax.baselines --config configs/text.py --workdir runs/goemotions28_tfidf_logreg --C=4
+  python -m emojax.baselines --config configs/aligned.py:set=ravdess_av,encoder=face --workdir runs/x --C=1
 
-Faces: HOG descriptors. Speech: utterance statistics (mean, standard deviation, min, max) of MFCCs
+Faces: HOG descriptors; aligned sets (RAVDESS-AV action units, MOSI vectors): their feature vectors. Speech: utterance statistics (mean, standard deviation, min, max) of MFCCs
 with deltas over the clip's frames, plus eGeMAPS functionals if `config.data.features.egemaps`.
 Classifiers: L2 logistic regression or an RBF SVM, on standardised features. `--all_folds` also runs
 every speaker fold of a speech corpus (actor-grouped cross-validation) and reports the mean.
@@ -63,12 +64,19 @@ def utterance_statistics(dataset) -> np.ndarray:
 
 
 def baseline_features(dataset) -> np.ndarray:
-  return hog_features(dataset.arrays["image"]) if "image" in dataset.arrays else utterance_statistics(dataset)
+  """HOG of images, statistics of speech frames, or an aligned set's feature vectors as they are."""
+  if "image" in dataset.arrays:
+    return hog_features(dataset.arrays["image"])
+  if np.ndim(dataset.arrays["features"]) == 2:
+    return np.asarray(dataset.arrays["features"], np.float32)
+  return utterance_statistics(dataset)
 
 
 def describe(data_config) -> str:
   if data_config.name in ("fer2013", "synthetic"):
     return "hog"
+  if data_config.name in ("ravdess_av", "mosi"):
+    return f"{data_config.modality}_features"
   features = data_config.features
   return f"{features.kind}_statistics" + ("+egemaps" if features.egemaps else "")
 

@@ -7,6 +7,18 @@
 Prints Markdown (`--over-seeds`: one row per group of runs that differ only in `seed=`, mean ± std); `--csv`
 also writes every column of every run as CSV; `--plot` draws balanced accuracy per run, runs that differ only in
 `seed=` averaged into one bar with the spread over seeds as its error bar.
+
+`--bootstrap` (fusion runs with `robustness/predictions.npz`, i.e. after `--mode=robustness`) adds, per group of
+seeds, the gain of the fused model over the best single-modality group (runs of one modality; "best" by its mean
+over seeds) and its 95% bootstrap interval: the validation examples are resampled with replacement (`--resamples`
+times) and both groups, each averaged over its seeds, are scored on every resample, so the interval covers the
+example-level sampling error of the difference (not the spread over seeds, which the ± columns show).
+`--baseline <group>` compares against that group instead (e.g. the context graph against per-utterance fusion).
+
+  python -m emojax.results runs/aligned_ravdess_av/* --over-seeds --bootstrap --metric balanced_accuracy
+
+`--robustness` prints instead, per group of seeds, the metric with every subset of modalities kept at test time
+(each run's `robustness/report.json`, averaged over seeds), expected calibration error in brackets.
 """
 
 import argparse
@@ -97,6 +109,120 @@ def over_seeds(rows: list[dict],
   return out
 
 
+# ----------------------------------------------------------------------------------------------
+# Bootstrap intervals of fused minus best single modality, example by example.
+# ----------------------------------------------------------------------------------------------
+BOOTSTRAP_METRICS = ("accuracy", "balanced_accuracy", "macro_f1")
+
+
+def predictions(workdir: Path) -> dict | None:
+  """{"modalities", "id", "label", "prediction", "num_classes"} of a run's full-modality robustness subset, or None
+  without `robustness/predictions.npz`."""
+  path = workdir / "robustness" / "predictions.npz"
+  if not path.is_file():
+    return None
+  with np.load(path, allow_pickle=False) as saved:
+    full = str(saved["subsets"][0])  # subsets come largest first: the first keeps every modality
+    return {"modalities": tuple(str(m) for m in saved["modalities"]), "id": saved[f"{full}.id"].astype(str),
+            "label": saved[f"{full}.label"], "prediction": saved[f"{full}.logits"].argmax(-1),
+            "num_classes": len(saved["class_names"])}
+
+
+def resampled_metric(labels: np.ndarray, predicted: np.ndarray, num_classes: int, metric: str) -> np.ndarray:
+  """`metric` on each resample: labels and predictions [R, n] -> [R], as `evaluate.classification_metrics` defines
+  it (balanced accuracy over the classes present; macro-F1 over every class, 0 where undefined)."""
+  correct = (labels == predicted).astype(np.float64)
+  if metric == "accuracy":
+    return correct.mean(1)
+  truth = np.eye(num_classes)[labels]                                   # [R, n, K]
+  hits = (truth * correct[..., None]).sum(1)                            # [R, K]
+  support = truth.sum(1)
+  if metric == "balanced_accuracy":
+    recall = np.where(support > 0, hits / np.maximum(support, 1), 0.0)
+    return recall.sum(1) / np.maximum((support > 0).sum(1), 1)
+  if metric == "macro_f1":
+    predicted_count = np.eye(num_classes)[predicted].sum(1)
+    denominator = support + predicted_count
+    return np.where(denominator > 0, 2 * hits / np.maximum(denominator, 1), 0.0).mean(1)
+  raise ValueError(f"--metric={metric!r}; choose one of {BOOTSTRAP_METRICS}.")
+
+
+def bootstrap_gains(workdirs: list[Path], metric: str = "balanced_accuracy", resamples: int = 2000,
+                    seed: int = 0, baseline: str = "") -> dict[str, dict]:
+  """{group: {"modalities", metric, "best single", "gain", "low", "high"}} for every group of seeds whose runs
+  have predictions: the gain of its seed-averaged metric over the best single-modality group's (or the group
+  `baseline` names), and the 2.5 and 97.5 percentiles of that gain over `resamples` resamples of the examples
+  every run scored."""
+  runs = {w: p for w in workdirs if (p := predictions(w)) is not None}
+  if not runs:
+    return {}
+  common = set.intersection(*(set(p["id"]) for p in runs.values()))
+  if any(len(p["id"]) != len(common) for p in runs.values()):
+    print(f"Bootstrap: the runs score different examples; compared on the {len(common)} every run has.",
+          file=sys.stderr)
+  ids = np.array(sorted(common))
+  groups: dict[str, list[dict]] = {}
+  for workdir, p in runs.items():
+    order = {key: i for i, key in enumerate(p["id"])}
+    rows = np.array([order[key] for key in ids])
+    groups.setdefault(group_name(workdir.name), []).append({**p, "label": p["label"][rows],
+                                                           "prediction": p["prediction"][rows]})
+  labels = next(iter(groups.values()))[0]["label"]
+  num_classes = next(iter(groups.values()))[0]["num_classes"]
+  draws = np.random.default_rng(seed).integers(0, len(ids), (resamples, len(ids)))
+  draws = np.concatenate([np.arange(len(ids))[None], draws])  # row 0: the examples as they are
+  scores = {name: np.mean([resampled_metric(labels[draws], m["prediction"][draws], num_classes, metric)
+                           for m in members], 0) for name, members in groups.items()}
+  singles = {name: s for name, s in scores.items() if len(groups[name][0]["modalities"]) == 1}
+  if baseline and baseline not in scores:
+    raise ValueError(f"--baseline={baseline!r} is not a group of these runs; they are {sorted(scores)}.")
+  if not baseline and not singles:
+    print("Bootstrap: no single-modality runs to compare against (runs of one modality, e.g. modalities=face).",
+          file=sys.stderr)
+    return {}
+  best = baseline or max(singles, key=lambda name: singles[name][0])
+  out = {}
+  for name, score in scores.items():
+    gain = score - scores[best]
+    out[name] = {"modalities": "+".join(groups[name][0]["modalities"]), metric: float(score[0]), "best single": best,
+                 "gain": float(gain[0]), "low": float(np.percentile(gain[1:], 2.5)),
+                 "high": float(np.percentile(gain[1:], 97.5))}
+  return out
+
+
+def with_gains(rows: list[dict], gains: dict[str, dict], metric: str, baseline: str = "") -> list[dict]:
+  """The over-seeds rows with each group's gain over the best single modality, or `baseline` (points, 95%
+  interval)."""
+  column = f"{metric} − {baseline or 'best single'} (points, 95% CI)"
+  for row in rows:
+    if row["run"] in gains and gains[row["run"]]["best single"] != row["run"]:
+      g = gains[row["run"]]
+      row[column] = f"{100 * g['gain']:+.1f} [{100 * g['low']:+.1f}, {100 * g['high']:+.1f}]"
+  return rows
+
+
+def robustness_table(workdirs: list[Path], metric: str = "balanced_accuracy") -> list[dict]:
+  """One row per group of seeds: `metric` (ECE) of every subset of modalities in `robustness/report.json`, the mean
+  over the group's seeds."""
+  groups: dict[str, list[dict]] = {}
+  for workdir in workdirs:
+    path = workdir / "robustness" / "report.json"
+    if path.is_file():
+      groups.setdefault(group_name(workdir.name), []).append(json.loads(path.read_text())["subsets"])
+  seen = list(dict.fromkeys(subset for members in groups.values() for m in members for subset in m))
+  # Columns: the most modalities first, then each alone, then each encoder alone (trained on its own).
+  columns = sorted(seen, key=lambda s: (s.endswith("encoder alone"), -s.count("+"), seen.index(s)))
+  rows = []
+  for name, members in groups.items():
+    row = {"run": name, "seeds": len(members)}
+    for subset in columns:
+      values = [m[subset] for m in members if subset in m]
+      row[subset] = (f"{np.mean([v[metric] for v in values]):.3f} "
+                     f"({np.mean([v['expected_calibration_error'] for v in values]):.3f})") if values else ""
+    rows.append(row)
+  return rows
+
+
 def plot(rows: list[dict], path: Path, metric: str = "balanced_accuracy") -> None:
   import matplotlib
   matplotlib.use("Agg")
@@ -127,14 +253,31 @@ def main(argv=None) -> None:
   parser.add_argument("--csv", help="also write the table as CSV here")
   parser.add_argument("--plot", help="also draw balanced accuracy per run (mean over seeds) here")
   parser.add_argument("--over-seeds", action="store_true", help="print one row per group of seeds (mean ± std)")
+  parser.add_argument("--bootstrap", action="store_true",
+                      help="with --over-seeds: each group's gain over the best single-modality group, 95%% interval")
+  parser.add_argument("--metric", default="balanced_accuracy", choices=BOOTSTRAP_METRICS,
+                      help="the metric --bootstrap compares")
+  parser.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples of the examples")
+  parser.add_argument("--baseline", default="", help="--bootstrap against this group of seeds (a run name without "
+                      "its seed) instead of the best single-modality group")
+  parser.add_argument("--robustness", action="store_true",
+                      help="print --metric (ECE) of every subset of modalities kept at test time, per group of seeds")
   args = parser.parse_args(argv)
   workdirs = [Path(w) for w in args.workdirs if Path(w).is_dir()]
   unfinished = [w for w in workdirs if not (w / "eval" / "report.json").is_file()]
   if unfinished:  # a sweep still running: collect what has finished, say what has not
     print(f"Left out {len(unfinished)} unfinished run(s) (no eval/report.json): "
           + ", ".join(w.name for w in unfinished), file=sys.stderr)
+  if args.robustness:
+    print(markdown(robustness_table([w for w in workdirs if w not in unfinished], args.metric)))
+    return
   rows = [row(w) for w in workdirs if w not in unfinished]
-  print(markdown(over_seeds(rows) if args.over_seeds else rows))
+  table = over_seeds(rows) if args.over_seeds or args.bootstrap else rows
+  if args.bootstrap:
+    gains = bootstrap_gains([w for w in workdirs if w not in unfinished], args.metric, args.resamples,
+                            baseline=args.baseline)
+    table = with_gains(table, gains, args.metric, args.baseline)
+  print(markdown(table))
   if args.csv:
     write_csv(rows, Path(args.csv))
   if args.plot:

@@ -7,10 +7,12 @@
       --plot runs/fusion_ablation/results.png                                                  # one table
 
 A sweep file defines `get_sweep()` returning a list of runs; a run is a dict with `config` (a config file
-with its `:arg` variants), optionally `mode` (emojax.main's --mode, e.g. crossfit) and `name` (its workdir's
-name), and any number of `config.<field>` overrides. `product` and `zip_runs` below build such lists from
-axes, scenic / big_vision style. Each run's workdir is `<root>/<name>`, the name made
-of the values that vary; a finished run (eval/report.json present) is skipped, an interrupted one resumes.
+with its `:arg` variants), optionally `mode` (emojax.main's --mode, e.g. crossfit; several joined by `+` run one
+after another in the same workdir, e.g. "train+robustness") and `name` (its workdir's name), and any number of
+`config.<field>` overrides. `product` and `zip_runs` below build such lists from axes, scenic / big_vision
+style. Each run's workdir is `<root>/<name>`, the name made of the values that vary; a finished step (its
+report present: eval/report.json for train and crossfit, robustness/report.json, export/train.npz) is skipped,
+an interrupted one resumes.
 """
 
 import argparse
@@ -23,6 +25,8 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+DONE = {"train": "eval/report.json", "crossfit": "eval/report.json", "robustness": "robustness/report.json",
+        "export": "export/train.npz"}  # what a finished step of each mode leaves in its workdir
 
 
 def product(**axes) -> list[dict]:
@@ -52,7 +56,8 @@ def run_name(run: dict, varying: list[str]) -> str:
   return re.sub(r"[^A-Za-z0-9_.=,+-]+", "_", name) or "run"
 
 
-def commands(sweep: list[dict], root: Path, python: str) -> list[tuple[Path, list[str]]]:
+def commands(sweep: list[dict], root: Path, python: str) -> list[tuple[Path, list[tuple[str, list[str]]]]]:
+  """(workdir, [(mode, command), ...]) per run: one emojax.main command per step of its `mode`."""
   for run in sweep:
     if "config" not in run:
       raise ValueError(f"Every run needs a `config` (e.g. 'configs/fusion.py:method=gat'); got {run}.")
@@ -65,9 +70,11 @@ def commands(sweep: list[dict], root: Path, python: str) -> list[tuple[Path, lis
   out = []
   for run in sweep:
     workdir = root / run_name(run, varying)
-    command = [python, "-m", "emojax.main", "--config", run["config"], "--workdir", str(workdir)]
-    command += [f"--{key}={value}" for key, value in run.items() if key not in ("config", "name")]
-    out.append((workdir, command))
+    base = [python, "-m", "emojax.main", "--config", run["config"], "--workdir", str(workdir)]
+    overrides = [f"--{key}={value}" for key, value in run.items() if key not in ("config", "name", "mode")]
+    steps = str(run.get("mode", "train")).split("+")
+    out.append((workdir, [(step, base + ([f"--mode={step}"] if "mode" in run else []) + overrides)
+                          for step in steps]))
   names = [w.name for w, _ in out]
   if len(set(names)) != len(names):
     raise ValueError("Two runs of the sweep get the same workdir name; make the runs differ.")
@@ -98,19 +105,23 @@ def main(argv=None) -> int:
     raise SystemExit(f"--shard={args.shard!r}: write i/n with 0 <= i < n, e.g. --shard=1/2.")
   planned = commands(load_sweep(args.sweep), Path(args.root), args.python)[int(index)::int(count)]
   failed = []
-  for workdir, command in planned:
+  for workdir, steps in planned:
     if args.print:
-      print(shlex.join(command))
+      for _, command in steps:
+        print(shlex.join(command))
       continue
-    if (workdir / "eval" / "report.json").is_file():
+    todo = [(mode, command) for mode, command in steps if not (mode in DONE and (workdir / DONE[mode]).is_file())]
+    if not todo:
       print(f"done already: {workdir}")
       continue
     workdir.mkdir(parents=True, exist_ok=True)
     print(f"running {workdir} ({len(planned)} runs in all)", flush=True)
     with open(workdir / "train.log", "a") as log:
-      if subprocess.call(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT) != 0:
-        failed.append(workdir)
-        print(f"FAILED: {workdir} (see {workdir / 'train.log'})", flush=True)
+      for mode, command in todo:
+        if subprocess.call(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT) != 0:
+          failed.append(workdir)
+          print(f"FAILED: {workdir} --mode={mode} (see {workdir / 'train.log'})", flush=True)
+          break
   if failed:
     print(f"{len(failed)} of {len(planned)} runs failed.")
   return 1 if failed else 0

@@ -251,7 +251,8 @@ def test_aligned_report_probes_each_modality(tmp_path):
                fmt="%.5f")
   (root / "transcripts.csv").write_text("".join(f'"v{v}_{i}","TEXT {i}","{v}","{y}"\n'
                                                 for i, (v, y) in enumerate(zip(videos, label))))
-  (root / "text_train.csv").write_text("".join(f'"{i}",0\n' for i in range(rows)))
+  text = np.loadtxt(root / "text" / "text_train0.csv", delimiter=",")[:, :-1]  # the index repeats the text features
+  np.savetxt(root / "text_train.csv", np.column_stack([np.arange(rows), text]), delimiter=",", fmt="%.5f")
   out = tmp_path / "report"
   summary = _files_written(out, explore("cmu_mosi", out, root=str(root), quiet=True))
   assert summary["rows"] == rows and summary["groups"] == 12

@@ -50,9 +50,16 @@ def read_split(config: ml_collections.ConfigDict, split: str) -> Dataset:
     from emojax.data import multimodal
     size = config.num_train_examples if split == "train" else config.num_eval_examples
     return multimodal.synthetic_inputs(split, size, seed=config.seed)
+  if config.name in ("ravdess_av", "mosi", "multimodal_ravdess_av", "multimodal_mosi"):
+    from emojax.data import aligned  # truly aligned sets: one moment in every modality
+    return aligned.load(config, split)
   if config.name == "goemotions":
     from emojax.data import goemotions
     return goemotions.load_tokenized(config, split)
+  if config.name == "labelled_text":
+    from emojax.data import labelled_text
+    return labelled_text.load(config, split)
   raise ValueError(f"config.data.name={config.name!r} is not a known dataset; use 'fer2013', 'synthetic', "
                    "'clips', 'synthetic_clips', 'ravdess', 'tess', 'crema_d', 'goemotions', 'multimodal', "
-                   "'multimodal_synthetic', 'multimodal_inputs', or 'multimodal_synthetic_inputs'.")
+                   "'multimodal_synthetic', 'multimodal_inputs', 'multimodal_synthetic_inputs', 'labelled_text', "
+                   "'ravdess_av', 'mosi', 'multimodal_ravdess_av' or 'multimodal_mosi'.")

@@ -12,7 +12,8 @@ With `protocol="crossfit"` both come from the validation exports instead, split 
 
 Each modality enters as the export of its trained encoder (`python -m emojax.main ... --mode=export`:
 `export/<split>.npz` with `embedding`, `logits`, labels). Truly aligned data (one row = one moment with
-all three) needs no pairing: give `aligned=True` and exports whose rows correspond one to one.
+all three) needs no pairing: give `aligned=True` and exports whose rows correspond one to one. The aligned sets
+RAVDESS-AV and CMU-MOSI have readers of their own (`aligned.py`: joined by recording or utterance, their own labels).
 
 For end-to-end fusion (`name="multimodal_inputs"`, `load_inputs`) the same tuples carry each encoder's raw inputs
 (image, frame features, tokens) instead of its outputs; `synthetic_inputs` is their built-in default.
@@ -247,13 +248,19 @@ def encoder_label_map(dataset: Dataset):
   """How an encoder trained on `dataset` reaches Ekman-7: None (single-label, already Ekman-7 order) or the
   [K, 7] grouping of its K multi-label classes (as nested tuples, hashable for a Flax attribute), or "sigmoid"
   (multi-label over Ekman-7 itself)."""
-  if not dataset.multi_label:
-    require_ekman7(dataset.class_names)
+  matrix = dataset.metadata["groupings"]["ekman"][1] if dataset.multi_label else None
+  return label_map(dataset.class_names, dataset.multi_label, matrix)
+
+
+def label_map(class_names, multi_label: bool, ekman_matrix=None):
+  """`encoder_label_map` from a label space itself (class names, multi-label or not, the [K, 7] Ekman grouping of
+  multi-label classes): what a bundle rebuilds an end-to-end fusion model with, without its encoders' data."""
+  if not multi_label:
+    require_ekman7(class_names)
     return None
-  if tuple(dataset.class_names) == labels_lib.EKMAN7:
+  if tuple(class_names) == labels_lib.EKMAN7:
     return "sigmoid"
-  names, matrix = dataset.metadata["groupings"]["ekman"]
-  return tuple(tuple(int(v) for v in row) for row in np.asarray(matrix))
+  return tuple(tuple(int(v) for v in row) for row in np.asarray(ekman_matrix))
 
 
 def load_inputs(config, split: str) -> TupleDataset:

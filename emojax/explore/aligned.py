@@ -4,11 +4,10 @@
 Per modality the basics (counts, class-mean feature profiles, missing and constant columns) and how well it
 alone separates the classes: a linear probe cross-validated over speakers (RAVDESS) or videos (MOSI), so a
 fusion result can be read against each modality's own. The two loaders here read the files as documented in
-`../shared/data/README.md` and stay small on purpose: they stand in until the data layer has readers for these
-sets (in the fusion format), which should then replace `load`.
+`../shared/data/README.md` through the data layer's readers (`data.ravdess_av`, `data.mosi`), so the report
+describes exactly the rows fusion trains on.
 """
 
-import csv
 import dataclasses
 from pathlib import Path
 
@@ -16,12 +15,9 @@ import numpy as np
 
 from emojax.config_utils import data_dir
 from emojax.data import labels as labels_lib
-from emojax.data import speech as speech_lib
 from emojax.explore import figures, probe
 from emojax.explore.report import Report
 
-AU_FILE = "openface_action_units.csv"
-MOSI_FILES = {"text": "text/text_train0.csv", "audio": "audio/audio_train0.csv", "video": "video/video_train0.csv"}
 MOSI_DESCRIPTIONS = {"text": "100-d utterance CNN", "audio": "openSMILE functionals", "video": "100-d 3D-CNN"}
 
 
@@ -45,42 +41,18 @@ def load(name: str, root: str = "") -> AlignedSet:
   raise ValueError(f"{name!r} is not an aligned set; expected 'ravdess_av' or 'cmu_mosi'.")
 
 
-def _rows(path: Path) -> list[list[str]]:
-  if not path.is_file():
-    raise FileNotFoundError(f"{path} is missing; see ../shared/data/README.md for the layout of this set.")
-  with open(path, newline="") as f:
-    return list(csv.reader(f))
-
-
-def _floats(rows: list[list[str]], path: Path) -> np.ndarray:
-  try:
-    return np.array([[float(v) if v.strip() else np.nan for v in row] for row in rows], np.float64)
-  except ValueError as error:
-    raise ValueError(f"{path}: a value is not a number ({error}).") from error
-
-
 def load_ravdess_av(root: Path) -> AlignedSet:
-  """OpenFace action units per clip (`file` = the audio file's stem); speech features from `root/../ravdess`."""
-  path = root / AU_FILE
-  rows = _rows(path)
-  header, rows = rows[0], rows[1:]
-  if not header or header[0] != "file":
-    raise ValueError(f"{path}: the first column should be `file` (the RAVDESS stem), got {header[:1]}.")
-  kept, labels, speakers, stems, notes = [], [], [], [], []
-  for line, row in enumerate(rows, 2):
-    try:
-      speaker, emotion = speech_lib.ravdess_emotion_from_filename(row[0] + ".wav")
-    except speech_lib.BadFileName as error:
-      notes.append(f"{path.name}:{line}: {error}")
-      continue
-    kept.append(row[1:])
-    labels.append(labels_lib.RAVDESS_CLASSES.index(emotion))
-    speakers.append(speaker)
-    stems.append(row[0])
-  features = _floats(kept, path)
-  data = AlignedSet("ravdess_av", labels_lib.RAVDESS_CLASSES, np.array(labels), np.array(speakers), "speaker",
-                    {"face (action units)": (features, header[1:], "OpenFace 2.0 AU intensities and presences, "
-                                             "clip means")}, notes)
+  """OpenFace action units per clip, read as the fusion reader reads them (`data.ravdess_av`); speech features
+  from the same recordings' files under `root/../ravdess`."""
+  from emojax.data import ravdess_av
+  stems, features, header, skipped = ravdess_av.read_action_units(str(root / ravdess_av.ACTION_UNITS_FILE))
+  recordings = [ravdess_av.recording(stem) for stem in stems]
+  labels = np.array([labels_lib.RAVDESS_CLASSES.index(native) for _, _, native in recordings])
+  speakers = np.array([actor for _, actor, _ in recordings])
+  notes = [f"{len(skipped)} rows skipped by the reader, e.g. {skipped[0]}"] if skipped else []
+  data = AlignedSet("ravdess_av", labels_lib.RAVDESS_CLASSES, labels, speakers, "speaker",
+                    {"face (action units)": (features.astype(np.float64), list(header),
+                                             "OpenFace 2.0 AU intensities and presences, clip means")}, notes)
   audio_root = root.parent / "ravdess"
   paths = {p.stem: p for p in audio_root.glob("Actor_*/*.*")} if audio_root.is_dir() else {}
   matched = [paths.get(stem) for stem in stems]
@@ -92,25 +64,18 @@ def load_ravdess_av(root: Path) -> AlignedSet:
 
 
 def load_cmu_mosi(root: Path) -> AlignedSet:
-  """The three row-aligned feature files (label in the last column) and the video of each row."""
-  modalities, labels = {}, None
-  for modality, file in MOSI_FILES.items():
-    values = _floats(_rows(root / file), root / file)
-    if labels is not None and not np.array_equal(values[:, -1], labels):
-      raise ValueError(f"{root / file}: labels differ from {MOSI_FILES['text']}'s row for row; the files must be "
-                       "row-aligned.")
-    labels = values[:, -1]
-    modalities[f"{modality} ({MOSI_DESCRIPTIONS[modality]})"] = (
-        values[:, :-1], [f"{modality}_{i}" for i in range(values.shape[1] - 1)], MOSI_DESCRIPTIONS[modality])
-  transcripts = _rows(root / "transcripts.csv")
-  index_rows = _rows(root / "text_train.csv")
-  if len(index_rows) != len(labels):
-    raise ValueError(f"{root / 'text_train.csv'} has {len(index_rows)} rows, the feature files {len(labels)}.")
-  videos = np.array([transcripts[int(row[0])][2] for row in index_rows])
-  notes = []
-  if not np.array_equal(np.array([int(transcripts[int(row[0])][3]) for row in index_rows]), labels.astype(int)):
-    notes.append("labels in transcripts.csv differ from the feature files' for some rows")
-  return AlignedSet("cmu_mosi", ("negative", "positive"), labels.astype(int), videos, "video", modalities, notes)
+  """The utterances the fusion reader joins (`data.mosi.read`) that have all three feature vectors, with the
+  video of each."""
+  from emojax.data import mosi
+  utterances = mosi.read(str(root))
+  keep = np.all([utterances.has[m] for m in mosi.VECTOR_MODALITIES], axis=0)
+  modalities = {f"{m} ({MOSI_DESCRIPTIONS[m]})": (
+      utterances.features[m][keep].astype(np.float64), [f"{m}_{i}" for i in range(utterances.features[m].shape[1])],
+      MOSI_DESCRIPTIONS[m]) for m in mosi.VECTOR_MODALITIES}
+  skipped = utterances.skipped
+  notes = [f"{len(skipped)} rows skipped by the reader, e.g. {skipped[0]}"] if skipped else []
+  return AlignedSet("cmu_mosi", mosi.CLASS_NAMES, utterances.labels[keep].astype(int), utterances.videos[keep],
+                    "video", modalities, notes)
 
 
 def analyze(report: Report, data: AlignedSet, sample: int, seed: int = 0) -> None:

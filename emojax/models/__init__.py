@@ -19,12 +19,16 @@ REGISTRY = {
     "speech.cnn_lstm": "emojax.models.speech:SpeechCNNLSTM",
     "speech.conformer": "emojax.models.speech:Conformer",
     "speech.wav2vec2": "emojax.models.speech:Wav2Vec2Classifier",
+    "speech.whisper": "emojax.models.speech:WhisperClassifier",
     "text.classifier": "emojax.models.text:TextClassifier",
     "fusion.gat": "emojax.models.fusion:GATFusion",
     "fusion.concat": "emojax.models.fusion:ConcatFusion",
     "fusion.confidence_weighted": "emojax.models.fusion:ConfidenceWeightedFusion",
     "fusion.mean": "emojax.models.fusion:MeanEnsemble",
     "fusion.end_to_end": "emojax.models.multimodal:EncoderFusion",
+    "fusion.context_gat": "emojax.models.context_graph:UtteranceContextGAT",
+    "features.mlp": "emojax.models.feature_encoders:FeatureMLP",
+    "features.exported": "emojax.models.feature_encoders:ExportedEncoder",
 }
 
 

@@ -139,6 +139,33 @@ def modality_classifiers(features, modalities, num_classes: int):
                     for i, m in enumerate(modalities)], 1)
 
 
+def graph_attention(graph: jraph.GraphsTuple, features: int, num_heads: int, num_layers: int, dropout: float,
+                    train: bool) -> jraph.GraphsTuple:
+  """`num_layers` multi-head graph-attention layers (jraph.GAT; each node attends over the nodes that send to it,
+  its own self-loop included), each followed by dropout, a residual connection and layer norm. Called inside a
+  module's compact method, whose parameters (`layer_<i>_query`, ...) these become: GATFusion's modality graph and
+  the utterance-context graph (models/context_graph.py) share the same layers."""
+  if features % num_heads:
+    raise ValueError(f"config.model.features={features} must be divisible by num_heads={num_heads}.")
+  head_features = features // num_heads
+  for index in range(num_layers):
+    query = nn.Dense(features, name=f"layer_{index}_query")
+    sender_score = nn.Dense(num_heads, use_bias=False, name=f"layer_{index}_sender_score")
+    receiver_score = nn.Dense(num_heads, use_bias=False, name=f"layer_{index}_receiver_score")
+
+    def attention_query(nodes, query=query):
+      return query(nodes).reshape(nodes.shape[0], num_heads, head_features)
+
+    def attention_logit(sent, received, edges, sender_score=sender_score, receiver_score=receiver_score):
+      flat = lambda y: y.reshape(y.shape[0], -1)
+      return nn.leaky_relu(sender_score(flat(sent)) + receiver_score(flat(received)), 0.2)[..., None]
+
+    layer = jraph.GAT(attention_query, attention_logit, lambda nodes: nodes.reshape(nodes.shape[0], -1))
+    updated = nn.Dropout(dropout)(layer(graph).nodes, deterministic=not train)
+    graph = graph._replace(nodes=nn.LayerNorm(name=f"layer_{index}_norm")(graph.nodes + nn.gelu(updated)))
+  return graph
+
+
 class GATFusion(nn.Module):
   num_classes: int
   modalities: Sequence[str] = ("face", "speech", "text")
@@ -153,30 +180,11 @@ class GATFusion(nn.Module):
 
   @nn.compact
   def __call__(self, batch, train: bool = False):
-    if self.features % self.num_heads:
-      raise ValueError(f"config.model.features={self.features} must be divisible by num_heads={self.num_heads}.")
     present = batch["present"]
     x, weights = ModalityFeatures(self.modalities, self.features, self.feature_weighting, self.dtype,
                                   name="modality_features")(batch)
     graph = modality_graphs(x, present, modality_adjacency(self.modalities, self.graph))
-    head_features = self.features // self.num_heads
-    for index in range(self.num_layers):
-      query = nn.Dense(self.features, name=f"layer_{index}_query")
-      sender_score = nn.Dense(self.num_heads, use_bias=False, name=f"layer_{index}_sender_score")
-      receiver_score = nn.Dense(self.num_heads, use_bias=False, name=f"layer_{index}_receiver_score")
-
-      def attention_query(nodes, query=query):
-        return query(nodes).reshape(nodes.shape[0], self.num_heads, head_features)
-
-      def attention_logit(sent, received, edges, sender_score=sender_score, receiver_score=receiver_score):
-        flat = lambda y: y.reshape(y.shape[0], -1)
-        return nn.leaky_relu(sender_score(flat(sent)) + receiver_score(flat(received)), 0.2)[..., None]
-
-      layer = jraph.GAT(attention_query, attention_logit, lambda nodes: nodes.reshape(nodes.shape[0], -1))
-      updated = layer(graph).nodes
-      updated = nn.Dropout(self.dropout)(updated, deterministic=not train)
-      nodes = nn.LayerNorm(name=f"layer_{index}_norm")(graph.nodes + nn.gelu(updated))
-      graph = graph._replace(nodes=nodes)
+    graph = graph_attention(graph, self.features, self.num_heads, self.num_layers, self.dropout, train)
     graph_ids = node_graph_ids(present)
     pooled = jraph.segment_mean(graph.nodes, graph_ids, num_segments=present.shape[0] + 1)[:-1]
     pooled = nn.Dropout(self.dropout)(pooled, deterministic=not train)

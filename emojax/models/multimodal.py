@@ -9,6 +9,10 @@ keys prefixed `<m>_` (`face_image` -> its `image`). Its logits reach the shared 
 `label_maps.<m>` (from the data: identity, or GoEmotions' 28 labels grouped into Ekman), so the decision-level
 fusion methods read distributions over the same classes. The fusion head is any `fusion.*` model.
 
+On truly aligned sets (`configs/aligned.py`, `data/aligned.py`) every encoder predicts the set's own classes
+(RAVDESS 8 or Ekman-7, MOSI negative / positive: no label map), `encoder_kwargs.<m>` brings what the data tells an
+encoder (the training split's feature statistics), and an encoder may be a run's export (`features.exported`).
+
 Training modes (`configs/multimodal.py`):
 * frozen (`freeze_encoders=True`): encoders restored from their runs' best checkpoints (`checkpoints.<m>`),
   run in inference mode (batch-norm running statistics, no dropout), no gradient: only the fusion head learns.
@@ -16,13 +20,15 @@ Training modes (`configs/multimodal.py`):
 * end-to-end (`freeze_encoders=False`): the same start, every parameter trained through the fused loss
   (plus per-modality auxiliary losses if the fusion head has them), the encoders at
   `encoder_learning_rate_scale` times the learning rate so the pretrained features are adapted, not erased.
+* mixed: `freeze_encoders` names the frozen modalities, and `encoder_learning_rate_scale` may be per modality
+  (a pretrained Conformer frozen or at 0.1x beside a feature MLP trained from scratch at the full rate).
 An encoder with no checkpoint starts from its own pretrained weights if it has any (a text encoder's
-Hugging Face folder), else from scratch (the synthetic demo).
+Hugging Face folder), else from scratch (the synthetic demo, the feature MLPs of aligned sets). A checkpoint may
+also be a fusion run that holds the encoder (`<m>_encoder`: a single-modality aligned run).
 """
 
 import functools
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import flax.linen as nn
@@ -37,13 +43,10 @@ def _plain(tree):
   return {k: _plain(v) for k, v in tree.items()} if isinstance(tree, Mapping) else tree
 
 
-def _build(config, num_classes: int, **extra) -> nn.Module:
+def build_module(config, num_classes: int, **extra) -> nn.Module:
+  """A registered model (an encoder, a fusion head) from its model config, e.g. `{"name": "features.mlp", ...}`."""
   from emojax.models import get_model
   return get_model(ml_collections.ConfigDict(_plain(config)), num_classes, **extra)
-
-
-def _num_encoder_classes(label_map) -> int:
-  return len(label_map) if label_map not in (None, "sigmoid") else 7
 
 
 def to_ekman_logits(logits, label_map):
@@ -57,18 +60,16 @@ def to_ekman_logits(logits, label_map):
 
 @functools.cache
 def restore_encoder(run: str) -> dict:
-  """{"params", "batch_stats"} of a training run's best checkpoint (`<run>/best/<step>`), as saved, on the host
-  (numpy: a cached device array would be donated, and deleted, by the first training step)."""
-  import orbax.checkpoint as ocp
-  directory = Path(run).expanduser().absolute() / "best"
-  manager = ocp.CheckpointManager(directory, item_names=("state", "metrics"))
-  step = manager.latest_step()
-  if step is None:
-    raise FileNotFoundError(f"No best checkpoint under {directory}: train that encoder first "
-                            f"(python -m emojax.main --config <its config> --workdir {run}).")
-  state = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))["state"]
-  manager.close()
-  return jax.device_get({"params": state["params"], "batch_stats": state.get("batch_stats", {})})
+  """{"params", "batch_stats"} of a training run's best checkpoint (`<run>/best/<step>`), on the host."""
+  from emojax import checkpoint
+  return checkpoint.restore_variables(run, "best")[0]
+
+
+def encoder_variables(run: str, modality: str, collection: str) -> dict:
+  """The `collection` of modality's encoder in `run`: the run's whole model, or, for a fusion run that holds the
+  encoder (a single-modality aligned run, `<modality>_encoder`), that part of it."""
+  variables = restore_encoder(run)[collection]
+  return variables.get(f"{modality}_encoder", variables) if isinstance(variables, Mapping) else variables
 
 
 def _replace_matching(current: dict, restored: dict, what: str) -> dict:
@@ -85,29 +86,46 @@ class EncoderFusion(nn.Module):
   encoders: Any                        # {modality: encoder model config (name + fields)}, in fusion order
   fusion: Any                          # fusion head config: {"name": "fusion.gat", "graph": "full", ...}
   label_maps: Any = None               # {modality: None | "sigmoid" | [K, 7] grouping}, from the data
+  modalities: Any = None               # the order of the data's `present` columns; None: the encoders' keys (a
+                                       # ConfigDict lists them sorted, as the label-matched tuples order them)
+  encoder_kwargs: Any = None           # {modality: extra encoder fields from the data (training-split statistics)}
   checkpoints: Any = None              # {modality: encoder run to restore ("" = its own init)}
-  freeze_encoders: bool = True
-  encoder_learning_rate_scale: float = 0.1
+  freeze_encoders: Any = True          # True | False | the modalities whose encoders are frozen
+  encoder_learning_rate_scale: Any = 0.1  # for every encoder, or {modality: scale}
 
   def _encoder(self, modality: str, **extra) -> nn.Module:
     label_map = (self.label_maps or {}).get(modality)
-    return _build(self.encoders[modality], _num_encoder_classes(label_map), **extra)
+    # An encoder of the fusion's own classes (None: aligned data, or an Ekman-7 encoder of Ekman-7 tuples), or of
+    # its K multi-label classes grouped into Ekman-7 ("sigmoid": multi-label over Ekman-7 itself).
+    classes = self.num_classes if label_map is None else 7 if label_map == "sigmoid" else len(label_map)
+    data_fields = dict((self.encoder_kwargs or {}).get(modality, {}))
+    return build_module(self.encoders[modality], classes, **data_fields, **extra)
+
+  @nn.nowrap
+  def _frozen(self, modality: str) -> bool:
+    if isinstance(self.freeze_encoders, bool):
+      return self.freeze_encoders
+    unknown = set(self.freeze_encoders) - set(self.encoders)
+    if unknown:
+      raise ValueError(f"config.model.freeze_encoders names {sorted(unknown)}; the encoders are {list(self.encoders)}.")
+    return modality in self.freeze_encoders
 
   @nn.compact
   def __call__(self, batch, train: bool = False):
-    modalities = tuple(self.encoders)
+    modalities = tuple(self.modalities or self.encoders)
+    if set(modalities) != set(self.encoders):
+      raise ValueError(f"config.model.modalities={modalities} must name the encoders {sorted(self.encoders)}.")
     fusion_batch = {"present": batch["present"]}
-    encoder_train = train and not self.freeze_encoders
     for m in modalities:
       inputs = {key[len(m) + 1:]: value for key, value in batch.items() if key.startswith(f"{m}_")}
-      outputs = self._encoder(m, name=f"{m}_encoder")(inputs, train=encoder_train)
-      if self.freeze_encoders:
+      outputs = self._encoder(m, name=f"{m}_encoder")(inputs, train=train and not self._frozen(m))
+      if self._frozen(m):
         outputs = jax.lax.stop_gradient(outputs)
       fusion_batch[f"{m}_embedding"] = outputs["embedding"].astype(jnp.float32)
       fusion_batch[f"{m}_logits"] = to_ekman_logits(outputs["logits"], (self.label_maps or {}).get(m))
       if "confidence" in outputs:
         fusion_batch[f"{m}_confidence"] = outputs["confidence"]
-    head = _build(self.fusion, self.num_classes, modalities=modalities, name="fusion")
+    head = build_module(self.fusion, self.num_classes, modalities=modalities, name="fusion")
     fused = dict(head(fusion_batch, train=train))
     fused["modality_probabilities"] = jnp.stack(
         [jax.nn.softmax(fusion_batch[f"{m}_logits"], -1) for m in modalities], 1)  # [B, M, 7], for analysis
@@ -121,15 +139,20 @@ class EncoderFusion(nn.Module):
     modality, inner = self._owner(path)
     if modality is None:
       return False
-    if self.freeze_encoders:
+    if self._frozen(modality):
       return True
     encoder = self._encoder(modality, parent=None)  # unbound: only its own hook is asked
     return hasattr(encoder, "frozen_parameters") and encoder.frozen_parameters(inner)
 
   @nn.nowrap
   def learning_rate_scale(self, path: str) -> float:
-    """`encoder_learning_rate_scale` for the encoders' parameters, 1 for the fusion head's."""
-    return self.encoder_learning_rate_scale if self._owner(path)[0] is not None else 1.0
+    """`encoder_learning_rate_scale` (that modality's, if it is a mapping) for the encoders' parameters, 1 for the
+    fusion head's."""
+    modality = self._owner(path)[0]
+    if modality is None:
+      return 1.0
+    scale = self.encoder_learning_rate_scale
+    return float(scale.get(modality, 1.0)) if isinstance(scale, Mapping) else float(scale)
 
   @nn.nowrap
   def _owner(self, path: str):
@@ -144,7 +167,7 @@ class EncoderFusion(nn.Module):
     for m in self.encoders:
       run = (self.checkpoints or {}).get(m, "")
       if run:
-        params[f"{m}_encoder"] = _replace_matching(params[f"{m}_encoder"], restore_encoder(run)["params"],
+        params[f"{m}_encoder"] = _replace_matching(params[f"{m}_encoder"], encoder_variables(run, m, "params"),
                                                    f"{m} ({run})")
       elif hasattr(encoder := self._encoder(m, parent=None), "load_pretrained"):
         params[f"{m}_encoder"] = encoder.load_pretrained(params[f"{m}_encoder"])
@@ -157,5 +180,5 @@ class EncoderFusion(nn.Module):
       run = (self.checkpoints or {}).get(m, "")
       if run and f"{m}_encoder" in batch_stats:
         batch_stats[f"{m}_encoder"] = _replace_matching(
-            batch_stats[f"{m}_encoder"], restore_encoder(run)["batch_stats"], f"{m} ({run}) batch statistics")
+            batch_stats[f"{m}_encoder"], encoder_variables(run, m, "batch_stats"), f"{m} ({run}) batch statistics")
     return batch_stats
