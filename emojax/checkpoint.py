@@ -13,6 +13,7 @@ which is ignored and cleaned up on restart.
 `<workdir>/best/<step>` holds the train state and metrics of the best evaluation so far.
 """
 
+import json
 import logging
 from pathlib import Path
 
@@ -82,3 +83,54 @@ class Checkpointer:
   def close(self) -> None:
     self.latest.close()
     self.best.close()
+
+
+def restore_variables(workdir: str | Path, which: str = "best") -> tuple[dict, int]:
+  """({"params", "batch_stats"} as numpy arrays, step) of a run's best (or latest) checkpoint: the model's
+  variables only, for inference, bundles and encoders restored under a fusion head. No optimizer, no data, no
+  mesh: the arrays are restored onto this process's first device whatever devices wrote them, then copied to the
+  host (a cached device array would be donated, and deleted, by the first training step that reuses it)."""
+  import jax
+  if which not in ("best", "latest"):
+    raise ValueError(f"which={which!r}: a run has a 'best' and a 'latest' checkpoint.")
+  directory = Path(workdir).expanduser().absolute() / ("best" if which == "best" else "checkpoints")
+  extra = "metrics" if which == "best" else "loop"
+  if not directory.is_dir():
+    raise FileNotFoundError(f"No {directory}: {workdir} is not a finished training workdir (train it first with "
+                            "python -m emojax.main --config ... --workdir ...).")
+  manager = ocp.CheckpointManager(directory, item_handlers={"state": ocp.StandardCheckpointHandler(),
+                                                           extra: ocp.JsonCheckpointHandler()})
+  try:
+    step = manager.latest_step()  # best/ keeps one step
+    if step is None:
+      raise FileNotFoundError(f"No {which} checkpoint under {directory}: train the run first "
+                              f"(python -m emojax.main --config <its config> --workdir {workdir}).")
+    metadata = manager.item_metadata(step)["state"]
+    device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device), dict(metadata))
+    state = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target)))["state"]
+  finally:
+    manager.close()
+  return jax.device_get({"params": state["params"], "batch_stats": state.get("batch_stats", {})}), int(step)
+
+
+def load_run_config(workdir: str | Path) -> ml_collections.ConfigDict:
+  """The config a run was trained with, from the `<workdir>/config.json` that training writes.
+
+  JSON has no tuples, so every list comes back as the tuple the config file wrote (dropout rates per block,
+  Swin depths, partition specs): the model rebuilt from it is the one that was trained.
+  """
+  path = Path(workdir) / "config.json"
+  if not path.is_file():
+    raise FileNotFoundError(f"No config.json in {workdir}: expected a training workdir "
+                            "(python -m emojax.main --mode=train writes its config.json there).")
+  return ml_collections.ConfigDict(as_tuples(json.loads(path.read_text())))
+
+
+def as_tuples(value):
+  """JSON lists back to the tuples configs and Flax attributes hold (hashable, as the model was built with)."""
+  if isinstance(value, dict):
+    return {k: as_tuples(v) for k, v in value.items()}
+  if isinstance(value, list):
+    return tuple(as_tuples(v) for v in value)
+  return value

@@ -12,6 +12,9 @@ import sys
 SUBCOMMANDS = {
     # name: ("module:function", one line of help)
     "explore": ("emojax.explore:main", "exploratory data analysis of a corpus: report.html/.md, figures, summary.json"),
+    "predict": ("emojax.inference.cli:predict_main", "label pictures, recordings and texts with a trained model"),
+    "evaluate": ("emojax.inference.cli:evaluate_main", "score models (or their average) on any labelled corpus"),
+    "export-model": ("emojax.inference.cli:export_main", "write a self-contained bundle of a training workdir"),
 }
 
 

@@ -17,52 +17,13 @@ import logging
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from emojax import evaluate, losses, train
+from emojax import evaluate, train
+from emojax.checkpoint import load_run_config
 from emojax.data import load_split
-
-# A floor under averaged probabilities before their log: what test-time flipping clips to as well.
-_PROBABILITY_FLOOR = 1e-9
-
-
-def load_run_config(workdir: str | Path) -> ml_collections.ConfigDict:
-  """The config a run was trained with, from the `<workdir>/config.json` that training writes.
-
-  JSON has no tuples, so every list comes back as the tuple the config file wrote (dropout rates per block,
-  Swin depths, partition specs): the model rebuilt from it is the one that was trained.
-  """
-  path = Path(workdir) / "config.json"
-  if not path.is_file():
-    raise FileNotFoundError(f"No config.json in {workdir}: an ensemble member is a training workdir "
-                            "(python -m emojax.main --mode=train writes its config.json there).")
-
-  def as_tuples(value):
-    if isinstance(value, dict):
-      return {k: as_tuples(v) for k, v in value.items()}
-    if isinstance(value, list):
-      return tuple(as_tuples(v) for v in value)
-    return value
-
-  return ml_collections.ConfigDict(as_tuples(json.loads(path.read_text())))
-
-
-def class_probabilities(logits: np.ndarray, multi_label: bool) -> np.ndarray:
-  """Softmax over classes, or per-label sigmoid for multi-label outputs, in float64."""
-  logits = np.asarray(logits, np.float64)
-  if multi_label:
-    return 1 / (1 + np.exp(-logits))
-  shifted = np.exp(logits - logits.max(-1, keepdims=True))
-  return shifted / shifted.sum(-1, keepdims=True)
-
-
-def logits_of(probabilities: np.ndarray, multi_label: bool) -> np.ndarray:
-  """Logits whose softmax (sigmoid when multi-label) gives back `probabilities`: the evaluator's input."""
-  clipped = np.clip(probabilities, _PROBABILITY_FLOOR, 1 - _PROBABILITY_FLOOR if multi_label else 1.0)
-  return np.log(clipped) - np.log1p(-clipped) if multi_label else np.log(clipped)
-
+from emojax.evaluate import class_probabilities, logits_of
 
 def _has_checkpoint(workdir: Path, which: str) -> bool:
   """Whether orbax finished a step under best/ (or checkpoints/); unfinished saves are `<step>.orbax-...-tmp`."""
@@ -123,15 +84,6 @@ def _check_same_examples(workdirs: list[Path], configs: list[ml_collections.Conf
                          "dataset and split, read the same way.")
 
 
-def _cross_entropy(logits: np.ndarray, dataset) -> float:
-  """The plain cross-entropy `Experiment.evaluate` reports as `loss`: logits only, no class weights."""
-  if dataset.multi_label:
-    loss, _ = losses.multilabel_loss({"logits": jnp.asarray(logits)}, {"labels": dataset.arrays["labels"]})
-  else:
-    loss, _ = losses.classification_loss({"logits": jnp.asarray(logits)}, {"label": dataset.arrays["label"]})
-  return float(loss)
-
-
 def _member_row(name: str, metrics: dict, **fields) -> dict:
   extra = ("loss", "expected_calibration_error")
   return {"member": name, **fields, **{k: metrics[k] for k in evaluate.HEADLINE + extra if k in metrics}}
@@ -189,7 +141,7 @@ def evaluate_ensemble(config: ml_collections.ConfigDict, workdirs: list[str | Pa
     sentiment_mean = np.mean([class_probabilities(s, False) for s in sentiment], axis=0)
     outputs["sentiment_logits"] = logits_of(sentiment_mean, False)
   report = evaluate.evaluate_outputs(outputs, dataset)
-  report["all"]["loss"] = _cross_entropy(outputs["logits"], dataset)
+  report["all"]["loss"] = evaluate.plain_cross_entropy(outputs["logits"], dataset)
   report.update(model="ensemble", num_members=len(workdirs), dataset=configs[0].data.name, split=split,
                 checkpoint=which)
   rows.append(_member_row("ensemble", report["all"], model=f"mean of {len(workdirs)}"))

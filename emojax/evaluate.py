@@ -322,3 +322,34 @@ def evaluate_multilabel_outputs(outputs: dict, dataset) -> dict:
         np.asarray(dataset.arrays["sentiment"]).argmax(-1), np.asarray(outputs["sentiment_logits"]).argmax(-1),
         dataset.metadata.get("sentiment_names", [str(i) for i in range(outputs["sentiment_logits"].shape[-1])]))
   return report
+
+
+def plain_cross_entropy(logits, dataset) -> float:
+  """The `loss` an evaluation reports: cross-entropy of the logits alone (no class weights, no confidence or
+  sentiment terms), so it compares across models, heads and loss options. Sigmoid for multi-label datasets."""
+  from emojax import losses
+  logits = jnp.asarray(logits, jnp.float32)
+  if dataset.multi_label:
+    loss, _ = losses.multilabel_loss({"logits": logits}, {"labels": jnp.asarray(dataset.arrays["labels"])})
+  else:
+    loss, _ = losses.classification_loss({"logits": logits}, {"label": jnp.asarray(dataset.arrays["label"])})
+  return float(loss)
+
+
+# A floor under averaged probabilities before their log: what test-time flipping clips to as well.
+_PROBABILITY_FLOOR = 1e-9
+
+
+def class_probabilities(logits: np.ndarray, multi_label: bool) -> np.ndarray:
+  """Softmax over classes, or per-label sigmoid for multi-label outputs, in float64."""
+  logits = np.asarray(logits, np.float64)
+  if multi_label:
+    return 1 / (1 + np.exp(-logits))
+  shifted = np.exp(logits - logits.max(-1, keepdims=True))
+  return shifted / shifted.sum(-1, keepdims=True)
+
+
+def logits_of(probabilities: np.ndarray, multi_label: bool) -> np.ndarray:
+  """Logits whose softmax (sigmoid when multi-label) gives back `probabilities`: the evaluator's input."""
+  clipped = np.clip(probabilities, _PROBABILITY_FLOOR, 1 - _PROBABILITY_FLOOR if multi_label else 1.0)
+  return np.log(clipped) - np.log1p(-clipped) if multi_label else np.log(clipped)

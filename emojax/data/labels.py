@@ -7,6 +7,10 @@ the release's own `ekman_mapping.json` (`goemotions_to_ekman7`). Its index order
 same for every dataset.
 """
 
+import dataclasses
+
+import numpy as np
+
 EKMAN7 = ("anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral")
 
 # FER2013 as released on Kaggle: `emotion` column ids 0..6 in this order.
@@ -26,6 +30,26 @@ _TO_EKMAN7 = {
     "anger": "anger", "fearful": "fear", "fear": "fear", "disgust": "disgust", "surprised": "surprise",
     "pleasant_surprise": "surprise",
 }
+
+
+def _label_key(name: str) -> str:
+  return " ".join(str(name).strip().lower().replace("_", " ").replace("-", " ").split())
+
+
+# Names corpora give the Ekman classes (text corpora, image and clip folders, the speech corpora's own classes).
+_EKMAN7_SYNONYMS = {_label_key(k): v for k, v in {
+    **{name: name for name in EKMAN7}, **_TO_EKMAN7,
+    "joy": "happiness", "happy": "happiness", "sadness": "sadness", "sad": "sadness", "angry": "anger",
+    "fearful": "fear", "scared": "fear", "afraid": "fear", "disgusted": "disgust", "surprised": "surprise",
+    "no emotion": "neutral",
+}.items()}
+
+
+def ekman7_name(name: str) -> str | None:
+  """The Ekman-7 class a label name means (`joy` -> happiness, `angry` -> anger, `pleasant_surprise` -> surprise,
+  RAVDESS's `calm` -> neutral, as `speech_to_ekman7` merges it by default), or None when it means none of them
+  (`love`, `contempt`). Case, spaces, `_` and `-` do not matter."""
+  return _EKMAN7_SYNONYMS.get(_label_key(name))
 
 
 def speech_to_ekman7(native_name: str, calm: str = "neutral") -> str | None:
@@ -53,3 +77,78 @@ def goemotions_to_ekman7(goemotions_root: str, names=None):
   if names is not None and tuple(names) != spaces.emotions:
     raise ValueError(f"Classes {tuple(names)} are not emotions.txt's {spaces.emotions}.")
   return spaces.groupings["ekman"]
+
+
+@dataclasses.dataclass(frozen=True)
+class LabelSpace:
+  """What a model's outputs mean: its classes, whether they are multi-label (sigmoid per class) or one softmax,
+  and how they reach Ekman-7, the space every modality and corpus shares.
+
+  `ekman_matrix` [C, 7] is 0/1, row c marking the Ekman class(es) class c belongs to (RAVDESS's calm and neutral
+  both in neutral; GoEmotions' 28 labels grouped by the release's ekman_mapping.json); None when the classes have
+  no Ekman meaning (GoEmotions' sentiment space).
+  """
+  class_names: tuple[str, ...]
+  multi_label: bool = False
+  ekman_matrix: np.ndarray | None = None
+  sentiment_names: tuple[str, ...] | None = None
+
+  def ekman7_probabilities(self, logits: np.ndarray) -> np.ndarray:
+    """Logits [N, C] -> an Ekman-7 distribution [N, 7]: a softmax's class probabilities summed into their Ekman
+    class; for multi-label outputs each Ekman group's most probable member (sigmoid), normalised, as fusion maps
+    text (`data.multimodal.ekman_log_probabilities`)."""
+    if self.ekman_matrix is None:
+      raise ValueError(f"Classes {self.class_names} have no Ekman-7 mapping (e.g. GoEmotions' sentiment space): "
+                       "train on a space with emotions to compare or fuse it in Ekman-7.")
+    logits = np.asarray(logits, np.float64)
+    if self.multi_label:
+      from emojax.data.multimodal import ekman_log_probabilities
+      return np.exp(ekman_log_probabilities(logits, self.ekman_matrix))
+    probabilities = np.exp(logits - logits.max(-1, keepdims=True))
+    probabilities /= probabilities.sum(-1, keepdims=True)
+    return probabilities @ self.ekman_matrix
+
+  def to_dict(self) -> dict:
+    return {"class_names": list(self.class_names), "multi_label": self.multi_label,
+            "ekman_matrix": None if self.ekman_matrix is None else np.asarray(self.ekman_matrix).astype(int).tolist(),
+            "sentiment_names": None if self.sentiment_names is None else list(self.sentiment_names)}
+
+  @classmethod
+  def from_dict(cls, fields: dict) -> "LabelSpace":
+    matrix = fields.get("ekman_matrix")
+    sentiment = fields.get("sentiment_names")
+    return cls(tuple(fields["class_names"]), bool(fields.get("multi_label", False)),
+               None if matrix is None else np.asarray(matrix, np.float64),
+               None if sentiment is None else tuple(sentiment))
+
+
+def single_label_space(class_names) -> LabelSpace:
+  """Single-label classes mapped to Ekman-7 by name (`ekman7_name`); a class that means none maps nowhere, and
+  classes none of which is an emotion (MOSI's negative/positive) have no Ekman mapping at all."""
+  matrix = np.zeros((len(class_names), len(EKMAN7)))
+  for row, name in enumerate(class_names):
+    ekman = ekman7_name(name)
+    if ekman is not None:
+      matrix[row, EKMAN7.index(ekman)] = 1.0
+  return LabelSpace(tuple(class_names), False, matrix if matrix.any() else None)
+
+
+def label_space_of(data_config) -> LabelSpace:
+  """The label space a run on `data_config` (= `config.data`) trains in, from the config and the corpus's label
+  files alone (GoEmotions' emotions.txt and groupings): no example is read."""
+  name = data_config.name
+  if name == "goemotions":
+    from emojax.data.goemotions import SENTIMENTS, LabelSpaces
+    spaces = LabelSpaces(data_config.root)
+    names = spaces.names(data_config.label_space)
+    matrix = {"goemotions28": spaces.groupings["ekman"], "ekman": np.eye(len(EKMAN7)),
+              "sentiment": None}[data_config.label_space]
+    return LabelSpace(names, True, None if matrix is None else np.asarray(matrix, np.float64), SENTIMENTS)
+  from emojax.data import SPEECH_CORPORA
+  if name in SPEECH_CORPORA:
+    from emojax.data import speech
+    return single_label_space(speech.class_names(data_config))
+  if name.removeprefix("multimodal_") in ("ravdess_av", "mosi"):  # truly aligned sets keep their own classes
+    from emojax.data import aligned
+    return single_label_space(aligned.class_names(data_config))
+  return single_label_space(EKMAN7)  # faces, clips, labelled text and fusion tuples are read into Ekman-7
