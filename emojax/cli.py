@@ -15,6 +15,7 @@ SUBCOMMANDS = {
     "predict": ("emojax.inference.cli:predict_main", "label pictures, recordings and texts with a trained model"),
     "evaluate": ("emojax.inference.cli:evaluate_main", "score models (or their average) on any labelled corpus"),
     "export-model": ("emojax.inference.cli:export_main", "write a self-contained bundle of a training workdir"),
+    "serve": ("emojax.serve.cli:main", "serve a model: REST API, webcam/microphone streams and a web page (offline)"),
 }
 
 

@@ -189,3 +189,23 @@ def fusion_bundle(tmp_path_factory):
   from emojax.inference import bundle
   return bundle.export_bundle(workdir, tmp_path_factory.mktemp("bundles") / "fusion")
 
+
+@pytest.fixture(scope="session")
+def live_server(request):
+  """`emojax serve` of the face, speech and text bundles side by side on 127.0.0.1 (tests/test_serve*.py), with
+  limits small enough to reach: 4 MiB requests, 20 s recordings, 2,000 characters, 4 faces. The bundles are the
+  tiny runs above, or the three folders of $EMOJAX_SERVE_MODELS (face,speech,text: e.g. real runs, for the docs'
+  screenshots)."""
+  from emojax.inference import Recognizer
+  from emojax.serve.app import create_app
+  from emojax.serve.engine import Engine
+  from emojax.serve.limits import Limits
+  from tests.serve_support import ServerThread
+  given = [p for p in os.environ.get("EMOJAX_SERVE_MODELS", "").split(",") if p]
+  bundles = given or [request.getfixturevalue(f"{m}_run")["bundle"] for m in ("face", "speech", "text")]
+  engine = Engine([Recognizer.load(b, batch_sizes=(1, 8)) for b in bundles], ["face", "speech", "text"])
+  limits = Limits(max_request_bytes=4 * 2**20, max_audio_seconds=20, max_text_chars=2000, max_faces=4)
+  server = ServerThread(create_app(engine, limits, max_wait_s=0.01))
+  server.engine, server.limits = engine, limits
+  yield server
+  server.stop()
