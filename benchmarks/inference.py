@@ -61,10 +61,10 @@ def throughput(fn, items: int, iterations: int) -> float:
 
 def untrained(config):
   """A TrainedModel of `config` with random weights (latency does not depend on them)."""
-  from emojax.data import labels
+  from emojax import data
   from emojax.inference import bundle, inputs
   from emojax.models import get_model
-  space = labels.label_space_of(config.data)
+  space = data.label_space_of(config.data)
   model = get_model(config.model, len(space.class_names), **bundle.model_kwargs_of(config))
   spec = inputs.input_spec(config.data)
   example = {k: v[None] for k, v in spec.example.items()}

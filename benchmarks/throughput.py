@@ -33,7 +33,7 @@ import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
-from emojax import evaluate, losses, sharding, train
+from emojax import losses, prediction, sharding, train
 from emojax.data import device_pipeline, load_split, pipeline
 from emojax.models import get_model
 
@@ -209,7 +209,7 @@ def main(argv):
   if FLAGS.profile:
     holder["state"] = profile_steps(train_step, holder["state"], batches, FLAGS.profile)
 
-  predict_step = evaluate.make_predict_step(model)
+  predict_step = prediction.make_predict_step(model)
   # Evaluation batches go shortest first: time an even spread of them, not the shortest few.
   all_eval = [b for b, _ in pipeline.eval_batches(data, config.eval.batch_size, pipeline.token_widths(config.data))]
   eval_local = [all_eval[i] for i in np.linspace(0, len(all_eval) - 1, min(FLAGS.steps, len(all_eval))).astype(int)]

@@ -30,7 +30,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
-from emojax import evaluate
+from emojax import metrics, reports
 from emojax.data import SPEECH_CORPORA, load_split
 
 FLAGS = flags.FLAGS
@@ -130,11 +130,11 @@ def train_and_evaluate(data_config, workdir: str | Path, classifier: str = "logr
 
 
 def _report(name, evaluation, logits, data_config, workdir, num_train, start) -> dict:
-  report = evaluate.evaluate_outputs({"logits": logits}, evaluation)
+  report = metrics.evaluate_outputs({"logits": logits}, evaluation)
   report.update(model=name, dataset=data_config.name, split=data_config.eval_split,
                 num_train=num_train, seconds=round(time.time() - start, 1))
-  evaluate.write_report(report, Path(workdir) / "eval", f"{name} on {data_config.name}")
-  logging.info("%s: %s", name, json.dumps({k: round(report["all"][k], 4) for k in evaluate.HEADLINE}))
+  reports.write_report(report, Path(workdir) / "eval", f"{name} on {data_config.name}")
+  logging.info("%s: %s", name, json.dumps({k: round(report["all"][k], 4) for k in metrics.HEADLINE}))
   return report
 
 
@@ -149,9 +149,9 @@ def all_folds(data_config, workdir: Path, **kwargs) -> dict:
     fold_config.fold = fold
     fold_config.validation_speakers = ()
     report = train_and_evaluate(fold_config, workdir / f"fold_{fold}", **kwargs)
-    folds.append({k: report["all"][k] for k in evaluate.HEADLINE})
-  summary = {"folds": folds, "mean": {k: float(np.mean([f[k] for f in folds])) for k in evaluate.HEADLINE},
-             "std": {k: float(np.std([f[k] for f in folds])) for k in evaluate.HEADLINE}}
+    folds.append({k: report["all"][k] for k in metrics.HEADLINE})
+  summary = {"folds": folds, "mean": {k: float(np.mean([f[k] for f in folds])) for k in metrics.HEADLINE},
+             "std": {k: float(np.std([f[k] for f in folds])) for k in metrics.HEADLINE}}
   (workdir / "folds.json").write_text(json.dumps(summary, indent=2))
   logging.info("%d folds: mean %s", len(folds), json.dumps({k: round(v, 4) for k, v in summary["mean"].items()}))
   return summary

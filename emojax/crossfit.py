@@ -21,7 +21,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from emojax import evaluate, robustness, train
+from emojax import metrics, reports, robustness, train
 from emojax.data.base import Dataset
 
 
@@ -55,15 +55,15 @@ def crossfit(config, workdir) -> dict:
     rows[name] = robustness.table_row(*_pool(parts), dropped[name])
   outputs, data = _pool(pooled[next(iter(pooled))])  # the first subset keeps every modality the tuples have
   rows.update(robustness.encoder_rows(data, robustness.modalities_of(config)))
-  report = evaluate.evaluate_outputs(outputs, data)
+  report = metrics.evaluate_outputs(outputs, data)
   report.update(model=config.model.name, dataset=config.data.name, split=config.data.eval_split,
                 protocol=f"crossfit, {config.data.num_folds} folds, final checkpoints")
   if jax.process_index() == 0:
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "config.json").write_text(config.to_json_best_effort(indent=2))
     title = f"{config.model.name}, cross-fitted over {config.data.num_folds} folds of the validation tuples"
-    evaluate.write_report(report, workdir / "eval", title)
+    reports.write_report(report, workdir / "eval", title)
     robustness.write_table(rows, workdir / "robustness", f"{title}: modalities kept at test time",
                            {"model": config.model.name, "protocol": report["protocol"]})
-    logging.info("%s: %s", title, {k: round(report["all"][k], 4) for k in evaluate.HEADLINE})
+    logging.info("%s: %s", title, {k: round(report["all"][k], 4) for k in metrics.HEADLINE})
   return report

@@ -20,10 +20,10 @@ import jax
 import ml_collections
 import numpy as np
 
-from emojax import evaluate, train
+from emojax import metrics, reports, train
 from emojax.checkpoint import load_run_config
 from emojax.data import load_split
-from emojax.evaluate import class_probabilities, logits_of
+from emojax.metrics import class_probabilities, logits_of
 
 def _has_checkpoint(workdir: Path, which: str) -> bool:
   """Whether orbax finished a step under best/ (or checkpoints/); unfinished saves are `<step>.orbax-...-tmp`."""
@@ -84,18 +84,15 @@ def _check_same_examples(workdirs: list[Path], configs: list[ml_collections.Conf
                          "dataset and split, read the same way.")
 
 
-def _member_row(name: str, metrics: dict, **fields) -> dict:
+def _member_row(name: str, figures: dict, **fields) -> dict:
   extra = ("loss", "expected_calibration_error")
-  return {"member": name, **fields, **{k: metrics[k] for k in evaluate.HEADLINE + extra if k in metrics}}
+  return {"member": name, **fields, **{k: figures[k] for k in metrics.HEADLINE + extra if k in figures}}
 
 
 def members_markdown(rows: list[dict]) -> list[str]:
   """The members table of report.md: each member's own figures on the split, then the ensemble's."""
-  columns = list(dict.fromkeys(k for r in rows for k in r))
-  fmt = lambda v: f"{v:.4f}" if isinstance(v, float) else str(v)
-  return (["## members", "", "Each member scored on its own, then their averaged probabilities.", "",
-           "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-          + ["| " + " | ".join(fmt(r.get(c, "")) for c in columns) + " |" for r in rows] + [""])
+  return (["## members", "", "Each member scored on its own, then their averaged probabilities.", ""]
+          + reports.markdown_table(rows) + [""])
 
 
 def evaluate_ensemble(config: ml_collections.ConfigDict, workdirs: list[str | Path], out_dir: str | Path | None = None,
@@ -132,7 +129,7 @@ def evaluate_ensemble(config: ml_collections.ConfigDict, workdirs: list[str | Pa
     rows.append(_member_row(str(workdir), report["all"], model=member_config.model.name,
                             seed=member_config.get("seed", ""), step=int(step), tta_flip=tta_flip))
     logging.info("Ensemble member %s (%s, %s checkpoint, step %d): %s", workdir, member_config.model.name, which,
-                 step, "  ".join(f"{k} {report['all'][k]:.4f}" for k in evaluate.HEADLINE))
+                 step, "  ".join(f"{k} {report['all'][k]:.4f}" for k in metrics.HEADLINE))
     del exp, state
 
   mean = np.mean(probabilities, axis=0)
@@ -140,14 +137,14 @@ def evaluate_ensemble(config: ml_collections.ConfigDict, workdirs: list[str | Pa
   if all(s is not None for s in sentiment):  # a second softmax head (GoEmotions' sentiment) is averaged alike
     sentiment_mean = np.mean([class_probabilities(s, False) for s in sentiment], axis=0)
     outputs["sentiment_logits"] = logits_of(sentiment_mean, False)
-  report = evaluate.evaluate_outputs(outputs, dataset)
-  report["all"]["loss"] = evaluate.plain_cross_entropy(outputs["logits"], dataset)
+  report = metrics.evaluate_outputs(outputs, dataset)
+  report["all"]["loss"] = metrics.plain_cross_entropy(outputs["logits"], dataset)
   report.update(model="ensemble", num_members=len(workdirs), dataset=configs[0].data.name, split=split,
                 checkpoint=which)
   rows.append(_member_row("ensemble", report["all"], model=f"mean of {len(workdirs)}"))
   if jax.process_index() == 0:
     title = f"Ensemble of {len(workdirs)} runs ({which} checkpoints) on {report['dataset']} {split}"
-    evaluate.write_report(report, out_dir, title)
+    reports.write_report(report, out_dir, title)
     report["members"] = rows  # after write_report, which would print the list as one line of its run section
     (out_dir / "report.json").write_text(json.dumps(report, indent=2))
     with open(out_dir / "report.md", "a") as markdown:
@@ -156,7 +153,7 @@ def evaluate_ensemble(config: ml_collections.ConfigDict, workdirs: list[str | Pa
                         labels=dataset.arrays["labels" if dataset.multi_label else "label"],
                         probabilities=mean, member_probabilities=np.stack(probabilities),
                         members=np.array([str(w) for w in workdirs]), **outputs)
-    logging.info("Wrote %s: %s", out_dir, json.dumps({k: round(report["all"][k], 4) for k in evaluate.HEADLINE}))
+    logging.info("Wrote %s: %s", out_dir, json.dumps({k: round(report["all"][k], 4) for k in metrics.HEADLINE}))
   report["members"] = rows
   return report
 

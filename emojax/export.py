@@ -15,14 +15,14 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from emojax import evaluate, train
+from emojax import prediction, train
 from emojax.data import load_split
 
 
 def export_outputs(config, workdir, which: str = "best", splits: tuple[str, ...] | None = None) -> Path:
   exp = train.Experiment(config, workdir, need_train_data=False)
   state, step = exp.checkpointer.restore(exp.abstract_state, which)
-  predict_step = evaluate.make_predict_step(exp.model, keys=evaluate.PREDICTION_KEYS + ("embedding",))
+  predict_step = prediction.make_predict_step(exp.model, keys=prediction.PREDICTION_KEYS + ("embedding",))
   out_dir = Path(workdir) / "export"
   for split in splits or ("train", config.data.eval_split):
     data = exp.eval_data if split == config.data.eval_split else load_split(config.data, split)

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from emojax import reports
 from emojax.metric_writer import read_metrics
 
 
@@ -72,11 +73,7 @@ def _late_validation(records: list[dict]) -> dict:
 
 
 def markdown(rows: list[dict]) -> str:
-  columns = list(dict.fromkeys(k for r in rows for k in r))
-  fmt = lambda v: f"{v:.4f}" if isinstance(v, float) and v <= 1 else str(v)
-  lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-  lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in columns) + " |" for r in rows]
-  return "\n".join(lines)
+  return "\n".join(reports.markdown_table(rows, number=lambda v: f"{v:.4f}" if v <= 1 else str(v)))
 
 
 def write_csv(rows: list[dict], path: Path) -> None:
@@ -129,7 +126,7 @@ def predictions(workdir: Path) -> dict | None:
 
 
 def resampled_metric(labels: np.ndarray, predicted: np.ndarray, num_classes: int, metric: str) -> np.ndarray:
-  """`metric` on each resample: labels and predictions [R, n] -> [R], as `evaluate.classification_metrics` defines
+  """`metric` on each resample: labels and predictions [R, n] -> [R], as `metrics.classification_metrics` defines
   it (balanced accuracy over the classes present; macro-F1 over every class, 0 where undefined)."""
   correct = (labels == predicted).astype(np.float64)
   if metric == "accuracy":

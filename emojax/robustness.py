@@ -21,7 +21,9 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from emojax import evaluate, train
+from emojax import prediction, reports, train
+
+from emojax import metrics as metrics_lib
 from emojax.data.base import Dataset
 
 
@@ -52,7 +54,7 @@ def subset_predictions(exp: train.Experiment, state) -> dict:
   from end-to-end fusion, each encoder's own `modality_probabilities`)."""
   modalities = modalities_of(exp.config)
   present = np.asarray(exp.eval_data.arrays["present"])
-  predict_step = evaluate.make_predict_step(exp.model, keys=evaluate.PREDICTION_KEYS + ("modality_probabilities",))
+  predict_step = prediction.make_predict_step(exp.model, keys=prediction.PREDICTION_KEYS + ("modality_probabilities",))
   results = {}
   # Subsets over the modalities some example has: with one missing everywhere, its rows would repeat others.
   for kept in subsets([m for m, column in zip(modalities, present.T) if column.any()]):
@@ -69,9 +71,9 @@ def subset_predictions(exp: train.Experiment, state) -> dict:
 
 
 def table_row(outputs: dict, data: Dataset, dropped: int) -> dict:
-  metrics = evaluate.evaluate_outputs(outputs, data)["all"]
+  metrics = metrics_lib.evaluate_outputs(outputs, data)["all"]
   return {"num_examples": len(data), "dropped_without_modality": dropped,
-          **{k: metrics[k] for k in evaluate.HEADLINE + ("expected_calibration_error",)}}
+          **{k: metrics[k] for k in metrics_lib.HEADLINE + ("expected_calibration_error",)}}
 
 
 def encoder_logits(data: Dataset, modalities, outputs: dict | None = None, trained_alone=()) -> dict:
@@ -114,10 +116,10 @@ def write_predictions(results: dict, out: Path, modalities, class_names, encoder
 def write_table(rows: dict, out: Path, title: str, extra: dict) -> None:
   out.mkdir(parents=True, exist_ok=True)
   (out / "report.json").write_text(json.dumps({**extra, "subsets": rows}, indent=2))
-  lines = [f"# {title}", "", "| modalities | examples | accuracy | balanced accuracy | macro-F1 | ECE |",
-           "|---|---|---|---|---|---|"]
-  lines += [f"| {name} | {r['num_examples']} | {r['accuracy']:.4f} | {r['balanced_accuracy']:.4f} | "
-            f"{r['macro_f1']:.4f} | {r['expected_calibration_error']:.4f} |" for name, r in rows.items()]
+  table = [{"modalities": name, "examples": r["num_examples"], "accuracy": r["accuracy"],
+            "balanced accuracy": r["balanced_accuracy"], "macro-F1": r["macro_f1"],
+            "ECE": r["expected_calibration_error"]} for name, r in rows.items()]
+  lines = [f"# {title}", ""] + reports.markdown_table(table)
   (out / "report.md").write_text("\n".join(lines) + "\n")
   logging.info("Wrote %s", out / "report.md")
 

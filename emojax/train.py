@@ -17,7 +17,8 @@ import numpy as np
 import optax
 
 from emojax import checkpoint as checkpoint_lib
-from emojax import evaluate, losses, sharding
+from emojax import losses, prediction, reports, sharding
+from emojax import metrics as metrics_lib
 from emojax.data import device_pipeline, load_split, pipeline
 from emojax.metric_writer import MetricWriter, read_metrics
 from emojax.models import get_model
@@ -240,7 +241,7 @@ class Experiment:
     self.state, self.abstract_state, self.state_shardings = sharded_init(
         self.model, self.tx, example, config.seed, self.mesh, config.sharding)
     self.loss_fn = losses.make_loss(config.train, self.train_data if self.train_data is not None else self.eval_data)
-    self.predict_step = evaluate.make_predict_step(self.model, tta_flip=config.eval.get("tta_flip", False))
+    self.predict_step = prediction.make_predict_step(self.model, tta_flip=config.eval.get("tta_flip", False))
     # Input pipeline: the split on the devices (gathered and augmented there) where it fits, else grain.
     training = self.train_data is not None
     self.pipeline = device_pipeline.resolve(self.train_data if training else self.eval_data, config.data, training)
@@ -269,7 +270,7 @@ class Experiment:
                    else device_pipeline.make_eval_step(predict_step, self.device_eval))
       return device_pipeline.predict(eval_step, variables_of(state), self.device_eval, self.config.eval.batch_size,
                                      widths)
-    return evaluate.predict(predict_step or self.predict_step, variables_of(state),
+    return prediction.predict(predict_step or self.predict_step, variables_of(state),
                             self.eval_data if data is None else data, self.mesh, self.config.eval.batch_size, widths)
 
   def compiled_programs(self) -> dict:
@@ -278,7 +279,7 @@ class Experiment:
 
   def evaluate(self, state) -> tuple[dict, dict]:
     outputs = self.predict(state)
-    report = evaluate.evaluate_outputs(outputs, self.eval_data)
+    report = metrics_lib.evaluate_outputs(outputs, self.eval_data)
     # Plain cross-entropy (logits only, no class weights): comparable across models, heads and loss options.
     if self.eval_data.multi_label:
       loss, _ = losses.multilabel_loss({"logits": outputs["logits"]}, {"labels": self.eval_data.arrays["labels"]})
@@ -289,7 +290,7 @@ class Experiment:
 
 
 def _scalars(report: dict) -> dict:
-  scalars = {k: report["all"][k] for k in evaluate.HEADLINE + ("loss",)}
+  scalars = {k: report["all"][k] for k in metrics_lib.HEADLINE + ("loss",)}
   for subset, metrics in report.items():
     if subset != "all" and isinstance(metrics, dict):
       scalars[f"{subset}/accuracy"] = metrics["accuracy"]
@@ -415,9 +416,9 @@ def finish(exp: Experiment, workdir: Path, trained_seconds: float, final_step: i
                 **{f"compiled_{k}_programs": n for k, n in (compiled or {}).items()})
   if jax.process_index() == 0:
     title = f"{exp.config.model.name} on {exp.config.data.name} {exp.config.data.eval_split}"
-    evaluate.write_report(report, workdir / "eval", title)
-    evaluate.plot_training_curves(read_metrics(workdir), workdir / "training_curves.png")
-    headline = "  ".join(f"{k} {report['all'][k]:.4f}" for k in evaluate.HEADLINE)
+    reports.write_report(report, workdir / "eval", title)
+    reports.plot_training_curves(read_metrics(workdir), workdir / "training_curves.png")
+    headline = "  ".join(f"{k} {report['all'][k]:.4f}" for k in metrics_lib.HEADLINE)
     # What the data-quality switches (emojax/data/quality.py) removed or rebalanced, so the report says it.
     quality = {name: data.metadata["data_quality"] for name, data in (("train", exp.train_data), ("eval", exp.eval_data))
                if data is not None and "data_quality" in data.metadata}
@@ -448,10 +449,10 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str | Path, 
   if jax.process_index() == 0:
     tta = "_tta_flip" if config.eval.get("tta_flip", False) else ""
     out_dir = Path(workdir) / f"eval_{which}_{config.data.eval_split}{tta}"
-    evaluate.write_report(report, out_dir, f"{config.model.name} ({which} checkpoint, step {step}) on "
+    reports.write_report(report, out_dir, f"{config.model.name} ({which} checkpoint, step {step}) on "
                           f"{config.data.name} {config.data.eval_split}")
     np.savez_compressed(out_dir / "predictions.npz", ids=exp.eval_data.arrays["id"],
                         labels=exp.eval_data.arrays["labels" if exp.eval_data.multi_label else "label"], **outputs)
-    logging.info("Wrote %s: %s", out_dir, json.dumps({k: round(report["all"][k], 4) for k in evaluate.HEADLINE}))
+    logging.info("Wrote %s: %s", out_dir, json.dumps({k: round(report["all"][k], 4) for k in metrics_lib.HEADLINE}))
   exp.checkpointer.close()
   return report

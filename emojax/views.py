@@ -19,7 +19,7 @@ import numpy as np
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from emojax import evaluate, train  # noqa: E402
+from emojax import prediction, train  # noqa: E402
 
 
 def colour_labels(dataset) -> tuple[np.ndarray, tuple[str, ...]]:
@@ -65,7 +65,7 @@ def scatter(points: np.ndarray, colours: np.ndarray, names, title: str, path: Pa
 def write_feature_views(config, workdir, which: str = "best", max_points: int = 4000) -> Path:
   exp = train.Experiment(config, workdir, need_train_data=False)
   state, step = exp.checkpointer.restore(exp.abstract_state, which)
-  predict_step = evaluate.make_predict_step(exp.model, keys=("embedding",))
+  predict_step = prediction.make_predict_step(exp.model, keys=("embedding",))
   outputs = exp.predict(state, predict_step=predict_step)
   exp.checkpointer.close()
   colours, names = colour_labels(exp.eval_data)

@@ -126,8 +126,8 @@ def face_run(fer2013_root, tmp_path_factory):
         shutil.copy(file, root / split / class_dir.name / file.name)
   config = tiny_config("model=residual_attention,runlocal", **{"data.root": str(root)})
   workdir, logits = _train_and_score(config, tmp_path_factory.mktemp("face_run") / "run")
-  from emojax.inference import bundle
-  out = bundle.export_bundle(workdir, tmp_path_factory.mktemp("bundles") / "face")
+  from emojax.inference import export
+  out = export.export_bundle(workdir, tmp_path_factory.mktemp("bundles") / "face")
   return {"workdir": workdir, "bundle": out, "root": root, "logits": logits}
 
 
@@ -138,8 +138,8 @@ def speech_run(small_ravdess, tmp_path_factory):
   config = speech_config(small_ravdess, cache, "model=conformer,runlocal", **{
       "data.speakers": (), "train.num_steps": 6, "checkpoint.every_steps": 6})
   workdir, logits = _train_and_score(config, tmp_path_factory.mktemp("speech_run") / "run")
-  from emojax.inference import bundle
-  out = bundle.export_bundle(workdir, tmp_path_factory.mktemp("bundles") / "speech")
+  from emojax.inference import export
+  out = export.export_bundle(workdir, tmp_path_factory.mktemp("bundles") / "speech")
   return {"workdir": workdir, "bundle": out, "root": small_ravdess, "logits": logits}
 
 
@@ -170,8 +170,8 @@ def text_run(tmp_path_factory):
                                "train.log_every_steps": 3, "checkpoint.every_steps": 6, "eval.batch_size": 32})
   workdir, logits = _train_and_score(config, tmp_path_factory.mktemp("text_run") / "run")
   dev = [line.split("\t") for line in (data / "dev.tsv").read_text().splitlines()]
-  from emojax.inference import bundle
-  out = bundle.export_bundle(workdir, tmp_path_factory.mktemp("bundles") / "text")
+  from emojax.inference import export
+  out = export.export_bundle(workdir, tmp_path_factory.mktemp("bundles") / "text")
   shutil.rmtree(scratch)  # neither the data nor the Hugging Face folder exists any more
   return {"workdir": workdir, "bundle": out, "logits": logits, "dev": dev}
 
@@ -186,8 +186,8 @@ def fusion_bundle(tmp_path_factory):
                                               "train.num_steps": 4, "eval.batch_size": 64})
   workdir = tmp_path_factory.mktemp("fusion_run") / "run"
   train.train_and_evaluate(config, workdir)
-  from emojax.inference import bundle
-  return bundle.export_bundle(workdir, tmp_path_factory.mktemp("bundles") / "fusion")
+  from emojax.inference import export
+  return export.export_bundle(workdir, tmp_path_factory.mktemp("bundles") / "fusion")
 
 
 @pytest.fixture(scope="session")

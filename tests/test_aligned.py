@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from emojax.data import aligned, load_split, mosi, ravdess_av
-from emojax.data import labels as labels_lib
+from emojax import labels as labels_lib
 from emojax.models import context_graph
 from tests.conftest import _shared_dataset
 
@@ -328,7 +328,7 @@ def test_feature_mlp_standardises_with_the_training_statistics():
 
 
 def test_bootstrap_gain_over_the_best_single_modality(tmp_path):
-  from emojax import evaluate, results
+  from emojax import metrics, results
   rng = np.random.default_rng(0)
   labels = rng.integers(0, 3, 300)
   ids = np.array([f"x{i}" for i in range(300)])
@@ -349,12 +349,12 @@ def test_bootstrap_gain_over_the_best_single_modality(tmp_path):
   fused = [run(f"fused__seed={s}", ("face", "speech"), 0.8) for s in (0, 1)]
   gains = results.bootstrap_gains(sorted(tmp_path.iterdir()), "balanced_accuracy", resamples=500)
   assert gains["fused"]["best single"] == "speech" and gains["speech"]["gain"] == 0
-  expected = np.mean([evaluate.classification_metrics(labels, f, "abc")["balanced_accuracy"] for f in fused])
+  expected = np.mean([metrics.classification_metrics(labels, f, "abc")["balanced_accuracy"] for f in fused])
   assert gains["fused"]["balanced_accuracy"] == pytest.approx(expected)
   assert 0 < gains["fused"]["low"] < gains["fused"]["gain"] < gains["fused"]["high"]
   for metric in results.BOOTSTRAP_METRICS:  # the resampled metrics are the evaluator's on the unresampled rows
     value = results.resampled_metric(labels[None], face[None], 3, metric)[0]
-    assert value == pytest.approx(evaluate.classification_metrics(labels, face, "abc")[metric])
+    assert value == pytest.approx(metrics.classification_metrics(labels, face, "abc")[metric])
 
 
 def test_a_sweep_step_list_runs_train_then_robustness(tmp_path):
@@ -395,10 +395,11 @@ def test_aligned_sets_keep_their_own_label_spaces():
   sentiment classes, which have no Ekman-7 view; not the Ekman-7 of the other fusion tuples."""
   import ml_collections
 
-  from emojax.data import labels as labels_lib
-  ravdess = labels_lib.label_space_of(ml_collections.ConfigDict(dict(name="multimodal_ravdess_av", labels="native")))
+  from emojax import data as data_lib
+  from emojax import labels as labels_lib
+  ravdess = data_lib.label_space_of(ml_collections.ConfigDict(dict(name="multimodal_ravdess_av", labels="native")))
   assert ravdess.class_names == labels_lib.RAVDESS_CLASSES
   calm = ravdess.class_names.index("calm")
   assert labels_lib.EKMAN7[int(np.argmax(ravdess.ekman_matrix[calm]))] == "neutral"
-  mosi = labels_lib.label_space_of(ml_collections.ConfigDict(dict(name="mosi")))
+  mosi = data_lib.label_space_of(ml_collections.ConfigDict(dict(name="mosi")))
   assert mosi.class_names == ("negative", "positive") and mosi.ekman_matrix is None

@@ -4,7 +4,8 @@ import ml_collections
 import numpy as np
 import pytest
 
-from emojax.data import augment, fer2013, labels, pipeline, synthetic
+from emojax import labels
+from emojax.data import augment, fer2013, pipeline, synthetic
 from tests.conftest import tiny_config
 
 
@@ -159,19 +160,19 @@ def test_random_erasing_replaces_one_rectangle():
 
 def test_flip_test_time_augmentation_averages_the_mirror_image():
   import jax
-  from emojax import evaluate
+  from emojax import prediction
   from emojax.models import get_model
   model = get_model(ml_collections.ConfigDict(dict(name="face.deep_cnn", width=0.125)), 7)
   batch = {"image": np.random.default_rng(0).random((3, 48, 48, 1), np.float32)}
   variables = model.init(jax.random.key(0), batch)
-  plain = evaluate.make_predict_step(model)(variables, batch)["logits"]
-  mirror = evaluate.make_predict_step(model)(variables, {"image": batch["image"][:, :, ::-1]})["logits"]
-  tta = evaluate.make_predict_step(model, tta_flip=True)(variables, batch)["logits"]
+  plain = prediction.make_predict_step(model)(variables, batch)["logits"]
+  mirror = prediction.make_predict_step(model)(variables, {"image": batch["image"][:, :, ::-1]})["logits"]
+  tta = prediction.make_predict_step(model, tta_flip=True)(variables, batch)["logits"]
   expected = np.log((jax.nn.softmax(plain, -1) + jax.nn.softmax(mirror, -1)) / 2)
   np.testing.assert_allclose(tta, expected, rtol=1e-5, atol=1e-6)
   symmetric = {"image": np.concatenate([batch["image"][:, :, :24], batch["image"][:, :, 23::-1]], axis=2)}
-  np.testing.assert_allclose(evaluate.make_predict_step(model, tta_flip=True)(variables, symmetric)["logits"],
-                             jax.nn.log_softmax(evaluate.make_predict_step(model)(variables, symmetric)["logits"]),
+  np.testing.assert_allclose(prediction.make_predict_step(model, tta_flip=True)(variables, symmetric)["logits"],
+                             jax.nn.log_softmax(prediction.make_predict_step(model)(variables, symmetric)["logits"]),
                              rtol=1e-5, atol=1e-6)
 
 

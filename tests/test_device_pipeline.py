@@ -8,7 +8,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from emojax import sharding, train
+from emojax import prediction, sharding, train
 from emojax.data import device_pipeline, multimodal, pipeline, synthetic
 from emojax.data.base import Dataset
 from tests.conftest import tiny_config
@@ -138,7 +138,7 @@ def test_evaluation_on_device_equals_evaluation_on_the_host(tmp_path):
   exp = train.Experiment(config, tmp_path, need_train_data=False)
   assert exp.device_eval is not None
   on_device = exp.predict(exp.state)
-  on_host = train.evaluate.predict(exp.predict_step, train.variables_of(exp.state), exp.eval_data, exp.mesh,
+  on_host = prediction.predict(exp.predict_step, train.variables_of(exp.state), exp.eval_data, exp.mesh,
                                    config.eval.batch_size)
   np.testing.assert_allclose(on_device["logits"], on_host["logits"], rtol=1e-5, atol=1e-6)
   exp.checkpointer.close()

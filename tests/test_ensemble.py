@@ -8,7 +8,7 @@ import pytest
 from absl import flags
 from absl.testing import flagsaver
 
-from emojax import checkpoint, ensemble, evaluate, main, train
+from emojax import checkpoint, ensemble, main, metrics, train
 from tests.conftest import tiny_config
 
 # Everything classification_metrics computes; ECE and loss go through a log and back, so they match to rounding.
@@ -63,7 +63,7 @@ def test_the_ensemble_scores_the_mean_of_its_members_probabilities(members, ense
   np.testing.assert_allclose(_softmax(saved["logits"]), mean, rtol=0, atol=1e-12)  # what the evaluator scored
   np.testing.assert_array_equal(saved["ids"], first["predictions"]["ids"])
 
-  expected = evaluate.classification_metrics(first["predictions"]["labels"], mean.argmax(-1),
+  expected = metrics.classification_metrics(first["predictions"]["labels"], mean.argmax(-1),
                                              report["all"]["class_names"])
   assert {k: report["all"][k] for k in METRICS} == {k: expected[k] for k in METRICS}
   assert report["num_members"] == 2 and report["split"] == "validation" and report["checkpoint"] == "best"
@@ -76,7 +76,7 @@ def test_the_report_has_the_evaluator_files_and_a_members_table(members, ensembl
   rows = report["members"]
   assert [r["member"] for r in rows] == [str(m["workdir"]) for m in members] + ["ensemble"]
   for row, member in zip(rows, members):  # each member's own figures are its --mode=eval figures
-    assert {k: row[k] for k in evaluate.HEADLINE} == {k: member["report"]["all"][k] for k in evaluate.HEADLINE}
+    assert {k: row[k] for k in metrics.HEADLINE} == {k: member["report"]["all"][k] for k in metrics.HEADLINE}
     assert row["seed"] == member["config"].seed and row["step"] == member["report"]["checkpoint_step"]
     assert row["tta_flip"] == member["config"].eval.tta_flip
   assert rows[2]["accuracy"] == report["all"]["accuracy"]

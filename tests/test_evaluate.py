@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from emojax import evaluate
+from emojax import metrics, reports
 from emojax.data.base import Dataset
-from emojax.data.labels import EKMAN7
+from emojax.labels import EKMAN7
 
 
 def test_metrics_match_scikit_learn():
@@ -14,7 +14,7 @@ def test_metrics_match_scikit_learn():
   labels = rng.integers(0, 7, 500)
   predictions = np.where(rng.random(500) < 0.6, labels, rng.integers(0, 7, 500))
   predictions[predictions == 1] = 2  # a class that is never predicted: precision 0, not NaN
-  m = evaluate.classification_metrics(labels, predictions, EKMAN7)
+  m = metrics.classification_metrics(labels, predictions, EKMAN7)
   assert m["accuracy"] == pytest.approx(skm.accuracy_score(labels, predictions))
   assert m["balanced_accuracy"] == pytest.approx(skm.balanced_accuracy_score(labels, predictions))
   for average in ("macro", "weighted"):
@@ -28,10 +28,10 @@ def test_report_writes_metrics_confusion_matrices_and_subsets(tmp_path):
   data = Dataset({"label": labels, "image": np.zeros((6, 1))}, EKMAN7,
                  eval_subsets={"without_train_duplicates": np.array([1, 1, 1, 1, 0, 0], bool)})
   logits = np.eye(7)[np.array([0, 1, 2, 3, 0, 0])]
-  report = evaluate.evaluate_outputs({"logits": logits}, data)
+  report = metrics.evaluate_outputs({"logits": logits}, data)
   assert report["all"]["accuracy"] == pytest.approx(4 / 6)
   assert report["without_train_duplicates"]["accuracy"] == 1.0
-  evaluate.write_report(report, tmp_path, "test")
+  reports.write_report(report, tmp_path, "test")
   for name in ("report.json", "report.md", "confusion_matrix.png", "confusion_matrix.json",
                "confusion_matrix_without_train_duplicates.png"):
     assert (tmp_path / name).stat().st_size > 0
@@ -42,7 +42,7 @@ def test_report_writes_metrics_confusion_matrices_and_subsets(tmp_path):
 def test_training_curves_plot(tmp_path):
   records = [{"step": s, "split": "train", "loss": 2 - s / 10, "accuracy": s / 10} for s in range(1, 6)]
   records += [{"step": 5, "split": "validation", "loss": 1.6, "accuracy": 0.4}]
-  evaluate.plot_training_curves(records, tmp_path / "curves.png")
+  reports.plot_training_curves(records, tmp_path / "curves.png")
   assert (tmp_path / "curves.png").stat().st_size > 1000
 
 
@@ -69,6 +69,6 @@ def test_expected_calibration_error_by_hand():
   probabilities = np.array([[0.9, 0.1]] * 4 + [[0.4, 0.6]] * 2)
   labels = np.array([0, 0, 0, 1, 1, 0])
   expected = 4 / 6 * abs(0.75 - 0.9) + 2 / 6 * abs(0.5 - 0.6)
-  assert evaluate.expected_calibration_error(probabilities, labels, num_bins=10) == pytest.approx(expected)
+  assert metrics.expected_calibration_error(probabilities, labels, num_bins=10) == pytest.approx(expected)
   perfect = np.eye(3)[[0, 1, 2]]
-  assert evaluate.expected_calibration_error(perfect, np.array([0, 1, 2])) == 0.0
+  assert metrics.expected_calibration_error(perfect, np.array([0, 1, 2])) == 0.0

@@ -9,7 +9,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from emojax import evaluate, train
+from emojax import metrics, prediction, train
 from emojax.data import clips, pipeline, synthetic
 from emojax.models import get_model
 from emojax.models.layers import AttentionPooling
@@ -145,11 +145,11 @@ def test_clip_augmentation_moves_every_frame_the_same_way():
 def test_mirror_flips_clips_and_landmarks():
   clip = jnp.arange(2 * 3 * 5, dtype=jnp.float32).reshape(1, 2, 3, 5, 1)
   points = jnp.array([[[0.2, 0.3]]])
-  mirrored = evaluate.mirror({"clip": clip, "landmarks": points, "image": clip[:, 0]})
+  mirrored = prediction.mirror({"clip": clip, "landmarks": points, "image": clip[:, 0]})
   np.testing.assert_array_equal(mirrored["clip"][0, 1, 2], clip[0, 1, 2, ::-1])
   np.testing.assert_allclose(mirrored["landmarks"], [[[0.8, 0.3]]])
   with pytest.raises(ValueError, match="no image or clip"):
-    evaluate.mirror({"audio": clip})
+    prediction.mirror({"audio": clip})
 
 
 def test_cnn_bilstm_trains_on_synthetic_clips(tmp_path):
@@ -166,7 +166,7 @@ def test_report_measures_attention_on_damaged_frames():
   data.arrays["damaged"][:] = [[True, False, False]] * 4
   outputs = {"logits": np.eye(7)[data.arrays["label"]], "frame_attention": np.tile([0.1, 0.3, 0.6], (4, 1)),
              "frame_gate": np.tile([0.2, 0.9, 0.7], (4, 1))}
-  report = evaluate.evaluate_outputs(outputs, data)["all"]
+  report = metrics.evaluate_outputs(outputs, data)["all"]
   assert report["mean_attention_damaged_frames"] == pytest.approx(0.1)
   assert report["mean_attention_clean_frames"] == pytest.approx(0.45)
   assert report["mean_gate_damaged_frames"] == pytest.approx(0.2) and report["accuracy"] == 1.0

@@ -150,7 +150,7 @@ def _fake_exports(root, goemotions_root, sizes=(("train", 60), ("validation", 30
   """Exports as `--mode=export` writes them (speech with speakers, text with GoEmotions' 28 labels) and a fusion
   config reading them."""
   from configs.fusion import get_config
-  from emojax.data import labels as labels_lib
+  from emojax import labels as labels_lib
   rng = np.random.default_rng(1)
   emotions = [line.strip() for line in (goemotions_root / "emotions.txt").read_text().splitlines()]
   for split, n in sizes:
@@ -177,7 +177,8 @@ def _fake_exports(root, goemotions_root, sizes=(("train", 60), ("validation", 30
 
 
 def test_tuples_from_exports_keep_splits_apart_and_map_goemotions(tmp_path, goemotions_mapping):
-  from emojax.data import labels as labels_lib, load_split, multimodal
+  from emojax import labels as labels_lib
+  from emojax.data import load_split, multimodal
   config = _fake_exports(tmp_path, goemotions_mapping.parent)
   train, validation = load_split(config.data, "train"), load_split(config.data, "validation")
   text_view = multimodal.ekman_view(dict(np.load(tmp_path / "text" / "train.npz")), str(goemotions_mapping.parent))
@@ -320,7 +321,7 @@ def test_input_tuples_gather_each_modality_row_of_the_tuple_label():
 
 
 def test_text_logits_reach_ekman_the_same_way_in_numpy_and_jax():
-  from emojax.data.multimodal import ekman_log_probabilities
+  from emojax.labels import ekman_log_probabilities
   rng = np.random.default_rng(0)
   logits, matrix = rng.standard_normal((5, 6)), np.zeros((6, 7), np.int32)
   matrix[np.arange(6), [0, 0, 3, 3, 4, 6]] = 1

@@ -14,9 +14,8 @@ import pytest
 import soundfile
 from PIL import Image
 
-from emojax.data import labels as labels_lib
+from emojax import labels as labels_lib
 from emojax.inference import BundleError, InputError, Recognizer, bundle, scoring
-from tests.conftest import SHARED_DATA
 
 
 def _softmax(logits):

@@ -7,7 +7,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from emojax import evaluate, train
+from emojax import metrics, train
 from emojax.data import augment, fer2013, landmarks
 from emojax.models import get_model
 from emojax.models.landmark_graph import AdaptiveFeatureWeighting, sample_at
@@ -159,7 +159,7 @@ def test_group_weights_reach_the_evaluation_report():
   dataset = fer2013.Dataset({"label": np.array([0, 1, 1])}, class_names=("a", "b"))
   outputs = {"logits": np.array([[2.0, 0.0], [0.0, 2.0], [2.0, 0.0]]),
              "group_weight_cnn": np.array([0.2, 0.6, 0.8]), "group_weight_landmarks": np.array([0.8, 0.4, 0.2])}
-  report = evaluate.evaluate_outputs(outputs, dataset)
+  report = metrics.evaluate_outputs(outputs, dataset)
   assert report["all"]["group_weights"] == pytest.approx({"cnn": 0.5333, "landmarks": 0.4667}, abs=1e-3)
   assert report["all"]["group_weights_per_class"]["b"] == pytest.approx({"cnn": 0.7, "landmarks": 0.3})
 

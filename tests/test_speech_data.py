@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import soundfile
 
-from emojax.data import audio, augment, features, labels, load_split, pipeline, speech
+from emojax import labels
+from emojax.data import audio, augment, features, load_split, pipeline, speech
 from tests.conftest import speech_config
 
 
@@ -278,7 +279,7 @@ def test_augmented_training_examples_keep_shapes_and_refeaturise(small_ravdess, 
   data = load_split(config.data, "train")
   assert "audio" in data.arrays  # kept because waveform augmentation needs it
   example = data[0]
-  out = augment.augment_speech(example, np.random.default_rng(0), config.data)
+  out = features.augment_speech(example, np.random.default_rng(0), config.data)
   assert out["features"].shape == example["features"].shape and out["audio"].shape == example["audio"].shape
   assert out["num_frames"] == features.num_frames(int(out["length"]), 160)
   assert not np.allclose(out["features"], example["features"])
@@ -415,7 +416,7 @@ def test_picking_copies_numpy_and_jnp_at_the_configured_rate(tmp_path):
   rate = augment.waveform_change_probability(config.data.augment)
   assert rate == pytest.approx(1 - 0.7 ** 4)  # four transforms on: a copy is used as often as today's path augments
   batch = _marked_copies(2000)
-  examples = [augment.augment_speech({k: v[i] for k, v in batch.items()}, np.random.default_rng(i), config.data)
+  examples = [features.augment_speech({k: v[i] for k, v in batch.items()}, np.random.default_rng(i), config.data)
               for i in range(2000)]
   assert all(e["features"].shape == (20, 4) and e["num_frames"].dtype == np.int32 for e in examples)
   _check_picks(np.stack([e["features"] for e in examples]), np.stack([e["num_frames"] for e in examples]), rate)

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score
 
-from emojax import evaluate, losses
+from emojax import losses
+
+from emojax import metrics as metrics_lib
 from emojax.data import goemotions, pipeline, text
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -129,7 +131,7 @@ def test_multilabel_metrics_match_scikit_learn():
   rng = np.random.default_rng(0)
   labels = rng.random((300, 6)) < [0.5, 0.2, 0.05, 0.3, 0.0, 0.1]
   predictions = rng.random((300, 6)) < 0.25
-  metrics = evaluate.multilabel_metrics(labels, predictions, list("abcdef"))
+  metrics = metrics_lib.multilabel_metrics(labels, predictions, list("abcdef"))
   for average in ("macro", "micro", "weighted"):
     expected = f1_score(labels, predictions, average=average, zero_division=0)
     assert metrics[f"{average}_f1"] == pytest.approx(expected)
@@ -140,12 +142,12 @@ def test_thresholds_tuned_per_label_and_cross_fitted():
   # Label 0 separates at 0.3, label 1 at 0.7; label 2 never occurs and keeps 0.5.
   probabilities = np.array([[0.35, 0.75, 0.1], [0.32, 0.2, 0.2], [0.1, 0.72, 0.3], [0.2, 0.6, 0.1]] * 10)
   labels = np.array([[1, 1, 0], [1, 0, 0], [0, 1, 0], [0, 0, 0]] * 10)
-  thresholds = evaluate.tune_thresholds(probabilities, labels)
+  thresholds = metrics_lib.tune_thresholds(probabilities, labels)
   assert 0.2 < thresholds[0] <= 0.32 and 0.6 < thresholds[1] <= 0.72 and thresholds[2] == 0.5
   decided = probabilities >= thresholds
-  assert evaluate.multilabel_metrics(labels, decided, "abc")["per_class"]["a"]["f1"] == 1.0
+  assert metrics_lib.multilabel_metrics(labels, decided, "abc")["per_class"]["a"]["f1"] == 1.0
   # Cross-fitting only ever applies thresholds tuned on the other half; here both halves agree.
-  assert (evaluate.crossfit_predictions(probabilities, labels)[:, :2] == labels[:, :2]).all()
+  assert (metrics_lib.crossfit_predictions(probabilities, labels)[:, :2] == labels[:, :2]).all()
 
 
 def test_coarser_spaces_are_scored_from_28_label_probabilities():
@@ -160,7 +162,7 @@ def test_coarser_spaces_are_scored_from_28_label_probabilities():
   # Members of a true group score 0.6 or more, everything else 0.4 or less: only a group score taken from the
   # best member (not, say, the mean of the members) separates the groups perfectly.
   logits = np.where(labels > 0, 0.5, -0.5) + rng.uniform(0, 0.3, labels.shape) * np.where(labels > 0, 1, -1)
-  report = evaluate.evaluate_outputs({"logits": logits}, data)
+  report = metrics_lib.evaluate_outputs({"logits": logits}, data)
   assert report["all"]["macro_f1"] == 1.0
   assert report["coarse_from_28"]["macro_f1"] == 1.0 and report["coarse_from_28"]["class_names"] == ["a", "b", "n"]
   assert set(report["coarse_from_28"]["thresholds"]) == {"a", "b", "n"}

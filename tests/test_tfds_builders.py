@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from emojax.data import fer2013, goemotions, tfds_builders
+from emojax.data import fer2013, goemotions, prepared, tfds_builders
 from tests.conftest import SHARED_DATA
 
 TRAIN_ROWS, DEV_ROWS = 300, 100
@@ -91,7 +91,7 @@ def test_grain_batches_a_tfds_data_source(prepared_goemotions):
   assert [len(batch["labels"]) for batch in batches] == [32, 32, 32, 4]
   assert batches[0]["labels"].shape == (32, 28) and batches[0]["labels"].dtype == np.float32
   assert batches[0]["text"][5] == source[5]["text"].decode()
-  _, multi_hot, _ = tfds_builders.load_prepared(data_dir, "validation")
+  _, multi_hot, _ = prepared.load_goemotions(data_dir, "validation")
   np.testing.assert_array_equal(np.concatenate([batch["labels"] for batch in batches]), multi_hot)
 
 
@@ -110,7 +110,7 @@ def test_manual_dir_idiom_and_optional_test_split(tmp_path):
   builder = tfds_builders.GoEmotions(data_dir=str(tmp_path / "tfds"), file_format="array_record")
   builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=str(source)))
   assert builder.info.splits["test"].num_examples == 40
-  texts, multi_hot, ids = tfds_builders.load_prepared(tmp_path / "tfds", "test")
+  texts, multi_hot, ids = prepared.load_goemotions(tmp_path / "tfds", "test")
   assert (texts, ids) == (list(goemotions.load(source, "dev").arrays["text"][:40]),
                           list(goemotions.load(source, "dev").arrays["id"][:40]))
   assert multi_hot.shape == (40, 28)
@@ -127,7 +127,7 @@ def test_missing_or_unprepared_folders_say_what_to_do(tmp_path):
     tfds_builders.GoEmotions(data_dir=str(tmp_path / "tfds"), file_format="array_record").download_and_prepare(
         download_config=tfds.download.DownloadConfig(manual_dir=str(tmp_path / "no_such_release")))
   with pytest.raises(FileNotFoundError, match="python -m emojax.data.tfds_builders"):
-    tfds_builders.load_prepared(tmp_path / "never_prepared", "train")
+    prepared.load_goemotions(tmp_path / "never_prepared", "train")
 
 
 def test_fer2013_prepares_images_labels_and_train_duplicates(fer2013_root, tmp_path):
@@ -142,8 +142,8 @@ def test_fer2013_prepares_images_labels_and_train_duplicates(fer2013_root, tmp_p
   builder = tfds_builders.prepare_fer2013(source, tmp_path / "tfds")
   assert sorted(builder.info.splits) == ["train", "validation"]
   from_folder = fer2013.load(source, "validation")
-  prepared = tfds_builders.data_source("fer2013", tmp_path / "tfds", "validation")
-  examples = [prepared[i] for i in range(len(prepared))]
+  source = prepared.data_source("fer2013", tmp_path / "tfds", "validation")
+  examples = [source[i] for i in range(len(source))]
   np.testing.assert_array_equal(np.stack([e["image"] for e in examples]), from_folder.arrays["image"])
   np.testing.assert_array_equal([e["label"] for e in examples], from_folder.arrays["label"])
   np.testing.assert_array_equal([e["is_train_duplicate"] for e in examples],

@@ -36,34 +36,8 @@ import numpy as np
 
 from emojax.data.base import Dataset, report_skipped
 from emojax.data.multimodal import TupleDataset
+from emojax.models.context_graph import CONTEXT_SOURCE
 
-SETS = ("ravdess_av", "mosi")
-CONTEXT_SOURCE = "utterance"  # the context dataset's extra source: each utterance's position in its video
-
-
-def load(config, split: str) -> Dataset:
-  """`config.data.name`: "multimodal_ravdess_av" / "multimodal_mosi" (fusion examples) or "ravdess_av" / "mosi"
-  (one modality's rows alone, `config.data.modality`)."""
-  reader = _reader(config)
-  return reader.load(config, split) if config.name.startswith("multimodal_") else reader.load_modality(config, split)
-
-
-def class_names(config) -> tuple[str, ...]:
-  """The classes an aligned set is labelled in, from the config alone: RAVDESS-AV's 8 classes (or Ekman-7, by
-  `config.data.labels`), MOSI's negative/positive sentiment."""
-  return _reader(config).class_names(config)
-
-
-def _reader(config):
-  name = config.name.removeprefix("multimodal_")
-  if name == "ravdess_av":
-    from emojax.data import ravdess_av as reader
-  elif name == "mosi":
-    from emojax.data import mosi as reader
-  else:
-    raise ValueError(f"config.data.name={config.name!r} is not an aligned set; expected one of {SETS}, alone or "
-                     "with the prefix 'multimodal_'.")
-  return reader
 
 
 def check_modalities(modalities, known: tuple[str, ...], set_name: str) -> tuple[str, ...]:

@@ -22,7 +22,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from emojax.data import images, labels
+from emojax import labels
+from emojax.data import images
 from emojax.data.base import Dataset, report_skipped
 
 SIZE = 48

@@ -193,7 +193,7 @@ def make_eval_step(predict_step, data: DeviceData):
 
 
 def predict(eval_step, variables, data: DeviceData, batch_size: int, widths) -> dict:
-  """`evaluate.predict` for a split on the devices: numpy outputs in dataset order. Every process runs the same
+  """`prediction.predict` for a split on the devices: numpy outputs in dataset order. Every process runs the same
   global batches (padding rows repeat row 0 and are dropped), so outputs need no re-ordering across processes."""
   order = np.arange(data.num_rows)
   if data.lengths is not None:

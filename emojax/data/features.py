@@ -162,8 +162,7 @@ def clip_features(clip: np.ndarray, data_config: ml_collections.ConfigDict) -> d
   if data_config.features.egemaps:
     arrays["functionals"] = functionals(clip, rate)
   if data_config.features.get("whisper", ""):  # the frozen Whisper encoder's summaries (data/whisper_features.py)
-    from emojax.data import whisper_features
-    arrays.update(whisper_features.cached_encoder_summaries(clip, data_config))
+    arrays.update(whisper_summaries(clip, data_config))
   return arrays
 
 
@@ -195,6 +194,27 @@ def extract_copies(path: str | os.PathLike, clip: np.ndarray, data_config: ml_co
         cache.put(content, arrays, variant)
     copies.append(arrays)
   return copies
+
+
+def whisper_summaries(wave: np.ndarray, data_config) -> dict:
+  """`whisper_features.encoder_summaries` of a prepared clip with the settings of `config.data.features`, through a cache of their own.
+
+  Keyed by the clip's samples (already decoded, trimmed and cut by the audio settings) and the Whisper settings
+  only, in `<config.data.cache_dir>/whisper/`, so switching log-mel, prosody or eGeMAPS settings, which makes new
+  feature-cache entries, does not run the encoder again. No cache_dir: computed every time.
+  """
+  from emojax.data import whisper_features  # the Whisper encoder: only for configs that ask for it
+  window, layer = data_config.features.whisper, whisper_features.frames_layer(data_config.features)
+  if not data_config.get("cache_dir", ""):
+    return whisper_features.encoder_summaries(wave, window, layer)
+  cache = FeatureCache(Path(data_config.cache_dir) / "whisper", ml_collections.ConfigDict(
+      {"audio": {}, "features": {"window": window, "frames_from_layer": layer, "version": whisper_features.SUMMARY_VERSION}}))
+  content = np.ascontiguousarray(wave, np.float32).tobytes()
+  arrays = cache.get(content)
+  if arrays is None:
+    arrays = whisper_features.encoder_summaries(wave, window, layer)
+    cache.put(content, arrays)
+  return arrays
 
 
 class FeatureCache:
@@ -245,3 +265,39 @@ class FeatureCache:
     except BaseException:
       Path(temporary).unlink(missing_ok=True)
       raise
+
+
+def augment_speech(example: dict, rng: np.random.Generator, data_config: ml_collections.ConfigDict) -> dict:
+  """One training example's augmentation: the waveform branch, then SpecAugment.
+
+  The waveform branch picks a prepared copy when the example carries `augmented_features` (a uniformly chosen
+  one of its K copies with `waveform_change_probability`, else the clean features; the augmented arrays are then
+  dropped, so batches carry only what the model reads), and otherwise transforms the waveform and re-featurises it
+  here, on the host, per example.
+  """
+  config, rate = data_config.augment, data_config.audio.sample_rate
+  example = dict(example)
+  if "augmented_features" in example:
+    copies, copy_frames = example.pop("augmented_features"), example.pop("augmented_num_frames")
+    if rng.random() < augment_lib.waveform_change_probability(config):
+      copy = int(rng.integers(len(copies)))
+      example.update(features=copies[copy], num_frames=np.int32(copy_frames[copy]))
+  elif "audio" in example:
+    wave, changed = augment_lib.augment_waveform(example["audio"][:example["length"]], rate, rng, config)
+    if changed:
+      max_samples = len(example["audio"])
+      wave = wave[:max_samples]
+      audio = np.zeros(max_samples, np.float32)
+      audio[:len(wave)] = wave
+      example.update(audio=audio, length=np.int32(len(wave)))
+      if data_config.input == "features":
+        frames = frame_features(wave, rate, data_config.features)
+        padded = np.zeros_like(example["features"])
+        padded[:len(frames)] = frames[:len(padded)]
+        example.update(features=padded, num_frames=np.int32(min(len(frames), len(padded))))
+  if data_config.input == "features" and (config.time_masks or config.freq_masks):
+    settings = data_config.features
+    blocks = 3 if settings.kind == "mfcc" and settings.deltas else 1
+    example["features"] = augment_lib.spec_augment(example["features"], int(example["num_frames"]), rng, config,
+                                       spectral_dim(settings), blocks)
+  return example

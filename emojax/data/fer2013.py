@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from emojax.data import labels
+from emojax import labels
 from emojax.data.base import Dataset, report_skipped
 from emojax.data.images import IMAGE_SIZE, decode_image
 

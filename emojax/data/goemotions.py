@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from emojax.data import labels as labels_lib
+from emojax import labels as labels_lib
 from emojax.data.base import Dataset, report_skipped
 
 SPLIT_FILES = {"train": "train.tsv", "validation": "dev.tsv", "dev": "dev.tsv", "test": "test.tsv"}
@@ -134,8 +134,8 @@ def load(root: str | os.PathLike, split: str, label_space: str = "goemotions28",
   spaces = LabelSpaces(root)
   names = spaces.names(label_space)
   if tfds_dir:
-    from emojax.data import tfds_builders  # imports tensorflow_datasets only when asked for
-    texts, multi_hot_28, ids = tfds_builders.load_prepared(tfds_dir, split)
+    from emojax.data import prepared  # imports tensorflow_datasets only when asked for
+    texts, multi_hot_28, ids = prepared.load_goemotions(tfds_dir, split)
     skipped = []  # rows were skipped, counted and logged when the files were prepared
   else:
     texts, multi_hot_28, ids, skipped = read_rows(path, len(spaces.emotions))
@@ -170,3 +170,13 @@ def load_tokenized(config, split: str) -> Dataset:
     inputs += ("lexicon",)
   return Dataset(arrays=arrays, class_names=dataset.class_names, skipped=dataset.skipped, model_inputs=inputs,
                  multi_label=True, metadata=dataset.metadata)
+
+
+def ekman_matrix(root: str, names=None) -> np.ndarray:
+  """[28, 7] 0/1 membership of GoEmotions' labels in the Ekman-7 groups (EKMAN7 order), from the release's
+  `ekman_mapping.json` (read and checked by `LabelSpaces`); `names`, if given, must be the 28 labels
+  in `emotions.txt` order (an export's class names), so a matrix is never applied to another label order."""
+  spaces = LabelSpaces(root)
+  if names is not None and tuple(names) != spaces.emotions:
+    raise ValueError(f"Classes {tuple(names)} are not emotions.txt's {spaces.emotions}.")
+  return spaces.groupings["ekman"]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from emojax.data import labels
+from emojax import labels
 from emojax.data.base import Dataset, report_skipped
 
 SUFFIXES = (".csv", ".tsv", ".txt")

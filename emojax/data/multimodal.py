@@ -29,7 +29,8 @@ from typing import Mapping
 
 import numpy as np
 
-from emojax.data import labels as labels_lib
+from emojax import labels as labels_lib
+from emojax.data import goemotions
 from emojax.data.base import Dataset
 
 MODALITIES = ("face", "speech", "text")
@@ -46,9 +47,9 @@ def ekman_view(export: dict, goemotions_root: str = "") -> tuple[np.ndarray, np.
   if "label" in export:
     label = ekman_labels(names, np.asarray(export["label"]))
     return label, np.asarray(export["logits"]), np.asarray(export["embedding"])
-  matrix = labels_lib.goemotions_to_ekman7(goemotions_root, names) if names != labels_lib.EKMAN7 else None
+  matrix = goemotions.ekman_matrix(goemotions_root, names) if names != labels_lib.EKMAN7 else None
   label = ekman_labels(names, np.asarray(export["labels"]), matrix)  # `labels` is in the export's own label space
-  logits = ekman_log_probabilities(np.asarray(export["logits"], np.float64), matrix)
+  logits = labels_lib.ekman_log_probabilities(np.asarray(export["logits"], np.float64), matrix)
   return label, logits.astype(np.float32), np.asarray(export["embedding"])
 
 
@@ -70,18 +71,6 @@ def require_ekman7(names) -> None:
   if tuple(names) != labels_lib.EKMAN7:
     raise ValueError(f"Classes {tuple(names)} are not in Ekman-7 order {labels_lib.EKMAN7}; train the encoder with "
                      "Ekman labels (FER2013; speech with labels=ekman7).")
-
-
-def ekman_log_probabilities(logits, matrix=None, xp=np):
-  """Multi-label logits [N, K] -> log of a 7-way distribution: each Ekman group's best member probability
-  (sigmoid), normalised; `matrix` [K, 7] groups K labels (None: the K labels are Ekman-7 already). `xp` is
-  numpy or jax.numpy, so exports and the end-to-end model map text the same way."""
-  probabilities = 1 / (1 + xp.exp(-logits))
-  if matrix is not None:
-    members = xp.asarray(matrix) > 0                                               # [K, 7]
-    probabilities = xp.where(members[None], probabilities[..., None], 0).max(1)    # [N, 7]
-  distribution = probabilities / probabilities.sum(1, keepdims=True)
-  return xp.log(xp.clip(distribution, 1e-9, 1))
 
 
 def label_matched_indices(labels_by_modality: dict[str, np.ndarray], seed: int, max_per_class: int = 0):
@@ -263,17 +252,17 @@ def label_map(class_names, multi_label: bool, ekman_matrix=None):
   return tuple(tuple(int(v) for v in row) for row in np.asarray(ekman_matrix))
 
 
-def load_inputs(config, split: str) -> TupleDataset:
+def load_inputs(config, split: str, read) -> TupleDataset:
   """Tuples of raw inputs for end-to-end fusion (`config.data.name = "multimodal_inputs"`).
 
   `config.modalities.<m>` is the data config of modality m's encoder run (configs/multimodal.py copies it from
-  the run's config.json), so each corpus is read exactly as its encoder was trained; pairing, seeds and caps
-  are those of `load`, so the tuples are the very ones the export-based fusion runs see.
+  the run's config.json), so each corpus is read exactly as its encoder was trained (`read`: the registry's
+  `emojax.data.load_split`); pairing, seeds and caps are those of `load`, so the tuples are the very ones the
+  export-based fusion runs see.
   """
-  from emojax.data import load_split
   sources, labels, label_maps = {}, {}, {}
   for m, data_config in config.modalities.items():
-    dataset = load_split(data_config, split)
+    dataset = read(data_config, split)
     label_maps[m] = encoder_label_map(dataset)
     if dataset.multi_label:
       matrix = None if label_maps[m] == "sigmoid" else np.asarray(label_maps[m])

@@ -45,7 +45,8 @@ def make_augmenter(data_config: ml_collections.ConfigDict):
     return functools.partial(drop_modalities, rate=config.modality_dropout)
   if data_config.name in SPEECH_CORPORA:
     augment_lib.validate_speech(config)
-    return functools.partial(augment_lib.augment_speech, data_config=data_config)
+    from emojax.data import features as features_lib  # speech-only dependency (librosa)
+    return functools.partial(features_lib.augment_speech, data_config=data_config)
   augment_lib.validate(config)
   return functools.partial(augment_face, config=config)
 

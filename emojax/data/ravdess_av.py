@@ -28,7 +28,7 @@ import ml_collections
 import numpy as np
 
 from emojax.data import aligned
-from emojax.data import labels as labels_lib
+from emojax import labels as labels_lib
 from emojax.data.base import Dataset
 
 ACTION_UNITS_FILE = "openface_action_units.csv"

@@ -28,7 +28,7 @@ import numpy as np
 from emojax.data import audio as audio_lib
 from emojax.data import augment as augment_lib
 from emojax.data import features as features_lib
-from emojax.data import labels
+from emojax import labels
 from emojax.data import whisper_features
 from emojax.data.base import Dataset, report_skipped
 

@@ -12,7 +12,7 @@ No figure reported for a real dataset comes from here.
 
 import numpy as np
 
-from emojax.data import labels
+from emojax import labels
 from emojax.data.base import Dataset
 
 SIZE = 48

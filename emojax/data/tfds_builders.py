@@ -13,7 +13,7 @@ moves their rows into tfds. Prepare once from the command line:
   python -m emojax.data.tfds_builders --source ../shared/data/goemotions --data_dir ~/tensorflow_datasets
   python -m emojax.data.tfds_builders --dataset fer2013 --source ../shared/data/fer2013 --data_dir ...
 
-then point `config.data.tfds_dir` at the data_dir.
+then point `config.data.tfds_dir` at the data_dir; `emojax.data.prepared` reads the files.
 """
 
 import argparse
@@ -25,11 +25,10 @@ from pathlib import Path
 import numpy as np
 import tensorflow_datasets as tfds
 
+from emojax import labels as labels_lib
 from emojax.data import fer2013, goemotions
-from emojax.data import labels as labels_lib
 from emojax.data.base import report_skipped
-
-GOEMOTIONS_NUM_LABELS = 28
+from emojax.data.prepared import GOEMOTIONS_NUM_LABELS
 
 
 def _source_from(builder_source_dir: str | None, dl_manager, layout_help: str) -> Path:
@@ -169,7 +168,6 @@ def _fer2013_has_test_split(source: Path) -> bool:
 
 # --- Preparing and reading -------------------------------------------------------------------
 BUILDERS = {"goemotions": GoEmotions, "fer2013": Fer2013}
-_SPLIT_ALIASES = {"dev": "validation"}  # goemotions.SPLIT_FILES names dev.tsv's split both ways
 
 
 def prepare(dataset: str, source_dir: str | os.PathLike, data_dir: str | os.PathLike,
@@ -203,40 +201,6 @@ def prepare_goemotions(source_dir: str | os.PathLike, data_dir: str | os.PathLik
 def prepare_fer2013(source_dir: str | os.PathLike, data_dir: str | os.PathLike,
                     overwrite: bool = False) -> tfds.core.DatasetBuilder:
   return prepare("fer2013", source_dir, data_dir, overwrite)
-
-
-def data_source(dataset: str, data_dir: str | os.PathLike, split: str):
-  """The random-access `tfds.data_source` of a prepared split; `grain.MapDataset.source` takes it as is."""
-  if dataset not in BUILDERS:
-    raise ValueError(f"Unknown dataset {dataset!r}; tfds builders exist for {sorted(BUILDERS)}.")
-  data_dir = os.fspath(Path(data_dir).expanduser())
-  builder_cls = BUILDERS[dataset]
-  builder = builder_cls(data_dir=data_dir)
-  if not builder.is_prepared():
-    raise FileNotFoundError(
-        f"No prepared {dataset} under {data_dir} (expected {builder.data_path}). Prepare it once with "
-        f"`python -m emojax.data.tfds_builders --dataset {dataset} --source <release folder> --data_dir {data_dir}`.")
-  split = _SPLIT_ALIASES.get(split, split)
-  if split not in builder.info.splits:
-    raise ValueError(f"{builder.data_path} has splits {sorted(builder.info.splits)}, not {split!r}.")
-  if builder.info.file_format != tfds.core.FileFormat.ARRAY_RECORD:
-    raise ValueError(f"{builder.data_path} holds {builder.info.file_format.value} files; random access needs "
-                     "array_record. Prepare it again with `prepare(..., overwrite=True)`.")
-  return tfds.data_source(builder_cls.name, split=split, data_dir=data_dir, download=False)
-
-
-def load_prepared(data_dir: str | os.PathLike, split: str) -> tuple[list[str], np.ndarray, list[str]]:
-  """(texts, 28-label multi-hot float32 [N, 28], comment ids) of a prepared GoEmotions split, in TSV order.
-
-  The same values `goemotions.read_rows` gives for that split's TSV, so `goemotions.load` can use either.
-  """
-  source = data_source("goemotions", data_dir, split)
-  examples = source.__getitems__(range(len(source)))  # one batched read instead of N lookups
-  texts = [example["text"].decode("utf-8") for example in examples]
-  ids = [example["comment_id"].decode("utf-8") for example in examples]
-  multi_hot = np.stack([example["labels"] for example in examples]).astype(np.float32) if examples else \
-      np.zeros((0, GOEMOTIONS_NUM_LABELS), np.float32)
-  return texts, multi_hot, ids
 
 
 # --- Command line ----------------------------------------------------------------------------

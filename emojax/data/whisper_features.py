@@ -16,10 +16,8 @@ position, for fine-tuning the layers above it.
 """
 
 import functools
-from pathlib import Path
 
 import librosa
-import ml_collections
 import numpy as np
 
 SAMPLE_RATE = 16000
@@ -98,27 +96,6 @@ def _encoder(folder: str, frames_from_layer: int):
     return jnp.concatenate([mean, deviation], axis=-1), states[max(frames_from_layer, 0)][0]
 
   return config, run
-
-
-def cached_encoder_summaries(wave: np.ndarray, data_config) -> dict:
-  """`encoder_summaries` of a prepared clip with the settings of `config.data.features`, through a cache of their own.
-
-  Keyed by the clip's samples (already decoded, trimmed and cut by the audio settings) and the Whisper settings
-  only, in `<config.data.cache_dir>/whisper/`, so switching log-mel, prosody or eGeMAPS settings, which makes new
-  feature-cache entries, does not run the encoder again. No cache_dir: computed every time.
-  """
-  from emojax.data import features as features_lib  # the cache class; features imports this module lazily
-  window, layer = data_config.features.whisper, frames_layer(data_config.features)
-  if not data_config.get("cache_dir", ""):
-    return encoder_summaries(wave, window, layer)
-  cache = features_lib.FeatureCache(Path(data_config.cache_dir) / "whisper", ml_collections.ConfigDict(
-      {"audio": {}, "features": {"window": window, "frames_from_layer": layer, "version": SUMMARY_VERSION}}))
-  content = np.ascontiguousarray(wave, np.float32).tobytes()
-  arrays = cache.get(content)
-  if arrays is None:
-    arrays = encoder_summaries(wave, window, layer)
-    cache.put(content, arrays)
-  return arrays
 
 
 def encoder_summaries(wave: np.ndarray, window: str = "clip", frames_from_layer: int = -1, folder: str = "") -> dict:

@@ -9,68 +9,20 @@
 
 Each run writes `report.html` (self-contained: figures embedded, opens offline), `report.md` (the same, linking
 the PNGs beside it), the figures as PNG and `summary.json` (every number of the report) into `--out`.
-The corpora are read by emojax's own readers (the aligned sets by a small loader here until they have readers),
+The corpora are read by emojax's own readers (`corpora.py` names them),
 configured by the training config of their modality (`configs/face_cnn.py`, `configs/speech.py`,
 `configs/text.py`; `--config` picks another file or variant), so the report sees the data as training does.
 One module per modality: `faces`, `speech`, `text`, `aligned`; `report` writes the files, `figures` draws.
 """
 
 import argparse
-import importlib.util
 import sys
 import time
 from pathlib import Path
 
 import threadpoolctl
 
-# name -> (modality, config file, config argument)
-CORPORA = {
-    "fer2013": ("faces", "face_cnn.py", "data=fer2013"),
-    "clips": ("faces", "face_cnn.py", "data=clips"),
-    "synthetic": ("faces", "face_cnn.py", "data=synthetic"),
-    "synthetic_clips": ("faces", "face_cnn.py", "data=synthetic_clips"),
-    "ravdess": ("speech", "speech.py", "data=ravdess"),
-    "tess": ("speech", "speech.py", "data=tess"),
-    "crema_d": ("speech", "speech.py", "data=crema_d"),
-    "goemotions": ("text", "text.py", ""),
-    "labelled_text": ("text", "text.py", ""),
-    "ravdess_av": ("aligned", None, ""),
-    "cmu_mosi": ("aligned", None, ""),
-}
-DESCRIPTIONS = {
-    "fer2013": "FER2013 (image folders or the Kaggle CSV)", "clips": "face clips (class folders of videos/frames, "
-    "or CK+ as released)", "synthetic": "the built-in synthetic faces", "synthetic_clips": "the synthetic clips",
-    "ravdess": "RAVDESS speech", "tess": "TESS", "crema_d": "CREMA-D", "goemotions": "GoEmotions (Reddit comments)",
-    "labelled_text": "labelled text (a CSV/TSV file or folder of them, one Ekman label per row)",
-    "ravdess_av": "RAVDESS facial action units + speech, aligned per clip", "cmu_mosi": "CMU-MOSI text, audio and "
-    "video features, aligned per utterance",
-}
-REPO = Path(__file__).resolve().parents[2]
-
-
-class UserError(Exception):
-  """A mistake the user can fix (unknown corpus, missing folder, bad split): one line, exit code 2."""
-
-
-def data_config(name: str, config_spec: str = ""):
-  """`config.data` of the training config of `name`'s modality (or of `config_spec`, "file.py[:arg]")."""
-  modality, file, arg = CORPORA[name]
-  if config_spec:
-    file, _, arg = config_spec.partition(":")
-    path = Path(file)
-  elif file is None:
-    return None
-  else:
-    path = REPO / "configs" / file
-  if not path.is_file():
-    raise UserError(f"config file {path} not found; pass --config path/to/config.py[:arg] (the repository's "
-                    "configs/ folder holds one per modality).")
-  spec = importlib.util.spec_from_file_location(f"_emojax_explore_config_{path.stem}", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  config = module.get_config(arg or None)
-  config.data.name = name  # the modality's config names its default corpus; read the one asked for
-  return config.data
+from emojax.explore.corpora import CORPORA, DESCRIPTIONS, UserError, data_config
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:

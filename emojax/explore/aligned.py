@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from emojax.config_utils import data_dir
-from emojax.data import labels as labels_lib
+from emojax import labels as labels_lib
 from emojax.explore import figures, probe
 from emojax.explore.report import Report
 
@@ -81,7 +81,8 @@ def load_cmu_mosi(root: Path) -> AlignedSet:
 def analyze(report: Report, data: AlignedSet, sample: int, seed: int = 0) -> None:
   progress = report.progress
   if data.pending:
-    from emojax.explore import data_config, speech
+    from emojax.explore import speech
+    from emojax.explore.corpora import data_config
     config = data_config("ravdess")
     for modality, paths in data.pending.items():
       with progress.step(f"{modality} of {sum(p is not None for p in paths)} files"):

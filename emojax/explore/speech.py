@@ -20,7 +20,7 @@ import numpy as np
 
 from emojax.data import audio as audio_lib
 from emojax.data import features as features_lib
-from emojax.data import labels as labels_lib
+from emojax import labels as labels_lib
 from emojax.data import speech as speech_lib
 from emojax.explore import figures
 from emojax.explore.report import Report

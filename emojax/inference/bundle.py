@@ -12,16 +12,13 @@ folders: text and wav2vec 2.0 models are rebuilt from the bundled config.json, t
 bundle.
 
 `load_run(workdir)` builds the same `TrainedModel` from a training workdir (its config.json and best or latest
-checkpoint, through `checkpoint.restore_variables`); `load(path)` takes either.
+checkpoint, through `checkpoint.restore_variables`); `load(path)` takes either. Writing a bundle is
+`export.export_bundle`.
 """
 
 import dataclasses
-import datetime
 import importlib.metadata
 import json
-import logging
-import shutil
-import subprocess
 from pathlib import Path
 
 import jax
@@ -29,8 +26,9 @@ import ml_collections
 import numpy as np
 
 from emojax import checkpoint
+from emojax import data as data_lib
+from emojax import labels as labels_lib
 from emojax.pretrained import sha256_of
-from emojax.data import labels as labels_lib
 from emojax.inference import inputs as inputs_lib
 
 FORMAT = "emojax-bundle"
@@ -79,7 +77,7 @@ def load_run(workdir: str | Path, which: str = "best") -> TrainedModel:
   label files of its data root; never the examples or the optimizer state."""
   workdir = Path(workdir)
   config = checkpoint.load_run_config(workdir)
-  space = labels_lib.label_space_of(config.data)
+  space = data_lib.label_space_of(config.data)
   variables, step = checkpoint.restore_variables(workdir, which)
   report = _matching_report(workdir, config, step)
   return _assemble(config, space, variables, model_kwargs_of(config), report,
@@ -96,7 +94,7 @@ def model_kwargs_of(config: ml_collections.ConfigDict) -> dict:
     return {"label_maps": {m: None for m in config.model.encoders}}
   maps = {}
   for modality, data_config in config.data.modalities.items():
-    space = labels_lib.label_space_of(data_config)
+    space = data_lib.label_space_of(data_config)
     maps[modality] = multimodal.label_map(space.class_names, space.multi_label, space.ekman_matrix)
   return {"label_maps": maps}
 
@@ -122,6 +120,13 @@ def _assemble(config, space, variables, model_kwargs, report, source) -> Trained
   return TrainedModel(config, model, variables, space, spec, thresholds, report, source)
 
 
+def tuned_thresholds(space: labels_lib.LabelSpace, report: dict) -> np.ndarray | None:
+  """A multi-label model's per-label thresholds [C] tuned on the validation split (the evaluator's), or None."""
+  if not space.multi_label or "thresholds" not in report.get("all", {}):
+    return None
+  return np.asarray([report["all"]["thresholds"][name] for name in space.class_names], np.float32)
+
+
 def check_variables(model, spec: inputs_lib.InputSpec, variables: dict, where: str = "") -> None:
   """Fails unless `variables` have exactly the names and shapes the model builds (a damaged bundle, or a run whose
   model code or config changed since it was trained), naming the first differences."""
@@ -141,128 +146,6 @@ def check_variables(model, spec: inputs_lib.InputSpec, variables: dict, where: s
     raise BundleError(f"The variables of {where or 'this model'} do not fit the model its config builds ({details}). "
                       "The model code or config changed since it was trained, or the weights are damaged: export "
                       "the bundle again from its training workdir.")
-
-
-# ----------------------------------------------------------------------------------------------
-# Export.
-# ----------------------------------------------------------------------------------------------
-def export_bundle(workdir: str | Path, out: str | Path | None = None, which: str = "best") -> Path:
-  """Writes the bundle of a training workdir's best (or latest) checkpoint to `out` (default `<workdir>/bundle`)
-  and returns its path. The validation report comes from the run (`eval/report.json` or an `--mode=eval`
-  report of the same checkpoint); a run without one is evaluated here, on its own validation split."""
-  workdir = Path(workdir)
-  trained = load_run(workdir, which)
-  report = trained.validation
-  if report is None:
-    from emojax.inference import scoring
-    logging.info("No validation report of step %d in %s: evaluating it on its own %s split.",
-                 trained.source["step"], workdir, trained.config.data.eval_split)
-    report = scoring.validation_report(trained)
-    trained = dataclasses.replace(trained, validation=report,
-                                  thresholds=tuned_thresholds(trained.label_space, report))
-  out = Path(out) if out is not None else workdir / "bundle"
-  partial = out.with_name(out.name + ".partial")
-  shutil.rmtree(partial, ignore_errors=True)
-  partial.mkdir(parents=True)
-  config = trained.config.to_dict()
-  folders = _bundle_encoders(config, partial)
-  _blank_machine_fields(config)
-  save_variables(trained.variables, partial / WEIGHTS)
-  (partial / VALIDATION_REPORT).write_text(json.dumps(report, indent=2))
-  manifest = {
-      "format": FORMAT, "format_version": FORMAT_VERSION,
-      "emojax_version": _emojax_version(), "commit": _git_commit(),
-      "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-      "source": {**trained.source, "path": str(workdir.resolve()), "encoder_folders": folders,
-                 "data_root": trained.config.data.get("root", "")},
-      "model": trained.config.model.name, "modalities": list(trained.spec.modalities),
-      "inputs": dict(trained.spec.kinds),
-      "labels": trained.label_space.to_dict(),
-      "thresholds": None if trained.thresholds is None else [float(t) for t in trained.thresholds],
-      "validation": _headline(report, trained.config),
-      "model_kwargs": model_kwargs_of(trained.config),
-      "inference": inference_settings(trained),
-      "config": config,
-  }
-  manifest["files"] = {str(p.relative_to(partial)): {"bytes": p.stat().st_size, "sha256": sha256_of(p)}
-                       for p in sorted(partial.rglob("*")) if p.is_file()}
-  (partial / MANIFEST).write_text(json.dumps(manifest, indent=2))
-  shutil.rmtree(out, ignore_errors=True)
-  partial.rename(out)
-  logging.info("Wrote bundle %s (%s) of %s, step %d.", out, human_size(bundle_size(out)), workdir,
-               trained.source["step"])
-  return out
-
-
-def tuned_thresholds(space: labels_lib.LabelSpace, report: dict) -> np.ndarray | None:
-  """A multi-label model's per-label thresholds [C] tuned on the validation split (the evaluator's), or None."""
-  if not space.multi_label or "thresholds" not in report.get("all", {}):
-    return None
-  return np.asarray([report["all"]["thresholds"][name] for name in space.class_names], np.float32)
-
-
-def inference_settings(trained: TrainedModel) -> dict:
-  """What a Recognizer of the bundle compiles (batch sizes, each sequence axis's lengths) and how it windows long
-  recordings."""
-  settings = {"batch_sizes": list(inputs_lib.DEFAULT_BATCH_SIZES),
-              "sequence_buckets": {",".join(axis.keys): list(axis.buckets) for axis in trained.spec.sequences}}
-  data = trained.config.data
-  audio = data.get("audio") or (data.modalities.speech.get("audio") if "modalities" in data and
-                                "speech" in data.modalities else None)
-  return {**settings, **(inputs_lib.windowing(audio) if audio is not None else {})}
-
-
-def _headline(report: dict, config) -> dict:
-  """The validation figures a bundle carries in its manifest (the whole report is validation_report.json)."""
-  from emojax import evaluate
-  figures = {k: report["all"][k] for k in (*evaluate.HEADLINE, "loss") if k in report.get("all", {})}
-  subsets = {name: {k: m[k] for k in ("accuracy", "macro_f1", "num_examples") if k in m}
-             for name, m in report.items() if name != "all" and isinstance(m, dict) and "accuracy" in m}
-  return {"dataset": config.data.name, "split": config.data.eval_split,
-          "num_examples": report.get("all", {}).get("num_examples"), "checkpoint_step": report.get("checkpoint_step"),
-          **figures, "subsets": subsets}
-
-
-def _bundle_encoders(config: dict, bundle_dir: Path) -> dict:
-  """Copies the architecture and tokenizer files of every Hugging Face folder the config names into
-  `encoders/<field path>/` and points the config there (`bundle:encoders/...`); one copy per distinct folder."""
-  copies, named = {}, {}
-
-  def visit(node: dict, path: tuple):
-    for key, value in node.items():
-      if isinstance(value, dict):
-        visit(value, path + (key,))
-      elif key in PRETRAINED_FIELDS and isinstance(value, str) and value:
-        folder = str(Path(value).expanduser().resolve())
-        if folder not in copies:
-          source = Path(folder)
-          if not (source / "config.json").is_file() and key != "tokenizer":
-            raise FileNotFoundError(f"config.{'.'.join(path + (key,))}={value!r} has no config.json to bundle: "
-                                    "export on the machine that trained the run, where the folder exists.")
-          relative = "encoders/" + "_".join(path + (key,))
-          (bundle_dir / relative).mkdir(parents=True)
-          for name in ENCODER_FILES:
-            if (source / name).is_file():
-              shutil.copy2(source / name, bundle_dir / relative / name)
-          copies[folder] = relative
-        node[key] = BUNDLED + copies[folder]
-        named[".".join(path + (key,))] = value
-
-  # The model's fields first: a folder the model and the data both name is called after the model's field.
-  visit({"model": config["model"]}, ())
-  visit({k: v for k, v in config.items() if k != "model"}, ())
-  return named
-
-
-def _blank_machine_fields(config: dict) -> None:
-  for key, value in config.items():
-    if isinstance(value, dict):
-      if key == "checkpoints":  # end-to-end fusion's encoder runs: their weights are in the bundle already
-        config[key] = {m: "" for m in value}
-      else:
-        _blank_machine_fields(value)
-    elif key in MACHINE_FIELDS:
-      config[key] = ""
 
 
 # ----------------------------------------------------------------------------------------------
@@ -298,7 +181,7 @@ def read_manifest(path: str | Path) -> dict:
   if version != FORMAT_VERSION:
     advice = ("upgrade emojax to read it" if isinstance(version, int) and version > FORMAT_VERSION
               else "export it again from its training workdir with this emojax")
-    raise BundleError(f"Bundle {path} has format version {version}; this emojax ({_emojax_version()}) reads version "
+    raise BundleError(f"Bundle {path} has format version {version}; this emojax ({emojax_version()}) reads version "
                       f"{FORMAT_VERSION}: {advice}.")
   return manifest
 
@@ -403,21 +286,8 @@ def human_size(num_bytes: int) -> str:
   return ""
 
 
-def _emojax_version() -> str:
+def emojax_version() -> str:
   try:
     return importlib.metadata.version("emojax")
   except importlib.metadata.PackageNotFoundError:
     return "unknown"
-
-
-def _git_commit() -> dict:
-  """The commit of the emojax checkout this runs from, and whether it had uncommitted changes (or unknown)."""
-  repo = Path(__file__).resolve().parents[2]
-  try:
-    commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True,
-                            timeout=10, check=True).stdout.strip()
-    dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
-                           capture_output=True, text=True, timeout=10, check=True).stdout.strip()
-  except (OSError, subprocess.SubprocessError):
-    return {"commit": "unknown", "uncommitted_changes": None}
-  return {"commit": commit, "uncommitted_changes": bool(dirty)}

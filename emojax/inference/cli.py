@@ -54,8 +54,8 @@ def export_main(argv: list[str]) -> int:
   _common(parser)
 
   def body(args):
-    from emojax.inference import bundle, scoring
-    out = bundle.export_bundle(args.workdir, args.out or None, args.checkpoint)
+    from emojax.inference import bundle, export, scoring
+    out = export.export_bundle(args.workdir, args.out or None, args.checkpoint)
     manifest = bundle.read_manifest(out)
     validation = manifest["validation"]
     figures = "  ".join(f"{k} {validation[k]:.4f}" for k in ("accuracy", "balanced_accuracy", "macro_f1")
@@ -183,7 +183,7 @@ def evaluate_main(argv: list[str]) -> int:
   _common(parser)
 
   def body(args):
-    from emojax import evaluate
+    from emojax import metrics as metrics_lib
     from emojax.inference import scoring
     overrides = scoring.parse_overrides(args.set)
     for key, value in (("text_column", args.text_column), ("label_column", args.label_column),
@@ -197,7 +197,7 @@ def evaluate_main(argv: list[str]) -> int:
       return 0
     everything = report["all"]
     print(f"{report['model']} on {args.data} {args.split} ({everything['num_examples']} examples): " +
-          "  ".join(f"{k} {everything[k]:.4f}" for k in evaluate.HEADLINE))
+          "  ".join(f"{k} {everything[k]:.4f}" for k in metrics_lib.HEADLINE))
     for name, metrics in report.items():
       if name != "all" and isinstance(metrics, dict) and "accuracy" in metrics and "num_examples" in metrics:
         print(f"  {name} ({metrics['num_examples']}): accuracy {metrics['accuracy']:.4f}  macro_f1 "
@@ -207,7 +207,7 @@ def evaluate_main(argv: list[str]) -> int:
       print(f"  compared in Ekman-7: {', '.join(mapping['compared_classes'])} ({mapping['rows_compared']} rows; "
             f"{mapping['rows_without_compared_class']} without a compared class)")
     for row in report.get("members", []):
-      print(f"  {row['member']}: " + "  ".join(f"{k} {row[k]:.4f}" for k in evaluate.HEADLINE))
+      print(f"  {row['member']}: " + "  ".join(f"{k} {row[k]:.4f}" for k in metrics_lib.HEADLINE))
     print(f"Report: {out}/report.md")
     return 0
 

@@ -26,9 +26,9 @@ import json
 import jax
 import numpy as np
 
-from emojax import evaluate
+from emojax import prediction as prediction_lib
 from emojax.config_utils import cache_dir
-from emojax.data import labels as labels_lib
+from emojax import labels as labels_lib
 from emojax.data import pipeline
 from emojax.inference import bundle as bundle_lib
 from emojax.inference import inputs as inputs_lib
@@ -157,7 +157,7 @@ class Recognizer:
                                                                     if k.endswith("_seconds")}}
     self.hop_seconds = hop_seconds or windows.get("hop_seconds", 1.0)
     self.long_recording_seconds = windows.get("long_recording_seconds", 0.0)
-    self._predict_step = evaluate.make_predict_step(trained.model, keys=OUTPUT_KEYS,
+    self._predict_step = prediction_lib.make_predict_step(trained.model, keys=OUTPUT_KEYS,
                                                     tta_flip=bool(self.config.eval.get("tta_flip", False)))
     self._variables = jax.device_put(trained.variables)
     if warmup:

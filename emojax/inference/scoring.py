@@ -5,7 +5,7 @@
 
 The corpus is read by its reader with the model's own preprocessing settings (the bundle's data config, with the
 corpus's name and root), the model runs through the same bucketed `Recognizer` as `predict`, and the outputs are
-scored by `evaluate.evaluate_outputs`: on the model's own corpus and split, the figures of its training run.
+scored by `metrics_lib.evaluate_outputs`: on the model's own corpus and split, the figures of its training run.
 Several models are averaged (their class probabilities, as `--mode=ensemble` does).
 
 When the corpus's label space differs from the model's (RAVDESS-trained speech on TESS or CREMA-D, FER2013-trained
@@ -24,9 +24,11 @@ from pathlib import Path
 import ml_collections
 import numpy as np
 
-from emojax import evaluate
+from emojax import reports
+
+from emojax import metrics as metrics_lib
 from emojax.data import SPEECH_CORPORA, load_split
-from emojax.data import labels as labels_lib
+from emojax import labels as labels_lib
 from emojax.data.base import Dataset
 from emojax.inference.inputs import InputError
 
@@ -189,7 +191,7 @@ def mapping_summary(spaces, dataset: Dataset, data_labels: np.ndarray, compared:
 # ----------------------------------------------------------------------------------------------
 def score(recognizers: list, dataset: Dataset, names: list[str] | None = None) -> tuple[dict, dict]:
   """(report, outputs) of one model or the average of several on `dataset`; report as training's evaluation
-  (`evaluate.evaluate_outputs` plus the plain cross-entropy `loss`), with `members` and `label_mapping` where
+  (`metrics_lib.evaluate_outputs` plus the plain cross-entropy `loss`), with `members` and `label_mapping` where
   they apply. `outputs` holds the (averaged) logits and probabilities per row, in dataset order."""
   names = names or [str(r.trained.source.get("path", i)) for i, r in enumerate(recognizers)]
   dataset = adapt_to(dataset, recognizers[0].spec)
@@ -197,13 +199,13 @@ def score(recognizers: list, dataset: Dataset, names: list[str] | None = None) -
   spaces = [r.label_space for r in recognizers]
   if all(same_space(s, dataset) for s in spaces):
     scored, mapping = dataset, None
-    probabilities = [evaluate.class_probabilities(o["logits"], dataset.multi_label) for o in member_outputs]
+    probabilities = [metrics_lib.class_probabilities(o["logits"], dataset.multi_label) for o in member_outputs]
     mean = np.mean(probabilities, axis=0)
-    outputs = {"logits": member_outputs[0]["logits"] if len(recognizers) == 1 else evaluate.logits_of(mean, dataset.multi_label)}
+    outputs = {"logits": member_outputs[0]["logits"] if len(recognizers) == 1 else metrics_lib.logits_of(mean, dataset.multi_label)}
     sentiment = [o.get("sentiment_logits") for o in member_outputs]
     if all(s is not None for s in sentiment):
-      outputs["sentiment_logits"] = sentiment[0] if len(recognizers) == 1 else evaluate.logits_of(
-          np.mean([evaluate.class_probabilities(s, False) for s in sentiment], axis=0), False)
+      outputs["sentiment_logits"] = sentiment[0] if len(recognizers) == 1 else metrics_lib.logits_of(
+          np.mean([metrics_lib.class_probabilities(s, False) for s in sentiment], axis=0), False)
     if len(recognizers) == 1:
       outputs.update({k: v for k, v in member_outputs[0].items() if k not in outputs})
   else:
@@ -220,23 +222,23 @@ def score(recognizers: list, dataset: Dataset, names: list[str] | None = None) -
       ekman = space.ekman7_probabilities(member["logits"])[keep][:, compared]
       probabilities.append(ekman / np.maximum(ekman.sum(-1, keepdims=True), 1e-12))
     mean = np.mean(probabilities, axis=0)
-    outputs = {"logits": evaluate.logits_of(mean, False)}
+    outputs = {"logits": metrics_lib.logits_of(mean, False)}
     label = np.searchsorted(compared, data_labels[keep]).astype(np.int32)
     scored = Dataset({"label": label, "id": np.asarray(dataset.arrays["id"])[keep]},
                      tuple(labels_lib.EKMAN7[k] for k in compared))
-  report = evaluate.evaluate_outputs(outputs, scored)
-  report["all"]["loss"] = evaluate.plain_cross_entropy(outputs["logits"], scored)
+  report = metrics_lib.evaluate_outputs(outputs, scored)
+  report["all"]["loss"] = metrics_lib.plain_cross_entropy(outputs["logits"], scored)
   if mapping is not None:
     report["label_mapping"] = mapping
   if len(recognizers) > 1:
     rows = []
     for name, recognizer, member, p in zip(names, recognizers, member_outputs, probabilities):
-      member_logits = evaluate.logits_of(p, scored.multi_label) if mapping is not None else member["logits"]
-      metrics = evaluate.evaluate_outputs({"logits": member_logits}, scored)["all"]
+      member_logits = metrics_lib.logits_of(p, scored.multi_label) if mapping is not None else member["logits"]
+      metrics = metrics_lib.evaluate_outputs({"logits": member_logits}, scored)["all"]
       rows.append({"member": name, "model": recognizer.config.model.name,
-                   **{k: metrics[k] for k in evaluate.HEADLINE}})
+                   **{k: metrics[k] for k in metrics_lib.HEADLINE}})
     rows.append({"member": "ensemble", "model": f"mean of {len(recognizers)}",
-                 **{k: report["all"][k] for k in evaluate.HEADLINE}})
+                 **{k: report["all"][k] for k in metrics_lib.HEADLINE}})
     report["members"] = rows
   outputs["probabilities"] = mean.astype(np.float32)
   outputs["ids"] = np.asarray(scored.arrays["id"]).astype(str)
@@ -278,7 +280,7 @@ def evaluate_models(models: list[str], data: str, root: str = "", split: str = "
   out = Path(out) if out else Path("evaluations") / f"{'+'.join(names)}_on_{data}_{split}"
   title = f"{' + '.join(names)} on {data} {split}"
   members = report.pop("members", None)  # a table of its own, not a line of write_report's run section
-  evaluate.write_report(report, out, title)
+  reports.write_report(report, out, title)
   if members:
     report["members"] = members
     (out / "report.json").write_text(json.dumps(report, indent=2))

@@ -25,9 +25,11 @@ import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 
-from emojax.data.aligned import CONTEXT_SOURCE
 from emojax.models.fusion import ModalityFeatures, graph_attention, modality_adjacency, modality_graphs
 from emojax.models.multimodal import build_module
+
+# The context batch's extra source (data/aligned.utterance_context): each utterance's position in its video.
+CONTEXT_SOURCE = "utterance"
 
 EDGE_KINDS = ("cross", "time")
 

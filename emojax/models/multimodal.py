@@ -37,6 +37,8 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from emojax import labels as labels_lib
+
 
 def _plain(tree):
   """Flax freezes dict attributes; the model registry wants plain (nested) dicts."""
@@ -53,9 +55,8 @@ def to_ekman_logits(logits, label_map):
   """An encoder's logits as Ekman-7 log-probabilities (None: single-label Ekman-7 already, used as is)."""
   if label_map is None:
     return logits.astype(jnp.float32)
-  from emojax.data.multimodal import ekman_log_probabilities
   matrix = None if label_map == "sigmoid" else np.asarray(label_map)
-  return ekman_log_probabilities(logits.astype(jnp.float32), matrix, xp=jnp)
+  return labels_lib.ekman_log_probabilities(logits.astype(jnp.float32), matrix, xp=jnp)
 
 
 @functools.cache

@@ -2,7 +2,7 @@
 
 Ekman-7 is the common space of every modality (and of fusion): FER2013 is in it already, the speech corpora
 map through `speech_to_ekman7` (RAVDESS `calm` merged into neutral or dropped), GoEmotions' 28 labels through
-the release's own `ekman_mapping.json` (`goemotions_to_ekman7`). Its index order is FER2013's Kaggle order
+the release's own `ekman_mapping.json` (`goemotions.ekman_matrix`). Its index order is FER2013's Kaggle order
 (0=angry ... 6=neutral), so FER2013 labels need no remapping and a confusion matrix reads the
 same for every dataset.
 """
@@ -68,17 +68,6 @@ def class_names(label_space: str) -> tuple[str, ...]:
   return spaces[label_space]
 
 
-def goemotions_to_ekman7(goemotions_root: str, names=None):
-  """[28, 7] 0/1 membership of GoEmotions' labels in the Ekman-7 groups (EKMAN7 order), from the release's
-  `ekman_mapping.json` (read and checked by `goemotions.LabelSpaces`); `names`, if given, must be the 28 labels
-  in `emotions.txt` order (an export's class names), so a matrix is never applied to another label order."""
-  from emojax.data.goemotions import LabelSpaces
-  spaces = LabelSpaces(goemotions_root)
-  if names is not None and tuple(names) != spaces.emotions:
-    raise ValueError(f"Classes {tuple(names)} are not emotions.txt's {spaces.emotions}.")
-  return spaces.groupings["ekman"]
-
-
 @dataclasses.dataclass(frozen=True)
 class LabelSpace:
   """What a model's outputs mean: its classes, whether they are multi-label (sigmoid per class) or one softmax,
@@ -96,13 +85,12 @@ class LabelSpace:
   def ekman7_probabilities(self, logits: np.ndarray) -> np.ndarray:
     """Logits [N, C] -> an Ekman-7 distribution [N, 7]: a softmax's class probabilities summed into their Ekman
     class; for multi-label outputs each Ekman group's most probable member (sigmoid), normalised, as fusion maps
-    text (`data.multimodal.ekman_log_probabilities`)."""
+    text (`ekman_log_probabilities`)."""
     if self.ekman_matrix is None:
       raise ValueError(f"Classes {self.class_names} have no Ekman-7 mapping (e.g. GoEmotions' sentiment space): "
                        "train on a space with emotions to compare or fuse it in Ekman-7.")
     logits = np.asarray(logits, np.float64)
     if self.multi_label:
-      from emojax.data.multimodal import ekman_log_probabilities
       return np.exp(ekman_log_probabilities(logits, self.ekman_matrix))
     probabilities = np.exp(logits - logits.max(-1, keepdims=True))
     probabilities /= probabilities.sum(-1, keepdims=True)
@@ -133,22 +121,13 @@ def single_label_space(class_names) -> LabelSpace:
   return LabelSpace(tuple(class_names), False, matrix if matrix.any() else None)
 
 
-def label_space_of(data_config) -> LabelSpace:
-  """The label space a run on `data_config` (= `config.data`) trains in, from the config and the corpus's label
-  files alone (GoEmotions' emotions.txt and groupings): no example is read."""
-  name = data_config.name
-  if name == "goemotions":
-    from emojax.data.goemotions import SENTIMENTS, LabelSpaces
-    spaces = LabelSpaces(data_config.root)
-    names = spaces.names(data_config.label_space)
-    matrix = {"goemotions28": spaces.groupings["ekman"], "ekman": np.eye(len(EKMAN7)),
-              "sentiment": None}[data_config.label_space]
-    return LabelSpace(names, True, None if matrix is None else np.asarray(matrix, np.float64), SENTIMENTS)
-  from emojax.data import SPEECH_CORPORA
-  if name in SPEECH_CORPORA:
-    from emojax.data import speech
-    return single_label_space(speech.class_names(data_config))
-  if name.removeprefix("multimodal_") in ("ravdess_av", "mosi"):  # truly aligned sets keep their own classes
-    from emojax.data import aligned
-    return single_label_space(aligned.class_names(data_config))
-  return single_label_space(EKMAN7)  # faces, clips, labelled text and fusion tuples are read into Ekman-7
+def ekman_log_probabilities(logits, matrix=None, xp=np):
+  """Multi-label logits [N, K] -> log of a 7-way distribution: each Ekman group's best member probability
+  (sigmoid), normalised; `matrix` [K, 7] groups K labels (None: the K labels are Ekman-7 already). `xp` is
+  numpy or jax.numpy, so exports and the end-to-end model map text the same way."""
+  probabilities = 1 / (1 + xp.exp(-logits))
+  if matrix is not None:
+    members = xp.asarray(matrix) > 0                                               # [K, 7]
+    probabilities = xp.where(members[None], probabilities[..., None], 0).max(1)    # [N, 7]
+  distribution = probabilities / probabilities.sum(1, keepdims=True)
+  return xp.log(xp.clip(distribution, 1e-9, 1))

@@ -1,28 +1,15 @@
-"""Evaluation: predictions over a whole split, classification metrics, reports and plots.
+"""Classification metrics: single-label (accuracy, balanced accuracy = UA, macro and weighted precision / recall /
+F1, per-class figures, the confusion matrix, calibration) and multi-label (per-label thresholds tuned on the
+split, or cross-fitted), and the conversions between logits and class probabilities that ensembles use.
 
-Metrics follow scikit-learn's definitions (tests check them against it): accuracy, balanced
-accuracy (= unweighted average recall, UA, as the speech community calls it), macro and weighted
-precision / recall / F1, a per-class report and the confusion matrix (rows = true class).
+The definitions follow scikit-learn's (tests check them against it). Rows of a confusion matrix are the true
+class. The prediction loop is `emojax.prediction`; reports and plots are `emojax.reports`.
 """
 
-import json
-from pathlib import Path
-
-import jax
 import jax.numpy as jnp
-import matplotlib
 import numpy as np
-from jax.experimental import multihost_utils
-
-matplotlib.use("Agg")  # no display on servers; must precede pyplot
-import matplotlib.pyplot as plt  # noqa: E402
-
-from emojax import sharding  # noqa: E402
-from emojax.data import pipeline  # noqa: E402
 
 HEADLINE = ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1")
-# What evaluation keeps of a model's outputs (frame_*: CNNBiLSTM's attention over frames and its gate).
-PREDICTION_KEYS = ("logits", "confidence", "sentiment_logits", "frame_attention", "frame_gate")
 GROUP_WEIGHT = "group_weight_"  # adaptive feature weighting's per-example weights, kept too and summarised
 
 
@@ -56,50 +43,6 @@ def classification_metrics(labels: np.ndarray, predictions: np.ndarray, class_na
       "confusion_matrix": confusion.tolist(),
       "class_names": list(class_names),
   }
-
-
-def mirror(batch: dict) -> dict:
-  """The batch with every face left-right mirrored: images [B, H, W, C], clips [B, T, H, W, C], landmarks."""
-  if "image" not in batch and "clip" not in batch:
-    raise ValueError("config.eval.tta_flip=True mirrors faces; this model's batches have no image or clip.")
-  mirrored = dict(batch)
-  if "image" in batch:
-    mirrored["image"] = batch["image"][:, :, ::-1]
-  if "clip" in batch:
-    mirrored["clip"] = batch["clip"][:, :, :, ::-1]
-  if "landmarks" in batch:
-    mirrored["landmarks"] = batch["landmarks"].at[..., 0].set(1.0 - batch["landmarks"][..., 0])
-  return mirrored
-
-
-def make_predict_step(model, keys=PREDICTION_KEYS, tta_flip: bool = False):
-  """A jitted (variables, batch) -> outputs. `tta_flip`: test-time augmentation for faces, the logits being
-  the log of the mean of the class probabilities of the face and its mirror image."""
-  def predict_step(variables, batch):
-    outputs = model.apply(variables, batch, train=False)
-    if tta_flip:
-      mirrored = model.apply(variables, mirror(batch), train=False)
-      probabilities = (jax.nn.softmax(outputs["logits"], -1) + jax.nn.softmax(mirrored["logits"], -1)) / 2
-      outputs = {**outputs, "logits": jnp.log(jnp.clip(probabilities, 1e-9, 1.0))}
-    return {k: v for k, v in outputs.items() if k in keys or k.startswith(GROUP_WEIGHT)}
-  return jax.jit(predict_step)
-
-
-def predict(predict_step, variables, dataset, mesh, batch_size: int, widths=pipeline.DEFAULT_TOKEN_WIDTHS) -> dict:
-  """Runs the model over every example of `dataset` once; returns numpy arrays in dataset order."""
-  chunks, index_chunks = [], []
-  for local_batch, indices in pipeline.eval_batches(dataset, batch_size, widths):
-    inputs = {k: local_batch[k] for k in dataset.model_inputs}
-    outputs = predict_step(variables, sharding.global_batch(inputs, mesh))
-    chunks.append(jax.tree.map(lambda x: np.asarray(multihost_utils.process_allgather(x, tiled=True)), outputs))
-    padded = np.full(len(local_batch["valid"]), -1)
-    padded[:len(indices)] = indices
-    index_chunks.append(np.asarray(multihost_utils.process_allgather(jnp.asarray(padded), tiled=False)).ravel())
-  outputs = {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
-  indices = np.concatenate(index_chunks)
-  keep = indices >= 0
-  order = np.argsort(indices[keep], kind="stable")
-  return {k: v[keep][order] for k, v in outputs.items()}
 
 
 def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, num_bins: int = 15) -> float:
@@ -147,82 +90,6 @@ def evaluate_outputs(outputs: dict, dataset) -> dict:
     report["all"]["mean_confidence_correct"] = float(outputs["confidence"][correct].mean()) if correct.any() else 0.0
     report["all"]["mean_confidence_wrong"] = float(outputs["confidence"][~correct].mean()) if (~correct).any() else 0.0
   return report
-
-
-def write_report(report: dict, out_dir: str | Path, title: str) -> None:
-  """report.json, report.md and confusion_matrix.{png,json} for each evaluated subset."""
-  out_dir = Path(out_dir)
-  out_dir.mkdir(parents=True, exist_ok=True)
-  (out_dir / "report.json").write_text(json.dumps(report, indent=2))
-  lines = [f"# {title}", ""]
-  for subset, metrics in report.items():
-    if not isinstance(metrics, dict) or "per_class" not in metrics:
-      continue
-    suffix = "" if subset == "all" else f"_{subset}"
-    if "confusion_matrix" in metrics:
-      save_confusion_matrix(metrics, out_dir / f"confusion_matrix{suffix}", f"{title} ({subset})")
-    lines += [f"## {subset} ({metrics['num_examples']} examples)", "",
-              "| metric | value |", "|---|---|"]
-    lines += [f"| {k} | {metrics[k]:.4f} |" for k in HEADLINE + ("macro_precision", "macro_recall")]
-    if "thresholds" in metrics:
-      lines += [f"| {metrics['threshold_note']} | |"]
-    threshold = lambda name: f" {metrics['thresholds'][name]:.2f} |" if "thresholds" in metrics else ""
-    lines += ["", "| class | precision | recall | f1 | support |" + (" threshold |" if "thresholds" in metrics else ""),
-              "|---|---|---|---|---|" + ("---|" if "thresholds" in metrics else "")]
-    lines += [f"| {name} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | {m['support']} |{threshold(name)}"
-              for name, m in metrics["per_class"].items()]
-    if "group_weights_per_class" in metrics:
-      groups = list(metrics["group_weights"])
-      lines += ["", "Adaptive feature weighting (mean weight of each feature group):", "",
-                "| class | " + " | ".join(groups) + " |", "|---|" + "---|" * len(groups),
-                "| all | " + " | ".join(f"{metrics['group_weights'][g]:.3f}" for g in groups) + " |"]
-      lines += [f"| {name} | " + " | ".join(f"{w[g]:.3f}" for g in groups) + " |"
-                for name, w in metrics["group_weights_per_class"].items()]
-    lines.append("")
-  extra = {k: v for k, v in report.items() if not isinstance(v, dict)}
-  if extra:
-    lines += ["## run", ""] + [f"- {k}: {v}" for k, v in extra.items()]
-  (out_dir / "report.md").write_text("\n".join(lines) + "\n")
-
-
-def save_confusion_matrix(metrics: dict, path_stem: Path, title: str) -> None:
-  confusion = np.array(metrics["confusion_matrix"])
-  names = metrics["class_names"]
-  Path(f"{path_stem}.json").write_text(json.dumps({"class_names": names, "rows_true_columns_predicted": confusion.tolist()}))
-  normalized = confusion / np.maximum(confusion.sum(1, keepdims=True), 1)
-  fig, ax = plt.subplots(figsize=(6.5, 5.5))
-  image = ax.imshow(normalized, cmap="Blues", vmin=0, vmax=1)
-  for i in range(len(names)):
-    for j in range(len(names)):
-      ax.text(j, i, f"{confusion[i, j]}\n{normalized[i, j]:.2f}", ha="center", va="center", fontsize=7,
-              color="white" if normalized[i, j] > 0.5 else "black")
-  ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
-  ax.set_yticks(range(len(names)), names)
-  ax.set_xlabel("predicted")
-  ax.set_ylabel("true")
-  ax.set_title(title, fontsize=9)
-  fig.colorbar(image, ax=ax, fraction=0.046)
-  fig.tight_layout()
-  fig.savefig(f"{path_stem}.png", dpi=120)
-  plt.close(fig)
-
-
-def plot_training_curves(records: list[dict], path: str | Path) -> None:
-  """Loss and accuracy against step, train and validation, from metrics.jsonl records."""
-  fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-  for ax, key in zip(axes, ("loss", "accuracy")):
-    for split, style in (("train", "-"), ("validation", "o-")):
-      points = [(r["step"], r[key]) for r in records if r.get("split") == split and key in r]
-      if points:
-        steps, values = zip(*points)
-        ax.plot(steps, values, style, label=split, markersize=3)
-    ax.set_xlabel("step")
-    ax.set_title(key)
-    ax.grid(alpha=0.3)
-    ax.legend()
-  fig.tight_layout()
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
 
 
 # ----------------------------------------------------------------------------------------------
