@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from emojax.data.labels import EKMAN7
+from emojax.labels import EKMAN7
 from tests.conftest import SHARED_DATA
 from tests.serve_support import SENTENCE, face_photo, fer_face, ravdess_clip, samples_of, wav_bytes, write_y4m
 

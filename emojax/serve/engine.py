@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from emojax.data import labels as labels_lib
+from emojax import labels as labels_lib
 from emojax.inference import FusedResult, InputError, Prediction, Recognizer
 
 LATE_FUSION = "late fusion (mean of the separate bundles' Ekman-7 probabilities)"
