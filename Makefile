@@ -8,7 +8,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 WORKDIR ?= runs/demo
 
-.PHONY: demo test venv clean
+.PHONY: demo test test-fast lint venv clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,15 @@ demo: venv
 
 test: venv
 	$(PY) -m pytest -q tests
+
+# The unit tests alone (no training runs, servers, browsers or subprocesses; pytest -m "not slow"): under 3 minutes.
+test-fast: venv
+	$(PY) -m pytest -q -m "not slow" tests
+
+# The house style (pyproject.toml [tool.ruff]): `ruff format` lays the code out, `ruff check` lints it.
+lint: venv
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
 
 clean:
 	rm -rf $(VENV) runs

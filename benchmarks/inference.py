@@ -64,18 +64,21 @@ def untrained(config):
   from emojax import data
   from emojax.inference import bundle, inputs
   from emojax.models import get_model
+
   space = data.label_space_of(config.data)
   model = get_model(config.model, len(space.class_names), **bundle.model_kwargs_of(config))
   spec = inputs.input_spec(config.data)
   example = {k: v[None] for k, v in spec.example.items()}
-  variables = jax.device_get(model.init({"params": jax.random.key(0), "dropout": jax.random.key(1)}, example,
-                                        train=False))
+  variables = jax.device_get(
+    model.init({"params": jax.random.key(0), "dropout": jax.random.key(1)}, example, train=False)
+  )
   variables = {"params": variables.get("params", {}), "batch_stats": variables.get("batch_stats", {})}
   return bundle.TrainedModel(config, model, variables, space, spec, None, None, {"kind": "random init"})
 
 
 def recognizer_for(path: str, config_factory):
   from emojax.inference import Recognizer
+
   if path:
     return Recognizer.load(path), f"bundle {path}"
   return Recognizer(untrained(config_factory())), "random weights"
@@ -93,6 +96,7 @@ def model_alone(recognizer, example: dict, iterations: int) -> dict:
 def face_photo(size=(640, 480)):
   """A picture with one face: a FER2013 validation face (found by the detector at this scale) on a gray canvas."""
   from PIL import Image
+
   face = sorted((Path(data_dir("fer2013")) / "validation" / "happy").glob("*.jpg"))[0]
   canvas = Image.new("L", size, 110)
   canvas.paste(Image.open(face).resize((200, 200), Image.BILINEAR), (220, 120))
@@ -101,20 +105,27 @@ def face_photo(size=(640, 480)):
 
 def face_rows(args) -> list[dict]:
   from configs.face_cnn import get_config
+
   photo = face_photo()
   rows = []
   for model, path in (("residual_attention", args.face), ("deep_cnn", args.deep_cnn_face)):
+
     def config(model=model):
       c = get_config(f"model={model}")
       c.model.width = args.face_width
       return c
+
     recognizer, weights = recognizer_for(path, config)
     if not recognizer.predict(face=photo).faces:
       raise RuntimeError("The benchmark photo holds no face the detector finds.")
-    row = {"model": f"{recognizer.config.model.name} width {recognizer.config.model.width}", "weights": weights,
-           **model_alone(recognizer, {"image": _first_face_input(photo)}, args.iterations)}
-    row.update({f"photo_{k}": v for k, v in latency(lambda r=recognizer: r.predict(face=photo),
-                                                     args.iterations).items()})
+    row = {
+      "model": f"{recognizer.config.model.name} width {recognizer.config.model.width}",
+      "weights": weights,
+      **model_alone(recognizer, {"image": _first_face_input(photo)}, args.iterations),
+    }
+    row.update(
+      {f"photo_{k}": v for k, v in latency(lambda r=recognizer: r.predict(face=photo), args.iterations).items()}
+    )
     row["compiled_programs"] = recognizer.compiled_programs()
     rows.append(row)
   return rows
@@ -122,6 +133,7 @@ def face_rows(args) -> list[dict]:
 
 def _first_face_input(photo):
   from emojax.inference import inputs
+
   faces, _ = inputs.face_examples(photo, "haar")
   return faces[0].image
 
@@ -129,18 +141,29 @@ def _first_face_input(photo):
 def speech_row(args) -> dict:
   from configs.speech import get_config
   from emojax.inference import inputs
+
   recognizer, weights = recognizer_for(args.speech, lambda: get_config("model=conformer"))
   files = sorted(Path(data_dir("ravdess")).glob("Actor_01/*.flac"))
   # 3 s of speech: the longest file (after trimming silence) of actor 01, which fills the clip cap
-  lengths = {file: inputs.speech_windows(file, recognizer.config.data, recognizer.hop_seconds,
-                                        recognizer.long_recording_seconds) for file in files}
+  lengths = {
+    file: inputs.speech_windows(file, recognizer.config.data, recognizer.hop_seconds, recognizer.long_recording_seconds)
+    for file in files
+  }
   path = max(files, key=lambda file: lengths[file][1])
   windows, seconds = lengths[path]
   clip = windows[0].example
-  row = {"model": "speech.conformer", "weights": weights, "seconds": round(min(seconds, 3.0), 2),
-         **model_alone(recognizer, clip, args.iterations)}
-  row.update({f"file_{k}": v for k, v in latency(lambda: recognizer.predict(audio=str(path)),
-                                                  max(10, args.iterations // 4)).items()})
+  row = {
+    "model": "speech.conformer",
+    "weights": weights,
+    "seconds": round(min(seconds, 3.0), 2),
+    **model_alone(recognizer, clip, args.iterations),
+  }
+  row.update(
+    {
+      f"file_{k}": v
+      for k, v in latency(lambda: recognizer.predict(audio=str(path)), max(10, args.iterations // 4)).items()
+    }
+  )
   row["compiled_programs"] = recognizer.compiled_programs()
   return row
 
@@ -151,10 +174,15 @@ COMMENT = "I honestly can't believe how well this turned out, thank you all so m
 def text_row(args) -> dict:
   from configs.text import get_config
   from emojax.inference import inputs
+
   recognizer, weights = recognizer_for(args.text, lambda: get_config(""))
   example = inputs.text_examples([COMMENT], recognizer.config.data)[0]
-  row = {"model": "text.classifier (all-MiniLM-L6-v2)", "weights": weights,
-         "tokens": int(example["attention_mask"].sum()), **model_alone(recognizer, example, args.iterations)}
+  row = {
+    "model": "text.classifier (all-MiniLM-L6-v2)",
+    "weights": weights,
+    "tokens": int(example["attention_mask"].sum()),
+    **model_alone(recognizer, example, args.iterations),
+  }
   row.update({f"text_{k}": v for k, v in latency(lambda: recognizer.predict(text=COMMENT), args.iterations).items()})
   row["compiled_programs"] = recognizer.compiled_programs()
   return row
@@ -163,17 +191,25 @@ def text_row(args) -> dict:
 def fusion_row(args) -> dict:
   from emojax.data import synthetic
   from emojax.inference import Recognizer
+
   recognizer = Recognizer.load(args.fusion)
   rng = np.random.default_rng(0)
   face = synthetic.draw_face(3, rng)
   frames = rng.standard_normal(recognizer.spec.example["speech_features"].shape).astype(np.float32)
   ids = rng.integers(8, 64, 10)
   one = latency(lambda: recognizer.predict(face=face, audio=frames, text=ids, detect="none"), args.iterations)
-  rate = throughput(lambda: recognizer.predict_batch(faces=[face] * 32, audios=[frames] * 32, texts=[ids] * 32,
-                                                     detect="none"), 32, max(3, args.iterations // 20))
-  return {"model": f"fusion.end_to_end ({recognizer.config.model.fusion.name})", "weights": f"bundle {args.fusion}",
-          **{f"inputs_{k}": v for k, v in one.items()}, "inputs_batch32_per_second": rate,
-          "compiled_programs": recognizer.compiled_programs()}
+  rate = throughput(
+    lambda: recognizer.predict_batch(faces=[face] * 32, audios=[frames] * 32, texts=[ids] * 32, detect="none"),
+    32,
+    max(3, args.iterations // 20),
+  )
+  return {
+    "model": f"fusion.end_to_end ({recognizer.config.model.fusion.name})",
+    "weights": f"bundle {args.fusion}",
+    **{f"inputs_{k}": v for k, v in one.items()},
+    "inputs_batch32_per_second": rate,
+    "compiled_programs": recognizer.compiled_programs(),
+  }
 
 
 COLD_START = """
@@ -193,11 +229,20 @@ def cold_start(path: str) -> dict:
   with tempfile.TemporaryDirectory() as cache:
     figures = {}
     for name, directory in (("no_cache", ""), ("empty_cache", cache), ("warm_cache", cache)):
-      result = subprocess.run([sys.executable, "-c", COLD_START, path, directory], capture_output=True, text=True,
-                              cwd=REPO, check=True, env={**os.environ, "JAX_PLATFORMS": "cpu"})
+      result = subprocess.run(
+        [sys.executable, "-c", COLD_START, path, directory],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=True,
+        env={**os.environ, "JAX_PLATFORMS": "cpu"},
+      )
       imported, loaded, programs = result.stdout.split()[-3:]
-      figures[name] = {"import_seconds": float(imported), "load_and_compile_seconds": float(loaded),
-                       "programs": int(programs)}
+      figures[name] = {
+        "import_seconds": float(imported),
+        "load_and_compile_seconds": float(loaded),
+        "programs": int(programs),
+      }
   return {"bundle": path, **figures}
 
 
@@ -215,6 +260,7 @@ def main():
   parser.add_argument("--json", default="")
   args = parser.parse_args()
   from emojax.inference.recognizer import Recognizer  # noqa: F401 (fail early when the package is broken)
+
   only = set(args.only.split(","))
   report = {"devices": str(jax.devices()), "cpus": os.cpu_count()}
   if "face" in only:
@@ -237,29 +283,44 @@ def main():
 def markdown(report: dict) -> str:
   lines = ["| model | input | batch 1 p50 ms | batch 1 p95 ms | batch 32 per second |", "|---|---|---|---|---|"]
   for row in report.get("face", []):
-    lines.append(f"| {row['model']} | 48x48 face (model alone) | {row['model_p50_ms']:.2f} | {row['model_p95_ms']:.2f} "
-                 f"| {row['model_batch32_per_second']:.0f} |")
-    lines.append(f"| {row['model']} | 640x480 photo -> labels (Haar detection) | {row['photo_p50_ms']:.2f} | "
-                 f"{row['photo_p95_ms']:.2f} | |")
+    lines.append(
+      f"| {row['model']} | 48x48 face (model alone) | {row['model_p50_ms']:.2f} | {row['model_p95_ms']:.2f} "
+      f"| {row['model_batch32_per_second']:.0f} |"
+    )
+    lines.append(
+      f"| {row['model']} | 640x480 photo -> labels (Haar detection) | {row['photo_p50_ms']:.2f} | "
+      f"{row['photo_p95_ms']:.2f} | |"
+    )
   if "speech" in report:
     row = report["speech"]
-    lines.append(f"| {row['model']} | {row['seconds']} s of speech (model alone) | {row['model_p50_ms']:.2f} | "
-                 f"{row['model_p95_ms']:.2f} | {row['model_batch32_per_second']:.0f} |")
+    lines.append(
+      f"| {row['model']} | {row['seconds']} s of speech (model alone) | {row['model_p50_ms']:.2f} | "
+      f"{row['model_p95_ms']:.2f} | {row['model_batch32_per_second']:.0f} |"
+    )
     lines.append(f"| {row['model']} | FLAC file -> labels | {row['file_p50_ms']:.2f} | {row['file_p95_ms']:.2f} | |")
   if "text" in report:
     row = report["text"]
-    lines.append(f"| {row['model']} | {row['tokens']}-token comment (model alone) | {row['model_p50_ms']:.2f} | "
-                 f"{row['model_p95_ms']:.2f} | {row['model_batch32_per_second']:.0f} |")
+    lines.append(
+      f"| {row['model']} | {row['tokens']}-token comment (model alone) | {row['model_p50_ms']:.2f} | "
+      f"{row['model_p95_ms']:.2f} | {row['model_batch32_per_second']:.0f} |"
+    )
     lines.append(f"| {row['model']} | text -> labels | {row['text_p50_ms']:.2f} | {row['text_p95_ms']:.2f} | |")
   if "fusion" in report:
     row = report["fusion"]
-    lines.append(f"| {row['model']} | face + speech + text -> fused | {row['inputs_p50_ms']:.2f} | "
-                 f"{row['inputs_p95_ms']:.2f} | {row['inputs_batch32_per_second']:.0f} |")
+    lines.append(
+      f"| {row['model']} | face + speech + text -> fused | {row['inputs_p50_ms']:.2f} | "
+      f"{row['inputs_p95_ms']:.2f} | {row['inputs_batch32_per_second']:.0f} |"
+    )
   for row in report.get("cold_start", []):
-    lines += ["", f"Cold start of {row['bundle']} (import, then load + compile {row['warm_cache']['programs']} "
-              "programs): " + "; ".join(f"{name.replace('_', ' ')} {row[name]['import_seconds']:.1f} + "
-                                        f"{row[name]['load_and_compile_seconds']:.1f} s"
-                                        for name in ("no_cache", "empty_cache", "warm_cache"))]
+    lines += [
+      "",
+      f"Cold start of {row['bundle']} (import, then load + compile {row['warm_cache']['programs']} "
+      "programs): "
+      + "; ".join(
+        f"{name.replace('_', ' ')} {row[name]['import_seconds']:.1f} + {row[name]['load_and_compile_seconds']:.1f} s"
+        for name in ("no_cache", "empty_cache", "warm_cache")
+      ),
+    ]
   return "\n".join(lines)
 
 

@@ -26,8 +26,12 @@ def run(devices: int, throughput_args: list[str], simulate: bool) -> dict:
     env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={devices}".strip()
   with tempfile.TemporaryDirectory() as tmp:
     out = Path(tmp) / "report.json"
-    result = subprocess.run([sys.executable, str(HERE / "throughput.py"), *throughput_args, "--json", str(out)],
-                            env=env, capture_output=True, text=True)
+    result = subprocess.run(
+      [sys.executable, str(HERE / "throughput.py"), *throughput_args, "--json", str(out)],
+      env=env,
+      capture_output=True,
+      text=True,
+    )
     if result.returncode != 0:
       raise RuntimeError(f"{devices} devices failed:\n{result.stderr[-3000:]}")
     return json.loads(out.read_text())
@@ -47,17 +51,23 @@ def main():
     print(f"{r['devices']} devices done: {r['train_examples_per_second']:.1f} examples/s", file=sys.stderr)
   base = reports[0]["train_examples_per_second"]
   r = reports[0]
-  print(f"{r['model']} width={r['width']} batch={r['batch_size']} {r['dtype']} on {r['device_kind']} "
-        f"({'simulated ' if not args.real else ''}devices)\n")
-  print("| devices | mesh | train examples/s (model only) | vs 1 device | loop examples/s | input wait ms/step "
-        "| compile s | XLA step memory per device |")
+  print(
+    f"{r['model']} width={r['width']} batch={r['batch_size']} {r['dtype']} on {r['device_kind']} "
+    f"({'simulated ' if not args.real else ''}devices)\n"
+  )
+  print(
+    "| devices | mesh | train examples/s (model only) | vs 1 device | loop examples/s | input wait ms/step "
+    "| compile s | XLA step memory per device |"
+  )
   print("|---|---|---|---|---|---|---|---|")
   for r in reports:
     mesh = " x ".join(f"{axis} {size}" for axis, size in r["mesh"].items() if size > 1) or "1"
-    print(f"| {r['devices']} | {mesh} | {r['train_examples_per_second']:.1f} | "
-          f"{r['train_examples_per_second'] / base:.2f}x | {r['loop_examples_per_second']:.1f} | "
-          f"{r['input_wait_ms']:.1f} | {r['compile_seconds']:.1f} | "
-          f"{r.get('xla_step_memory_bytes', 0) / 2**20:.0f} MiB |")
+    print(
+      f"| {r['devices']} | {mesh} | {r['train_examples_per_second']:.1f} | "
+      f"{r['train_examples_per_second'] / base:.2f}x | {r['loop_examples_per_second']:.1f} | "
+      f"{r['input_wait_ms']:.1f} | {r['compile_seconds']:.1f} | "
+      f"{r.get('xla_step_memory_bytes', 0) / 2**20:.0f} MiB |"
+    )
   if args.json:
     Path(args.json).write_text(json.dumps(reports, indent=2))
 

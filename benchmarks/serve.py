@@ -44,21 +44,27 @@ SHARED = Path(data_dir("fer2013")).parent
 def serve_child(spec: dict) -> None:
   """Runs in the server process: the engine of the bundles in `spec`, or random-weight models."""
   from emojax import sharding
+
   sharding.configure_xla_cpu(ynnpack=False)
   import uvicorn
+
   from benchmarks.inference import untrained
   from emojax.inference import Recognizer
   from emojax.serve.app import create_app
   from emojax.serve.engine import Engine
+
   factories = {"face": _face_config, "speech": _speech_config, "text": _text_config}
-  recognizers = [Recognizer.load(spec[m]) if spec.get(m) else Recognizer(untrained(factories[m]()))
-                 for m in ("face", "speech", "text")]
+  recognizers = [
+    Recognizer.load(spec[m]) if spec.get(m) else Recognizer(untrained(factories[m]()))
+    for m in ("face", "speech", "text")
+  ]
   app = create_app(Engine(recognizers, ["face", "speech", "text"]))
   uvicorn.run(app, host="127.0.0.1", port=spec["port"], log_level="warning", ws_max_size=4 * 2**20)
 
 
 def _face_config():
   from configs.face_cnn import get_config
+
   config = get_config("model=residual_attention")
   config.model.width = 0.5
   return config
@@ -66,11 +72,13 @@ def _face_config():
 
 def _speech_config():
   from configs.speech import get_config
+
   return get_config("model=conformer")
 
 
 def _text_config():
   from configs.text import get_config
+
   return get_config("")
 
 
@@ -80,6 +88,7 @@ def start_server(args) -> tuple[subprocess.Popen, str]:
   process = subprocess.Popen([sys.executable, __file__, "--child", json.dumps(spec)], cwd=REPO)
   url = f"http://127.0.0.1:{port}"
   import httpx
+
   deadline = time.monotonic() + 600
   while time.monotonic() < deadline:
     try:
@@ -94,6 +103,7 @@ def start_server(args) -> tuple[subprocess.Popen, str]:
 
 def rss_mib(process: subprocess.Popen) -> float:
   import psutil
+
   return psutil.Process(process.pid).memory_info().rss / 2**20
 
 
@@ -107,6 +117,7 @@ def percentiles(values, points=(50, 95, 99)) -> dict:
 def webcam(url: str, photo: bytes, seconds: float, in_flight: int) -> dict:
   """Frames over /v1/stream/face with `in_flight` frames outstanding, as the page streams them."""
   from websockets.sync.client import connect
+
   latencies, sent = [], collections.deque()
   with connect(url.replace("http", "ws") + "/v1/stream/face") as socket:
     for _ in range(3):  # warm-up
@@ -126,17 +137,21 @@ def webcam(url: str, photo: bytes, seconds: float, in_flight: int) -> dict:
     elapsed = time.perf_counter() - start
     for _ in sent:
       socket.recv(timeout=60)
-  return {"frames": len(latencies), "frames_per_second": round(len(latencies) / elapsed, 2),
-          **percentiles(latencies, (50, 95))}
+  return {
+    "frames": len(latencies),
+    "frames_per_second": round(len(latencies) / elapsed, 2),
+    **percentiles(latencies, (50, 95)),
+  }
 
 
 def microphone(url: str, samples: np.ndarray, hops: int) -> dict:
   """1 s hops over /v1/stream/speech in real time; latency from a hop sent to its window's labels."""
   from websockets.sync.client import connect
+
   latencies, errors = [], 0
   with connect(url.replace("http", "ws") + "/v1/stream/speech?sample_rate=16000") as socket:
     for index in range(hops):
-      hop = samples[(index * 16000) % (len(samples) - 16000):][:16000]
+      hop = samples[(index * 16000) % (len(samples) - 16000) :][:16000]
       started = time.perf_counter()
       socket.send(hop.astype("<f4").tobytes())
       answer = json.loads(socket.recv(timeout=60))
@@ -154,17 +169,25 @@ def microphone(url: str, samples: np.ndarray, hops: int) -> dict:
 def request_mix(photo: bytes, flac: bytes, wav: bytes) -> list[tuple[str, str, str, dict]]:
   """(name, method, path, kwargs): good requests twice as often as bad ones (the fuzz list but the 50 MB upload)."""
   import base64
-  good = [("photo", "POST", "/v1/predict", {"files": {"image": ("face.jpg", photo, "image/jpeg")}}),
-          ("recording", "POST", "/v1/predict", {"files": {"audio": ("clip.flac", flac, "audio/flac")}}),
-          ("sentence", "POST", "/v1/predict", {"json": {"text": serve_support.SENTENCE}}),
-          ("photo + sentence, JSON", "POST", "/v1/predict",
-           {"json": {"image": base64.b64encode(photo).decode(), "text": serve_support.SENTENCE}})]
+
+  good = [
+    ("photo", "POST", "/v1/predict", {"files": {"image": ("face.jpg", photo, "image/jpeg")}}),
+    ("recording", "POST", "/v1/predict", {"files": {"audio": ("clip.flac", flac, "audio/flac")}}),
+    ("sentence", "POST", "/v1/predict", {"json": {"text": serve_support.SENTENCE}}),
+    (
+      "photo + sentence, JSON",
+      "POST",
+      "/v1/predict",
+      {"json": {"image": base64.b64encode(photo).decode(), "text": serve_support.SENTENCE}},
+    ),
+  ]
   bad = [case for case in serve_support.fuzz_cases(photo, wav) if case[0] != "50 MB upload"]
   return good * (2 * len(bad) // len(good)) + bad
 
 
 def load_test(url: str, mix, clients: int, seconds: float) -> dict:
   import httpx
+
   codes, latencies, lock = collections.Counter(), [], threading.Lock()
   deadline = time.monotonic() + seconds
 
@@ -189,21 +212,33 @@ def load_test(url: str, mix, clients: int, seconds: float) -> dict:
   for thread in threads:
     thread.join()
   elapsed = time.perf_counter() - started
-  return {"clients": clients, "seconds": round(elapsed, 1), "requests": len(latencies),
-          "requests_per_second": round(len(latencies) / elapsed, 1), **percentiles(latencies),
-          "codes": {str(k): v for k, v in sorted(codes.items(), key=str)},
-          "server_errors": sum(v for k, v in codes.items() if not isinstance(k, int) or k >= 500)}
+  return {
+    "clients": clients,
+    "seconds": round(elapsed, 1),
+    "requests": len(latencies),
+    "requests_per_second": round(len(latencies) / elapsed, 1),
+    **percentiles(latencies),
+    "codes": {str(k): v for k, v in sorted(codes.items(), key=str)},
+    "server_errors": sum(v for k, v in codes.items() if not isinstance(k, int) or k >= 500),
+  }
 
 
 def fuzz(url: str, photo: bytes, wav: bytes) -> list[dict]:
   import httpx
+
   rows = []
   with httpx.Client(base_url=url, timeout=60) as session:
     for name, method, path, kwargs in serve_support.fuzz_cases(photo, wav):
       answer = session.request(method, path, **kwargs)
       good = session.request(*serve_support.good_request(photo)[:2], **serve_support.good_request(photo)[2])
-      rows.append({"case": name, "status": answer.status_code, "error": answer.json().get("error"),
-                   "next_good_request": good.status_code})
+      rows.append(
+        {
+          "case": name,
+          "status": answer.status_code,
+          "error": answer.json().get("error"),
+          "next_good_request": good.status_code,
+        }
+      )
   return rows
 
 
@@ -225,8 +260,9 @@ def main() -> None:
   face = serve_support.fer_face(SHARED)
   photo = serve_support.face_photo(face)
   clip = serve_support.ravdess_clip(SHARED)
-  samples = np.concatenate([serve_support.samples_of(f) for f in
-                            sorted((SHARED / "ravdess" / "Actor_01").glob("03-01-0*-01-01-*.flac"))[:6]])
+  samples = np.concatenate(
+    [serve_support.samples_of(f) for f in sorted((SHARED / "ravdess" / "Actor_01").glob("03-01-0*-01-01-*.flac"))[:6]]
+  )
   wav = serve_support.wav_bytes(serve_support.samples_of(clip), 16000)
   process, url = start_server(args)
   try:
@@ -238,8 +274,9 @@ def main() -> None:
     figures["rss_mib_before_load"] = round(rss_mib(process), 1)
     figures["load"] = load_test(url, request_mix(photo, clip.read_bytes(), wav), args.clients, args.load_seconds)
     figures["rss_mib_after_load"] = round(rss_mib(process), 1)
-    figures["load_second_run"] = load_test(url, request_mix(photo, clip.read_bytes(), wav), args.clients,
-                                           args.load_seconds / 2)
+    figures["load_second_run"] = load_test(
+      url, request_mix(photo, clip.read_bytes(), wav), args.clients, args.load_seconds / 2
+    )
     figures["rss_mib_after_second_load"] = round(rss_mib(process), 1)
   finally:
     process.terminate()

@@ -25,7 +25,7 @@ flags.mark_flags_as_required(["config"])
 def main(argv):
   del argv
   data = FLAGS.config.data
-  files = speech.find_files(Path(data.root), data.name)[:FLAGS.files]
+  files = speech.find_files(Path(data.root), data.name)[: FLAGS.files]
   features.extract(files[0], data, None)  # librosa's numba kernels compile on first use: not timed
   # (the first file is assumed usable; later unusable files are counted)
   with tempfile.TemporaryDirectory() as directory:
@@ -40,8 +40,10 @@ def main(argv):
           skipped.add(f"{file}: {error}")
       rates[label] = len(files) / (time.perf_counter() - start)
   settings = data.features
-  print(f"corpus {data.name}: {len(files)} files, features kind={settings.kind} prosody={settings.prosody} "
-        f"pitch={settings.pitch_method} egemaps={settings.egemaps} (one thread)")
+  print(
+    f"corpus {data.name}: {len(files)} files, features kind={settings.kind} prosody={settings.prosody} "
+    f"pitch={settings.pitch_method} egemaps={settings.egemaps} (one thread)"
+  )
   print(f"files_per_second_without_cache {rates['cold']:.1f}")
   print(f"files_per_second_from_cache {rates['cached']:.1f}")
   print(f"cache_hits {cache.hits} computed {cache.misses} skipped {len(skipped)} (unusable audio)")

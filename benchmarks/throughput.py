@@ -43,15 +43,26 @@ flags.DEFINE_integer("steps", 20, "Timed steps (after warm-up), each on its own 
 flags.DEFINE_integer("warmup", 2, "Untimed steps per distinct batch shape, compilation included.")
 flags.DEFINE_bool("torch", False, "Also time the PyTorch reference of the model on the same batches.")
 flags.DEFINE_string("json", "", "Also write the figures to this JSON file.")
-flags.DEFINE_string("profile", "", "Also trace 3 train steps into this folder (jax.profiler, Perfetto JSON; open in "
-                    "ui.perfetto.dev or TensorBoard) and print the ops that took the most time.")
+flags.DEFINE_string(
+  "profile",
+  "",
+  "Also trace 3 train steps into this folder (jax.profiler, Perfetto JSON; open in "
+  "ui.perfetto.dev or TensorBoard) and print the ops that took the most time.",
+)
 flags.mark_flags_as_required(["config"])
 
 # Dense peak FLOP/s per chip: (substring of device_kind, bfloat16 peak, float32 peak). float32 matmuls run as TF32
 # on NVIDIA tensor cores and as bf16 passes on TPU under JAX's default precision, so those are their f32 peaks.
-PEAK_FLOPS = (("H200", 989e12, 495e12), ("H100", 989e12, 495e12), ("A100", 312e12, 156e12), ("L4", 121e12, 60e12),
-              ("TPU v6", 918e12, 918e12), ("TPU v5p", 459e12, 459e12), ("TPU v5", 197e12, 197e12),
-              ("TPU v4", 275e12, 275e12))
+PEAK_FLOPS = (
+  ("H200", 989e12, 495e12),
+  ("H100", 989e12, 495e12),
+  ("A100", 312e12, 156e12),
+  ("L4", 121e12, 60e12),
+  ("TPU v6", 918e12, 918e12),
+  ("TPU v5p", 459e12, 459e12),
+  ("TPU v5", 197e12, 197e12),
+  ("TPU v4", 275e12, 275e12),
+)
 
 
 def peak_flops(device, dtype: str):
@@ -95,8 +106,12 @@ def compile_report(train_step, state, batch) -> dict:
   report["flops_per_step_per_device"] = float(cost.get("flops", 0.0)) if cost else 0.0
   memory = compiled.memory_analysis()
   if memory is not None:
-    report["xla_step_memory_bytes"] = int(memory.argument_size_in_bytes + memory.output_size_in_bytes
-                                          + memory.temp_size_in_bytes - memory.alias_size_in_bytes)
+    report["xla_step_memory_bytes"] = int(
+      memory.argument_size_in_bytes
+      + memory.output_size_in_bytes
+      + memory.temp_size_in_bytes
+      - memory.alias_size_in_bytes
+    )
   return report
 
 
@@ -111,9 +126,12 @@ def loop_report(iterator, train_step, state, mesh, batch_size: int, steps: int) 
     state, metrics = train_step(state, batch)
   jax.block_until_ready(metrics)
   total = time.perf_counter() - start
-  return state, {"loop_examples_per_second": steps * batch_size / total,
-                 "loop_step_ms": 1000 * total / steps, "input_wait_ms": 1000 * wait / steps,
-                 "compute_ms": 1000 * (total - wait) / steps}
+  return state, {
+    "loop_examples_per_second": steps * batch_size / total,
+    "loop_step_ms": 1000 * total / steps,
+    "input_wait_ms": 1000 * wait / steps,
+    "compute_ms": 1000 * (total - wait) / steps,
+  }
 
 
 def pipeline_comparison(config, data, model, tx, state, mesh, loss_fn, steps: int) -> dict:
@@ -193,17 +211,28 @@ def main(argv):
   num_params = sum(x.size for x in jax.tree.leaves(state["params"]))
   train_step = train.make_train_step(model, tx, config, shardings, mesh, losses.make_loss(config.train, data))
   batches = [sharding.global_batch(b, mesh) for b in local_batches]
-  report = {"model": config.model.name, "width": config.model.get("width"), "dtype": config.model.dtype,
-            "data": config.data.name, "batch_size": batch_size, "grad_accum_steps": config.train.grad_accum_steps,
-            "parameters": int(num_params), "devices": jax.device_count(), "processes": jax.process_count(),
-            "device_kind": jax.devices()[0].device_kind, "platform": jax.devices()[0].platform,
-            "mesh": dict(mesh.shape)}
+  report = {
+    "model": config.model.name,
+    "width": config.model.get("width"),
+    "dtype": config.model.dtype,
+    "data": config.data.name,
+    "batch_size": batch_size,
+    "grad_accum_steps": config.train.grad_accum_steps,
+    "parameters": int(num_params),
+    "devices": jax.device_count(),
+    "processes": jax.process_count(),
+    "device_kind": jax.devices()[0].device_kind,
+    "platform": jax.devices()[0].platform,
+    "mesh": dict(mesh.shape),
+  }
   report.update(compile_report(train_step, state, batches[0]))
 
   holder = {"state": state}
+
   def one_train_step(batch):
     holder["state"], metrics = train_step(holder["state"], batch)
     return metrics
+
   report["train_examples_per_second"] = _rate(one_train_step, batches, batch_size)
   report["train_step_ms"] = 1000 * batch_size / report["train_examples_per_second"]
   if FLAGS.profile:
@@ -215,14 +244,16 @@ def main(argv):
   eval_local = [all_eval[i] for i in np.linspace(0, len(all_eval) - 1, min(FLAGS.steps, len(all_eval))).astype(int)]
   eval_batches = [sharding.global_batch({k: b[k] for k in data.model_inputs}, mesh) for b in eval_local]
   variables = train.variables_of(holder["state"])
-  report["eval_examples_per_second"] = _rate(lambda b: predict_step(variables, b), eval_batches,
-                                             config.eval.batch_size)
+  report["eval_examples_per_second"] = _rate(lambda b: predict_step(variables, b), eval_batches, config.eval.batch_size)
   # The loop as training runs it: the configured reader threads and prefetch, continuing the same stream.
   loop_iterator = pipeline.train_iterator(data, config, seed=0, start_batch=FLAGS.steps)
   holder["state"], loop = loop_report(loop_iterator, train_step, holder["state"], mesh, batch_size, FLAGS.steps)
   report.update(loop)
-  report.update(pipeline_comparison(config, data, model, tx, holder["state"], mesh,
-                                    losses.make_loss(config.train, data), FLAGS.steps))
+  report.update(
+    pipeline_comparison(
+      config, data, model, tx, holder["state"], mesh, losses.make_loss(config.train, data), FLAGS.steps
+    )
+  )
   # A fresh iterator, timed over many more batches than its prefetch buffer holds, so the figure
   # is the pipeline's sustained rate rather than a drain of batches prepared during warm-up.
   fresh = pipeline.train_iterator(data, config, seed=1)
@@ -246,6 +277,7 @@ def main(argv):
 
   if FLAGS.torch:
     import torch_reference  # beside this script (benchmarks/ is on sys.path when it runs)
+
     reference = torch_reference.train_rate(config, local_batches, data.num_classes, warmup=FLAGS.warmup)
     report.update({f"torch_{k}": v for k, v in reference.items()})
     report["emojax_over_torch"] = report["train_examples_per_second"] / reference["examples_per_second"]
@@ -258,43 +290,67 @@ def main(argv):
 
 def print_report(r: dict, local_batches, eval_local) -> None:
   mib = lambda b: f"{b / 2**20:.0f} MiB"
-  print(f"config: {r['model']} width={r['width']} dtype={r['dtype']} data={r['data']} batch={r['batch_size']} "
-        f"grad_accum={r['grad_accum_steps']} parameters={r['parameters']:,}")
-  print(f"devices: {r['devices']} x {r['device_kind']} ({r['platform']}), {r['processes']} process(es); "
-        f"mesh {r['mesh']}")
+  print(
+    f"config: {r['model']} width={r['width']} dtype={r['dtype']} data={r['data']} batch={r['batch_size']} "
+    f"grad_accum={r['grad_accum_steps']} parameters={r['parameters']:,}"
+  )
+  print(
+    f"devices: {r['devices']} x {r['device_kind']} ({r['platform']}), {r['processes']} process(es); mesh {r['mesh']}"
+  )
   print(f"compile_seconds {r['compile_seconds']:.2f}  (train step, no persistent cache)")
-  print(f"train_examples_per_second {r['train_examples_per_second']:.1f}  "
-        f"(model only; step {r['train_step_ms']:.1f} ms)")
-  print(f"loop_examples_per_second {r['loop_examples_per_second']:.1f}  (step {r['loop_step_ms']:.1f} ms = input wait "
-        f"{r['input_wait_ms']:.1f} ms + dispatch/compute {r['compute_ms']:.1f} ms)")
+  print(
+    f"train_examples_per_second {r['train_examples_per_second']:.1f}  (model only; step {r['train_step_ms']:.1f} ms)"
+  )
+  print(
+    f"loop_examples_per_second {r['loop_examples_per_second']:.1f}  (step {r['loop_step_ms']:.1f} ms = input wait "
+    f"{r['input_wait_ms']:.1f} ms + dispatch/compute {r['compute_ms']:.1f} ms)"
+  )
   for kind in ("grain", "device"):
     if f"{kind}_loop_examples_per_second" in r:
-      print(f"{kind}_pipeline_loop_examples_per_second {r[f'{kind}_loop_examples_per_second']:.1f}  (input wait "
-            f"{100 * r[f'{kind}_input_wait_share']:.1f}% of wall time; {r['steps_per_dispatch']} step(s) per dispatch; "
-            f"an epoch of {r['data']} train in {r[f'{kind}_epoch_seconds']:.1f} s)")
+      print(
+        f"{kind}_pipeline_loop_examples_per_second {r[f'{kind}_loop_examples_per_second']:.1f}  (input wait "
+        f"{100 * r[f'{kind}_input_wait_share']:.1f}% of wall time; {r['steps_per_dispatch']} step(s) per dispatch; "
+        f"an epoch of {r['data']} train in {r[f'{kind}_epoch_seconds']:.1f} s)"
+      )
   if "device_over_grain" in r:
     print(f"device_over_grain {r['device_over_grain']:.2f}")
   elif "device_pipeline_skipped" in r:
     print(f"device pipeline not measured: {r['device_pipeline_skipped']}")
   print(f"eval_examples_per_second {r['eval_examples_per_second']:.1f}")
   print(f"input_pipeline_examples_per_second {r['input_pipeline_examples_per_second']:.1f}")
-  memory = [f"XLA step estimate {mib(r['xla_step_memory_bytes'])}" if "xla_step_memory_bytes" in r else "",
-            f"device peak {mib(r['device_peak_bytes'])}" if "device_peak_bytes" in r else "",
-            f"host peak RSS {mib(r['host_peak_rss_bytes'])}"]
+  memory = [
+    f"XLA step estimate {mib(r['xla_step_memory_bytes'])}" if "xla_step_memory_bytes" in r else "",
+    f"device peak {mib(r['device_peak_bytes'])}" if "device_peak_bytes" in r else "",
+    f"host peak RSS {mib(r['host_peak_rss_bytes'])}",
+  ]
   print("memory: " + ", ".join(m for m in memory if m))
-  flops = f"flops_per_step {r['flops_per_step_per_device'] / 1e9:.1f} GFLOP per device; achieved " \
-          f"{r['achieved_tflops_per_device'] * 1e3:.1f} GFLOP/s"
-  print(flops + (f"; MFU {100 * r['mfu']:.1f}% of {r['peak_tflops_per_device']:.0f} TFLOP/s" if "mfu" in r
-                 else "; MFU n/a (no peak figure for this device)"))
+  flops = (
+    f"flops_per_step {r['flops_per_step_per_device'] / 1e9:.1f} GFLOP per device; achieved "
+    f"{r['achieved_tflops_per_device'] * 1e3:.1f} GFLOP/s"
+  )
+  print(
+    flops
+    + (
+      f"; MFU {100 * r['mfu']:.1f}% of {r['peak_tflops_per_device']:.0f} TFLOP/s"
+      if "mfu" in r
+      else "; MFU n/a (no peak figure for this device)"
+    )
+  )
   if "attention_mask" in local_batches[0]:  # tokens: real ones (what the text holds) and the padded slots computed
-    for name, rate, sample in (("train", r["train_examples_per_second"], local_batches),
-                               ("eval", r["eval_examples_per_second"], eval_local)):
+    for name, rate, sample in (
+      ("train", r["train_examples_per_second"], local_batches),
+      ("eval", r["eval_examples_per_second"], eval_local),
+    ):
       real, padded = _tokens(sample)
-      print(f"{name}_tokens_per_second {rate * real:.0f} (padded slots {rate * padded:.0f}; "
-            f"{real:.1f} real of {padded:.1f} per example)")
+      print(
+        f"{name}_tokens_per_second {rate * real:.0f} (padded slots {rate * padded:.0f}; "
+        f"{real:.1f} real of {padded:.1f} per example)"
+      )
   if "emojax_over_torch" in r:
-    print(f"torch_train_examples_per_second {r['torch_examples_per_second']:.1f}  (PyTorch {r['torch_version']} eager, "
-          f"{r['torch_threads']} threads, {r['torch_parameters']:,} parameters)")
+    print(
+      f"torch_train_examples_per_second {r['torch_examples_per_second']:.1f}  (PyTorch {r['torch_version']} eager, "
+      f"{r['torch_threads']} threads, {r['torch_parameters']:,} parameters)"
+    )
     print(f"emojax_over_torch {r['emojax_over_torch']:.2f}")
 
 

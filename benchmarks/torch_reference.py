@@ -23,8 +23,17 @@ class DeepCNN(nn.Module):
   """emojax.models.face.DeepCNN: 4 blocks of (3x3 conv, BN, ReLU) x 2, 2x2 max pool and dropout, then two dense
   layers (no bias, BN, ReLU, dropout 0.5) and the classifier."""
 
-  def __init__(self, num_classes=7, width=1.0, block_features=(64, 128, 256, 512), convs_per_block=2,
-               block_dropout=(0.25, 0.25, 0.4, 0.5), dense_features=(512, 256), dense_dropout=0.5, image_size=48):
+  def __init__(
+    self,
+    num_classes=7,
+    width=1.0,
+    block_features=(64, 128, 256, 512),
+    convs_per_block=2,
+    block_dropout=(0.25, 0.25, 0.4, 0.5),
+    dense_features=(512, 256),
+    dense_dropout=0.5,
+    image_size=48,
+  ):
     super().__init__()
     layers, channels, size = [], 1, image_size
     for features, dropout in zip(block_features, block_dropout):
@@ -39,8 +48,12 @@ class DeepCNN(nn.Module):
     dense, inputs = [], channels * size * size
     for features in dense_features:
       out = scaled(features, width)
-      dense += [nn.Linear(inputs, out, bias=False), nn.BatchNorm1d(out, momentum=0.1), nn.ReLU(),
-                nn.Dropout(dense_dropout)]
+      dense += [
+        nn.Linear(inputs, out, bias=False),
+        nn.BatchNorm1d(out, momentum=0.1),
+        nn.ReLU(),
+        nn.Dropout(dense_dropout),
+      ]
       inputs = out
     self.dense = nn.Sequential(*dense)
     self.classifier = nn.Linear(inputs, num_classes)
@@ -128,16 +141,32 @@ class Conformer(nn.Module):
   """emojax.models.speech.Conformer (frontend="features"): input standardisation, two 3x3 stride-2 convolutions,
   a projection to model_dim, Conformer blocks, attention pooling, dropout and the classifier."""
 
-  def __init__(self, num_classes, num_features, model_dim=96, num_layers=4, num_heads=4, ff_multiplier=4,
-               conv_kernel_size=15, subsampling_features=32, dropout=0.1, pooling_hidden=128):
+  def __init__(
+    self,
+    num_classes,
+    num_features,
+    model_dim=96,
+    num_layers=4,
+    num_heads=4,
+    ff_multiplier=4,
+    conv_kernel_size=15,
+    subsampling_features=32,
+    dropout=0.1,
+    pooling_hidden=128,
+  ):
     super().__init__()
     self.input_norm = nn.BatchNorm1d(num_features, affine=False, momentum=0.1)
-    self.subsample = nn.ModuleList([nn.Conv2d(1, subsampling_features, 3, 2, padding=1),
-                                    nn.Conv2d(subsampling_features, subsampling_features, 3, 2, padding=1)])
+    self.subsample = nn.ModuleList(
+      [
+        nn.Conv2d(1, subsampling_features, 3, 2, padding=1),
+        nn.Conv2d(subsampling_features, subsampling_features, 3, 2, padding=1),
+      ]
+    )
     frequencies = -(-(-(-num_features // 2)) // 2)
     self.projection = nn.Linear(subsampling_features * frequencies, model_dim)
-    self.blocks = nn.ModuleList([ConformerBlock(model_dim, num_heads, ff_multiplier, conv_kernel_size, dropout)
-                                 for _ in range(num_layers)])
+    self.blocks = nn.ModuleList(
+      [ConformerBlock(model_dim, num_heads, ff_multiplier, conv_kernel_size, dropout) for _ in range(num_layers)]
+    )
     self.pool_hidden, self.pool_score = nn.Linear(model_dim, pooling_hidden), nn.Linear(pooling_hidden, 1)
     self.dropout, self.classifier = nn.Dropout(dropout), nn.Linear(model_dim, num_classes)
 
@@ -166,6 +195,7 @@ class TextClassifier(nn.Module):
   def __init__(self, folder, num_classes, dropout=0.1, overrides=None, num_sentiments=4):
     super().__init__()
     from transformers import BertConfig, BertModel
+
     config = BertConfig.from_pretrained(folder, **dict(overrides or {}))
     self.encoder = BertModel(config, add_pooling_layer=False)
     self.dropout = nn.Dropout(dropout)
@@ -185,8 +215,10 @@ def inputs(config, batch: dict) -> tuple:
     return (torch.from_numpy(np.ascontiguousarray(np.moveaxis(batch["image"], -1, 1))),)
   if config.model.name == "text.classifier":
     return tuple(torch.from_numpy(np.asarray(batch[k], np.int64)) for k in ("input_ids", "attention_mask"))
-  return (torch.from_numpy(np.asarray(batch["features"], np.float32)),
-          torch.from_numpy(np.asarray(batch["num_frames"], np.int64)))
+  return (
+    torch.from_numpy(np.asarray(batch["features"], np.float32)),
+    torch.from_numpy(np.asarray(batch["num_frames"], np.int64)),
+  )
 
 
 def targets(config, batch: dict) -> tuple:
@@ -200,8 +232,9 @@ def loss(config, outputs, target):
   cross-entropy plus the weighted soft-target sentiment cross-entropy (class weights left out)."""
   if config.model.name == "text.classifier":
     emotion, sentiment = outputs
-    return (F.binary_cross_entropy_with_logits(emotion, target[0])
-            + config.train.sentiment_loss_weight * F.cross_entropy(sentiment, target[1]))
+    return F.binary_cross_entropy_with_logits(
+      emotion, target[0]
+    ) + config.train.sentiment_loss_weight * F.cross_entropy(sentiment, target[1])
   return F.cross_entropy(outputs, target[0], label_smoothing=float(config.train.get("label_smoothing", 0.0)))
 
 
@@ -211,15 +244,25 @@ def build(config, batch: dict, num_classes: int) -> nn.Module:
   if m.name == "face.deep_cnn":
     return DeepCNN(num_classes, width=m.width, image_size=batch["image"].shape[1])
   if m.name == "speech.conformer" and m.frontend == "features":
-    return Conformer(num_classes, batch["features"].shape[-1], m.model_dim, m.num_layers, m.num_heads,
-                     conv_kernel_size=m.conv_kernel_size, subsampling_features=m.subsampling_features,
-                     dropout=m.dropout)
+    return Conformer(
+      num_classes,
+      batch["features"].shape[-1],
+      m.model_dim,
+      m.num_layers,
+      m.num_heads,
+      conv_kernel_size=m.conv_kernel_size,
+      subsampling_features=m.subsampling_features,
+      dropout=m.dropout,
+    )
   if m.name == "text.classifier" and (Path(m.pretrained) / "config.json").exists():
     from emojax.models.text import _encoder_family
+
     if _encoder_family(m.pretrained) == "bert":
       return TextClassifier(m.pretrained, num_classes, m.dropout, overrides=dict(m.encoder_overrides))
-  raise ValueError(f"No PyTorch reference for config.model.name={m.name!r}; references: face.deep_cnn, "
-                   "speech.conformer (frontend='features'), text.classifier (a BERT folder).")
+  raise ValueError(
+    f"No PyTorch reference for config.model.name={m.name!r}; references: face.deep_cnn, "
+    "speech.conformer (frontend='features'), text.classifier (a BERT folder)."
+  )
 
 
 def parameter_count(model) -> int:
@@ -234,8 +277,9 @@ def train_rate(config, batches: list[dict], num_classes: int, warmup=2) -> dict:
   xs = [tuple(t.to(device) for t in inputs(config, b)) for b in batches]
   labels = [tuple(t.to(device) for t in targets(config, b)) for b in batches]
   opt = config.optimizer
-  optimizer = torch.optim.AdamW(model.parameters(), lr=opt.learning_rate, betas=(opt.b1, opt.b2),
-                                weight_decay=opt.weight_decay)
+  optimizer = torch.optim.AdamW(
+    model.parameters(), lr=opt.learning_rate, betas=(opt.b1, opt.b2), weight_decay=opt.weight_decay
+  )
   model.train()
 
   def step(x, y):
@@ -254,5 +298,10 @@ def train_rate(config, batches: list[dict], num_classes: int, warmup=2) -> dict:
     step(x, y)
   synchronize()
   seconds = time.perf_counter() - start
-  return {"examples_per_second": sum(len(y[0]) for y in labels) / seconds, "parameters": parameter_count(model),
-          "threads": torch.get_num_threads(), "device": str(device), "version": torch.__version__}
+  return {
+    "examples_per_second": sum(len(y[0]) for y in labels) / seconds,
+    "parameters": parameter_count(model),
+    "threads": torch.get_num_threads(),
+    "device": str(device),
+    "version": torch.__version__,
+  }

@@ -24,8 +24,7 @@ from ml_collections import config_flags
 from emojax import speech_to_text
 from emojax.config_utils import data_dir
 from emojax.data import audio as audio_lib
-from emojax.data import speech
-from emojax.data import whisper_features
+from emojax.data import speech, whisper_features
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", "configs/speech.py", "Speech config whose audio settings cut the clips.")
@@ -39,7 +38,7 @@ flags.DEFINE_string("json", "", "Also write the figures (and every transcript) t
 
 
 def _pick(files: list, count: int) -> list:
-  return files if count <= 0 or count >= len(files) else files[::len(files) // count][:count]
+  return files if count <= 0 or count >= len(files) else files[:: len(files) // count][:count]
 
 
 def transcription(files: list) -> dict:
@@ -62,15 +61,32 @@ def transcription(files: list) -> dict:
       processing_seconds += transcript.processing_seconds
     if wrong:
       confusions[transcript.text] += 1
-    rows.append({"file": path.name, "reference": reference, "text": transcript.text, "errors": wrong,
-                 "seconds": transcript.seconds, "processing_seconds": transcript.processing_seconds})
-  figures = {"clips": len(files), "reference_words": words, "word_errors": errors, "wer": errors / words,
-             "exact_clips": exact / len(files), "real_time_factor": processing_seconds / max(audio_seconds, 1e-9),
-             "seconds_per_clip": processing_seconds / max(len(files) - 1, 1), "settings": settings.to_dict()}
-  print(f"transcription: {len(files)} clips, WER {figures['wer']:.4f} ({errors}/{words} words), exact "
-        f"{figures['exact_clips']:.3f}, real-time factor {figures['real_time_factor']:.3f} "
-        f"({figures['seconds_per_clip']:.2f} s per clip; {settings.compute_type}, beam {settings.beam_size}, "
-        f"{settings.cpu_threads} thread(s))")
+    rows.append(
+      {
+        "file": path.name,
+        "reference": reference,
+        "text": transcript.text,
+        "errors": wrong,
+        "seconds": transcript.seconds,
+        "processing_seconds": transcript.processing_seconds,
+      }
+    )
+  figures = {
+    "clips": len(files),
+    "reference_words": words,
+    "word_errors": errors,
+    "wer": errors / words,
+    "exact_clips": exact / len(files),
+    "real_time_factor": processing_seconds / max(audio_seconds, 1e-9),
+    "seconds_per_clip": processing_seconds / max(len(files) - 1, 1),
+    "settings": settings.to_dict(),
+  }
+  print(
+    f"transcription: {len(files)} clips, WER {figures['wer']:.4f} ({errors}/{words} words), exact "
+    f"{figures['exact_clips']:.3f}, real-time factor {figures['real_time_factor']:.3f} "
+    f"({figures['seconds_per_clip']:.2f} s per clip; {settings.compute_type}, beam {settings.beam_size}, "
+    f"{settings.cpu_threads} thread(s))"
+  )
   for text, count in confusions.most_common(8):
     print(f"  {count} x {text!r}")
   figures["transcripts"] = rows
@@ -87,8 +103,10 @@ def encoder_throughput(files: list) -> dict:
       whisper_features.encoder_summaries(wave, window)
     elapsed = time.perf_counter() - started
     figures[f"encoder_clips_per_second_{window}"] = len(waves) / elapsed
-    print(f"encoder features, window={window}: {len(waves) / elapsed:.2f} clips/s "
-          f"(mean clip {np.mean([len(w) for w in waves]) / 16000:.2f} s; each new clip length compiles once)")
+    print(
+      f"encoder features, window={window}: {len(waves) / elapsed:.2f} clips/s "
+      f"(mean clip {np.mean([len(w) for w in waves]) / 16000:.2f} s; each new clip length compiles once)"
+    )
   return figures
 
 
@@ -97,7 +115,8 @@ def main(argv):
   files = speech.find_files(Path(FLAGS.root), "ravdess")
   figures = {}
   parts = ([lambda: transcription(_pick(files, FLAGS.files))] if FLAGS.files >= 0 else []) + (
-      [lambda: encoder_throughput(_pick(files, FLAGS.encoder_clips))] if FLAGS.encoder_clips else [])
+    [lambda: encoder_throughput(_pick(files, FLAGS.encoder_clips))] if FLAGS.encoder_clips else []
+  )
   for part in parts:
     figures.update(part())
     if FLAGS.json:  # after each part, so a long transcription's figures survive a later failure

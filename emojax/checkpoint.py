@@ -22,39 +22,50 @@ import orbax.checkpoint as ocp
 
 
 class Checkpointer:
-
   def __init__(self, workdir: str | Path, config: ml_collections.ConfigDict):
     if config.max_to_keep < 1:
       raise ValueError(f"config.checkpoint.max_to_keep must be >= 1, got {config.max_to_keep}.")
     workdir = Path(workdir).absolute()
     self.best_metric = config.best_metric
     self.latest = ocp.CheckpointManager(
-        workdir / "checkpoints",
-        options=ocp.CheckpointManagerOptions(
-            max_to_keep=config.max_to_keep, create=True, cleanup_tmp_directories=True,
-            enable_async_checkpointing=config.async_save),
-        item_handlers={"state": ocp.StandardCheckpointHandler(), "loop": ocp.JsonCheckpointHandler()})
+      workdir / "checkpoints",
+      options=ocp.CheckpointManagerOptions(
+        max_to_keep=config.max_to_keep,
+        create=True,
+        cleanup_tmp_directories=True,
+        enable_async_checkpointing=config.async_save,
+      ),
+      item_handlers={"state": ocp.StandardCheckpointHandler(), "loop": ocp.JsonCheckpointHandler()},
+    )
     self.best = ocp.CheckpointManager(
-        workdir / "best",
-        options=ocp.CheckpointManagerOptions(
-            max_to_keep=1, create=True, cleanup_tmp_directories=True,
-            best_fn=lambda metrics: metrics[self.best_metric], best_mode=config.best_mode,
-            enable_async_checkpointing=config.async_save),
-        item_handlers={"state": ocp.StandardCheckpointHandler(), "metrics": ocp.JsonCheckpointHandler()})
+      workdir / "best",
+      options=ocp.CheckpointManagerOptions(
+        max_to_keep=1,
+        create=True,
+        cleanup_tmp_directories=True,
+        best_fn=lambda metrics: metrics[self.best_metric],
+        best_mode=config.best_mode,
+        enable_async_checkpointing=config.async_save,
+      ),
+      item_handlers={"state": ocp.StandardCheckpointHandler(), "metrics": ocp.JsonCheckpointHandler()},
+    )
 
   def save_latest(self, step: int, state, loop_state: dict) -> None:
     if step in self.latest.all_steps():
       return
-    self.latest.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
-                                                    loop=ocp.args.JsonSave(loop_state)))
+    self.latest.save(
+      step, args=ocp.args.Composite(state=ocp.args.StandardSave(state), loop=ocp.args.JsonSave(loop_state))
+    )
 
   def save_best(self, step: int, state, metrics: dict) -> None:
     # A run resumed from before this step replays it bit for bit; the saved copy already matches.
     if step in self.best.all_steps():
       return
-    self.best.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
-                                                  metrics=ocp.args.JsonSave(metrics)),
-                   metrics=metrics)
+    self.best.save(
+      step,
+      args=ocp.args.Composite(state=ocp.args.StandardSave(state), metrics=ocp.args.JsonSave(metrics)),
+      metrics=metrics,
+    )
 
   def restore_latest(self, abstract_state):
     """Returns (state, loop_state) from the newest complete checkpoint, or None for a fresh run."""
@@ -62,8 +73,9 @@ class Checkpointer:
     if step is None:
       return None
     logging.info("Resuming from %s", self.latest.directory / str(step))
-    restored = self.latest.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(abstract_state), loop=ocp.args.JsonRestore()))
+    restored = self.latest.restore(
+      step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state), loop=ocp.args.JsonRestore())
+    )
     return restored["state"], restored["loop"]
 
   def restore(self, abstract_state, which: str = "best"):
@@ -71,8 +83,10 @@ class Checkpointer:
     manager = self.best if which == "best" else self.latest
     step = manager.best_step() if which == "best" else manager.latest_step()
     if step is None:
-      raise FileNotFoundError(f"No {which} checkpoint under {manager.directory}; train first "
-                              "(--mode=train) or point --workdir at a finished run.")
+      raise FileNotFoundError(
+        f"No {which} checkpoint under {manager.directory}; train first "
+        "(--mode=train) or point --workdir at a finished run."
+      )
     restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state)))
     return restored["state"], step
 
@@ -91,20 +105,26 @@ def restore_variables(workdir: str | Path, which: str = "best") -> tuple[dict, i
   mesh: the arrays are restored onto this process's first device whatever devices wrote them, then copied to the
   host (a cached device array would be donated, and deleted, by the first training step that reuses it)."""
   import jax
+
   if which not in ("best", "latest"):
     raise ValueError(f"which={which!r}: a run has a 'best' and a 'latest' checkpoint.")
   directory = Path(workdir).expanduser().absolute() / ("best" if which == "best" else "checkpoints")
   extra = "metrics" if which == "best" else "loop"
   if not directory.is_dir():
-    raise FileNotFoundError(f"No {directory}: {workdir} is not a finished training workdir (train it first with "
-                            "python -m emojax.main --config ... --workdir ...).")
-  manager = ocp.CheckpointManager(directory, item_handlers={"state": ocp.StandardCheckpointHandler(),
-                                                           extra: ocp.JsonCheckpointHandler()})
+    raise FileNotFoundError(
+      f"No {directory}: {workdir} is not a finished training workdir (train it first with "
+      "python -m emojax.main --config ... --workdir ...)."
+    )
+  manager = ocp.CheckpointManager(
+    directory, item_handlers={"state": ocp.StandardCheckpointHandler(), extra: ocp.JsonCheckpointHandler()}
+  )
   try:
     step = manager.latest_step()  # best/ keeps one step
     if step is None:
-      raise FileNotFoundError(f"No {which} checkpoint under {directory}: train the run first "
-                              f"(python -m emojax.main --config <its config> --workdir {workdir}).")
+      raise FileNotFoundError(
+        f"No {which} checkpoint under {directory}: train the run first "
+        f"(python -m emojax.main --config <its config> --workdir {workdir})."
+      )
     metadata = manager.item_metadata(step)["state"]
     device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
     target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device), dict(metadata))
@@ -122,8 +142,10 @@ def load_run_config(workdir: str | Path) -> ml_collections.ConfigDict:
   """
   path = Path(workdir) / "config.json"
   if not path.is_file():
-    raise FileNotFoundError(f"No config.json in {workdir}: expected a training workdir "
-                            "(python -m emojax.main --mode=train writes its config.json there).")
+    raise FileNotFoundError(
+      f"No config.json in {workdir}: expected a training workdir "
+      "(python -m emojax.main --mode=train writes its config.json there)."
+    )
   return ml_collections.ConfigDict(as_tuples(json.loads(path.read_text())))
 
 

@@ -10,18 +10,22 @@ import importlib
 import sys
 
 SUBCOMMANDS = {
-    # name: ("module:function", one line of help)
-    "explore": ("emojax.explore:main", "exploratory data analysis of a corpus: report.html/.md, figures, summary.json"),
-    "predict": ("emojax.inference.cli:predict_main", "label pictures, recordings and texts with a trained model"),
-    "evaluate": ("emojax.inference.cli:evaluate_main", "score models (or their average) on any labelled corpus"),
-    "export-model": ("emojax.inference.cli:export_main", "write a self-contained bundle of a training workdir"),
-    "serve": ("emojax.serve.cli:main", "serve a model: REST API, webcam/microphone streams and a web page (offline)"),
+  # name: ("module:function", one line of help)
+  "explore": ("emojax.explore:main", "exploratory data analysis of a corpus: report.html/.md, figures, summary.json"),
+  "predict": ("emojax.inference.cli:predict_main", "label pictures, recordings and texts with a trained model"),
+  "evaluate": ("emojax.inference.cli:evaluate_main", "score models (or their average) on any labelled corpus"),
+  "export-model": ("emojax.inference.cli:export_main", "write a self-contained bundle of a training workdir"),
+  "serve": ("emojax.serve.cli:main", "serve a model: REST API, webcam/microphone streams and a web page (offline)"),
 }
 
 
 def usage() -> str:
-  lines = ["usage: emojax --config CONFIG --workdir DIR [--mode MODE]   (training and workdir modes; --help)",
-           "       emojax <subcommand> [--help]", "", "subcommands:"]
+  lines = [
+    "usage: emojax --config CONFIG --workdir DIR [--mode MODE]   (training and workdir modes; --help)",
+    "       emojax <subcommand> [--help]",
+    "",
+    "subcommands:",
+  ]
   lines += [f"  {name:<14} {help_line}" for name, (_, help_line) in sorted(SUBCOMMANDS.items())]
   return "\n".join(lines)
 

@@ -40,38 +40,45 @@ def add_speech_to_text(config) -> None:
   """`config.speech_to_text`: how a recording's words are transcribed for the text branch (`emojax.speech_to_text`,
   Whisper base through faster-whisper), kept with a run and its bundle."""
   import ml_collections
-  config.speech_to_text = ml_collections.ConfigDict(dict(
-      language="en",          # "" = detected by Whisper (one more decoder pass)
-      beam_size=5,            # Whisper's own default; 1 = greedy, faster on CPU
-      compute_type="int8",    # CTranslate2 on CPU: "int8" (fast) or "float32"
-      cpu_threads=1,          # 0 = CTranslate2 picks (all cores)
-      word_timestamps=True,   # word start/end from the cross-attention alignment heads
-  ))
+
+  config.speech_to_text = ml_collections.ConfigDict(
+    dict(
+      language="en",  # "" = detected by Whisper (one more decoder pass)
+      beam_size=5,  # Whisper's own default; 1 = greedy, faster on CPU
+      compute_type="int8",  # CTranslate2 on CPU: "int8" (fast) or "float32"
+      cpu_threads=1,  # 0 = CTranslate2 picks (all cores)
+      word_timestamps=True,  # word start/end from the cross-attention alignment heads
+    )
+  )
 
 
 def add_data_quality(config) -> None:
   """The data-quality switches every experiment shares (`emojax.data.quality`; what `emojax explore` finds)."""
   config.data.drop_duplicates = "none"  # "from_train" or "from_validation": exact train<->evaluation copies
-  config.data.class_balance = "none"    # "resample" (oversample to the largest class) or "reweight" (loss weights)
-  config.data.class_balance_seed = 0    # the fixed draw of class_balance="resample"
+  config.data.class_balance = "none"  # "resample" (oversample to the largest class) or "reweight" (loss weights)
+  config.data.class_balance_seed = 0  # the fixed draw of class_balance="resample"
 
 
 def add_parallelism(config) -> None:
   """The mesh, sharding and multi-host fields every experiment shares (data parallel by default), and, as every
   config calls this, the data-quality switches (`add_data_quality`)."""
   import ml_collections
+
   add_data_quality(config)
   # Mesh axes (data, fsdp, model); -1 = all remaining devices.
   config.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, model=1))
-  config.sharding = ml_collections.ConfigDict(dict(
+  config.sharding = ml_collections.ConfigDict(
+    dict(
       strategy="replicate",  # or "fsdp": shard each large parameter's largest divisible axis
-      fsdp_min_size=2 ** 14, # parameters smaller than this stay replicated
-      rules=[]))             # [(regex over "params/Conv_0/kernel", partition spec tuple), ...] first match wins
+      fsdp_min_size=2**14,  # parameters smaller than this stay replicated
+      rules=[],
+    )
+  )  # [(regex over "params/Conv_0/kernel", partition spec tuple), ...] first match wins
   config.distributed = False  # True on multi-host: jax.distributed.initialize()
   config.coordinator_address = ""  # "host:port" of process 0; "" = detected (TPU VM, SLURM, MPI)
-  config.num_processes = -1        # -1 = detected
-  config.process_id = -1           # -1 = detected
-  config.xla_cpu_ynnpack = False   # XLA:CPU's YNNPACK fusions; off = Eigen, faster here (sharding.configure_xla_cpu)
+  config.num_processes = -1  # -1 = detected
+  config.process_id = -1  # -1 = detected
+  config.xla_cpu_ynnpack = False  # XLA:CPU's YNNPACK fusions; off = Eigen, faster here (sharding.configure_xla_cpu)
   config.compilation_cache_dir = cache_dir("jax_compilation")  # JAX's persistent compilation cache; "" = off
   # Each step's global batch (train.batch_size) in this many sequential microbatches, gradients summed: the
   # optimizer sees the same batch with 1/k of the activation memory (batch-norm statistics come per microbatch).
@@ -85,13 +92,18 @@ def add_parallelism(config) -> None:
   config.data.device_max_bytes = 4 * 2**30  # a split above this per device stays on the host under "auto"
 
 
-FUSION_METHODS = {"gat": "fusion.gat", "concat": "fusion.concat", "confidence": "fusion.confidence_weighted",
-                  "mean": "fusion.mean"}
+FUSION_METHODS = {
+  "gat": "fusion.gat",
+  "concat": "fusion.concat",
+  "confidence": "fusion.confidence_weighted",
+  "mean": "fusion.mean",
+}
 
 
 def fusion_head(method: str, graph: str = "full"):
   """config.model of a fusion method (configs/fusion.py; the head of configs/multimodal.py)."""
   import ml_collections
+
   if method not in FUSION_METHODS:
     raise ValueError(f"method={method!r}; choose one of {sorted(FUSION_METHODS)}.")
   model = ml_collections.ConfigDict()
@@ -104,8 +116,8 @@ def fusion_head(method: str, graph: str = "full"):
   if method in ("gat", "concat"):
     model.features = 128
     model.feature_weighting = "none"  # or "gate", "adaptive"
-    model.auxiliary_heads = False     # True with train.auxiliary_weight > 0: per-modality losses
+    model.auxiliary_heads = False  # True with train.auxiliary_weight > 0: per-modality losses
     model.dropout = 0.1 if method == "gat" else 0.3
   if method == "confidence":
-    model.confidence = "learned"      # or "entropy", "max_probability", "heads"
+    model.confidence = "learned"  # or "entropy", "max_probability", "heads"
   return model

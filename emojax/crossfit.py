@@ -56,14 +56,22 @@ def crossfit(config, workdir) -> dict:
   outputs, data = _pool(pooled[next(iter(pooled))])  # the first subset keeps every modality the tuples have
   rows.update(robustness.encoder_rows(data, robustness.modalities_of(config)))
   report = metrics.evaluate_outputs(outputs, data)
-  report.update(model=config.model.name, dataset=config.data.name, split=config.data.eval_split,
-                protocol=f"crossfit, {config.data.num_folds} folds, final checkpoints")
+  report.update(
+    model=config.model.name,
+    dataset=config.data.name,
+    split=config.data.eval_split,
+    protocol=f"crossfit, {config.data.num_folds} folds, final checkpoints",
+  )
   if jax.process_index() == 0:
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "config.json").write_text(config.to_json_best_effort(indent=2))
     title = f"{config.model.name}, cross-fitted over {config.data.num_folds} folds of the validation tuples"
     reports.write_report(report, workdir / "eval", title)
-    robustness.write_table(rows, workdir / "robustness", f"{title}: modalities kept at test time",
-                           {"model": config.model.name, "protocol": report["protocol"]})
+    robustness.write_table(
+      rows,
+      workdir / "robustness",
+      f"{title}: modalities kept at test time",
+      {"model": config.model.name, "protocol": report["protocol"]},
+    )
     logging.info("%s: %s", title, {k: round(report["all"][k], 4) for k in metrics.HEADLINE})
   return report

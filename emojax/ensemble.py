@@ -25,6 +25,7 @@ from emojax.checkpoint import load_run_config
 from emojax.data import load_split
 from emojax.metrics import class_probabilities, logits_of
 
+
 def _has_checkpoint(workdir: Path, which: str) -> bool:
   """Whether orbax finished a step under best/ (or checkpoints/); unfinished saves are `<step>.orbax-...-tmp`."""
   directory = workdir / ("best" if which == "best" else "checkpoints")
@@ -50,8 +51,10 @@ def _check_members(workdirs: list[Path], which: str) -> None:
     elif not _has_checkpoint(workdir, which):
       problems.append(f"{workdir}: no {which} checkpoint in {'best' if which == 'best' else 'checkpoints'}/")
   if problems:
-    raise FileNotFoundError("Cannot restore every ensemble member: " + "; ".join(problems) + ". Members are "
-                            "finished training workdirs (python -m emojax.main --mode=train --workdir ...).")
+    raise FileNotFoundError(
+      "Cannot restore every ensemble member: " + "; ".join(problems) + ". Members are "
+      "finished training workdirs (python -m emojax.main --mode=train --workdir ...)."
+    )
 
 
 def _check_same_examples(workdirs: list[Path], configs: list[ml_collections.ConfigDict]) -> None:
@@ -66,22 +69,28 @@ def _check_same_examples(workdirs: list[Path], configs: list[ml_collections.Conf
     if reference is None:
       reference = load_split(configs[0].data, configs[0].data.eval_split)
     data = load_split(config.data, config.data.eval_split)
-    checks = (("number of evaluation examples", len(reference), len(data)),
-              ("class names", list(reference.class_names), list(data.class_names)),
-              ("multi-label setting", reference.multi_label, data.multi_label))
+    checks = (
+      ("number of evaluation examples", len(reference), len(data)),
+      ("class names", list(reference.class_names), list(data.class_names)),
+      ("multi-label setting", reference.multi_label, data.multi_label),
+    )
     for what, expected, found in checks:
       if expected != found:
-        raise ValueError(f"Ensemble members disagree on the {what}: {workdirs[0]} has {expected}, {workdir} has "
-                         f"{found}. An ensemble averages predictions of one evaluation split: members must be runs "
-                         "on the same dataset, split and label space.")
+        raise ValueError(
+          f"Ensemble members disagree on the {what}: {workdirs[0]} has {expected}, {workdir} has "
+          f"{found}. An ensemble averages predictions of one evaluation split: members must be runs "
+          "on the same dataset, split and label space."
+        )
     for what, key in (("example ids", "id"), ("labels", "labels" if reference.multi_label else "label")):
       expected, found = np.asarray(reference.arrays[key]), np.asarray(data.arrays[key])
       differs = (expected != found).reshape(len(expected), -1).any(1)
       if differs.any():
         row = int(np.flatnonzero(differs)[0])
-        raise ValueError(f"Ensemble members disagree on the evaluation split's {what} (first at row {row}): "
-                         f"{workdirs[0]} and {workdir} read different examples. Members must be runs on the same "
-                         "dataset and split, read the same way.")
+        raise ValueError(
+          f"Ensemble members disagree on the evaluation split's {what} (first at row {row}): "
+          f"{workdirs[0]} and {workdir} read different examples. Members must be runs on the same "
+          "dataset and split, read the same way."
+        )
 
 
 def _member_row(name: str, figures: dict, **fields) -> dict:
@@ -91,12 +100,16 @@ def _member_row(name: str, figures: dict, **fields) -> dict:
 
 def members_markdown(rows: list[dict]) -> list[str]:
   """The members table of report.md: each member's own figures on the split, then the ensemble's."""
-  return (["## members", "", "Each member scored on its own, then their averaged probabilities.", ""]
-          + reports.markdown_table(rows) + [""])
+  return (
+    ["## members", "", "Each member scored on its own, then their averaged probabilities.", ""]
+    + reports.markdown_table(rows)
+    + [""]
+  )
 
 
-def evaluate_ensemble(config: ml_collections.ConfigDict, workdirs: list[str | Path], out_dir: str | Path | None = None,
-                      which: str = "best") -> dict:
+def evaluate_ensemble(
+  config: ml_collections.ConfigDict, workdirs: list[str | Path], out_dir: str | Path | None = None, which: str = "best"
+) -> dict:
   """Restores every member of `workdirs`, averages their class probabilities on the evaluation split and scores
   the average as `--mode=eval` scores one run; writes report.{json,md} with a members table, confusion
   matrices and predictions.npz to `out_dir` (by default `<first workdir>/ensemble_<which>_<split>`) and
@@ -126,10 +139,24 @@ def evaluate_ensemble(config: ml_collections.ConfigDict, workdirs: list[str | Pa
     probabilities.append(class_probabilities(outputs["logits"], dataset.multi_label))
     sentiment.append(outputs.get("sentiment_logits"))
     tta_flip = bool(member_config.eval.get("tta_flip", False))
-    rows.append(_member_row(str(workdir), report["all"], model=member_config.model.name,
-                            seed=member_config.get("seed", ""), step=int(step), tta_flip=tta_flip))
-    logging.info("Ensemble member %s (%s, %s checkpoint, step %d): %s", workdir, member_config.model.name, which,
-                 step, "  ".join(f"{k} {report['all'][k]:.4f}" for k in metrics.HEADLINE))
+    rows.append(
+      _member_row(
+        str(workdir),
+        report["all"],
+        model=member_config.model.name,
+        seed=member_config.get("seed", ""),
+        step=int(step),
+        tta_flip=tta_flip,
+      )
+    )
+    logging.info(
+      "Ensemble member %s (%s, %s checkpoint, step %d): %s",
+      workdir,
+      member_config.model.name,
+      which,
+      step,
+      "  ".join(f"{k} {report['all'][k]:.4f}" for k in metrics.HEADLINE),
+    )
     del exp, state
 
   mean = np.mean(probabilities, axis=0)
@@ -139,8 +166,9 @@ def evaluate_ensemble(config: ml_collections.ConfigDict, workdirs: list[str | Pa
     outputs["sentiment_logits"] = logits_of(sentiment_mean, False)
   report = metrics.evaluate_outputs(outputs, dataset)
   report["all"]["loss"] = metrics.plain_cross_entropy(outputs["logits"], dataset)
-  report.update(model="ensemble", num_members=len(workdirs), dataset=configs[0].data.name, split=split,
-                checkpoint=which)
+  report.update(
+    model="ensemble", num_members=len(workdirs), dataset=configs[0].data.name, split=split, checkpoint=which
+  )
   rows.append(_member_row("ensemble", report["all"], model=f"mean of {len(workdirs)}"))
   if jax.process_index() == 0:
     title = f"Ensemble of {len(workdirs)} runs ({which} checkpoints) on {report['dataset']} {split}"
@@ -149,11 +177,15 @@ def evaluate_ensemble(config: ml_collections.ConfigDict, workdirs: list[str | Pa
     (out_dir / "report.json").write_text(json.dumps(report, indent=2))
     with open(out_dir / "report.md", "a") as markdown:
       markdown.write("\n" + "\n".join(members_markdown(rows)))
-    np.savez_compressed(out_dir / "predictions.npz", ids=dataset.arrays["id"],
-                        labels=dataset.arrays["labels" if dataset.multi_label else "label"],
-                        probabilities=mean, member_probabilities=np.stack(probabilities),
-                        members=np.array([str(w) for w in workdirs]), **outputs)
+    np.savez_compressed(
+      out_dir / "predictions.npz",
+      ids=dataset.arrays["id"],
+      labels=dataset.arrays["labels" if dataset.multi_label else "label"],
+      probabilities=mean,
+      member_probabilities=np.stack(probabilities),
+      members=np.array([str(w) for w in workdirs]),
+      **outputs,
+    )
     logging.info("Wrote %s: %s", out_dir, json.dumps({k: round(report["all"][k], 4) for k in metrics.HEADLINE}))
   report["members"] = rows
   return report
-

@@ -29,12 +29,19 @@ def export_outputs(config, workdir, which: str = "best", splits: tuple[str, ...]
     outputs = exp.predict(state, data, predict_step)
     if jax.process_index() == 0:
       out_dir.mkdir(parents=True, exist_ok=True)
-      labels = {key: np.asarray(data.arrays[key]) for key in ("label", "labels", "labels_28", "speaker")
-                if key in data.arrays}
-      np.savez_compressed(out_dir / f"{split}.npz", id=np.asarray(data.arrays["id"]).astype(str),
-                          class_names=np.asarray(data.class_names), checkpoint_step=int(step), **labels,
-                          **{k: np.asarray(v, np.float32) for k, v in outputs.items()})
-      logging.info("Exported %d %s rows of %s (step %d) to %s", len(data), split, config.model.name, step,
-                   out_dir / f"{split}.npz")
+      labels = {
+        key: np.asarray(data.arrays[key]) for key in ("label", "labels", "labels_28", "speaker") if key in data.arrays
+      }
+      np.savez_compressed(
+        out_dir / f"{split}.npz",
+        id=np.asarray(data.arrays["id"]).astype(str),
+        class_names=np.asarray(data.class_names),
+        checkpoint_step=int(step),
+        **labels,
+        **{k: np.asarray(v, np.float32) for k, v in outputs.items()},
+      )
+      logging.info(
+        "Exported %d %s rows of %s (step %d) to %s", len(data), split, config.model.name, step, out_dir / f"{split}.npz"
+      )
   exp.checkpointer.close()
   return out_dir

@@ -26,9 +26,17 @@ CREMA_D_CLASSES = ("anger", "disgust", "fear", "happy", "neutral", "sad")
 # Each dataset's class name -> Ekman-7 name. RAVDESS's `calm` has no Ekman class: the config
 # decides whether it joins `neutral` or is dropped (`speech_to_ekman7`).
 _TO_EKMAN7 = {
-    "neutral": "neutral", "calm": "neutral", "happy": "happiness", "sad": "sadness", "angry": "anger",
-    "anger": "anger", "fearful": "fear", "fear": "fear", "disgust": "disgust", "surprised": "surprise",
-    "pleasant_surprise": "surprise",
+  "neutral": "neutral",
+  "calm": "neutral",
+  "happy": "happiness",
+  "sad": "sadness",
+  "angry": "anger",
+  "anger": "anger",
+  "fearful": "fear",
+  "fear": "fear",
+  "disgust": "disgust",
+  "surprised": "surprise",
+  "pleasant_surprise": "surprise",
 }
 
 
@@ -37,12 +45,24 @@ def _label_key(name: str) -> str:
 
 
 # Names corpora give the Ekman classes (text corpora, image and clip folders, the speech corpora's own classes).
-_EKMAN7_SYNONYMS = {_label_key(k): v for k, v in {
-    **{name: name for name in EKMAN7}, **_TO_EKMAN7,
-    "joy": "happiness", "happy": "happiness", "sadness": "sadness", "sad": "sadness", "angry": "anger",
-    "fearful": "fear", "scared": "fear", "afraid": "fear", "disgusted": "disgust", "surprised": "surprise",
+_EKMAN7_SYNONYMS = {
+  _label_key(k): v
+  for k, v in {
+    **{name: name for name in EKMAN7},
+    **_TO_EKMAN7,
+    "joy": "happiness",
+    "happy": "happiness",
+    "sadness": "sadness",
+    "sad": "sadness",
+    "angry": "anger",
+    "fearful": "fear",
+    "scared": "fear",
+    "afraid": "fear",
+    "disgusted": "disgust",
+    "surprised": "surprise",
     "no emotion": "neutral",
-}.items()}
+  }.items()
+}
 
 
 def ekman7_name(name: str) -> str | None:
@@ -77,6 +97,7 @@ class LabelSpace:
   both in neutral; GoEmotions' 28 labels grouped by the release's ekman_mapping.json); None when the classes have
   no Ekman meaning (GoEmotions' sentiment space).
   """
+
   class_names: tuple[str, ...]
   multi_label: bool = False
   ekman_matrix: np.ndarray | None = None
@@ -87,8 +108,10 @@ class LabelSpace:
     class; for multi-label outputs each Ekman group's most probable member (sigmoid), normalised, as fusion maps
     text (`ekman_log_probabilities`)."""
     if self.ekman_matrix is None:
-      raise ValueError(f"Classes {self.class_names} have no Ekman-7 mapping (e.g. GoEmotions' sentiment space): "
-                       "train on a space with emotions to compare or fuse it in Ekman-7.")
+      raise ValueError(
+        f"Classes {self.class_names} have no Ekman-7 mapping (e.g. GoEmotions' sentiment space): "
+        "train on a space with emotions to compare or fuse it in Ekman-7."
+      )
     logits = np.asarray(logits, np.float64)
     if self.multi_label:
       return np.exp(ekman_log_probabilities(logits, self.ekman_matrix))
@@ -97,17 +120,23 @@ class LabelSpace:
     return probabilities @ self.ekman_matrix
 
   def to_dict(self) -> dict:
-    return {"class_names": list(self.class_names), "multi_label": self.multi_label,
-            "ekman_matrix": None if self.ekman_matrix is None else np.asarray(self.ekman_matrix).astype(int).tolist(),
-            "sentiment_names": None if self.sentiment_names is None else list(self.sentiment_names)}
+    return {
+      "class_names": list(self.class_names),
+      "multi_label": self.multi_label,
+      "ekman_matrix": None if self.ekman_matrix is None else np.asarray(self.ekman_matrix).astype(int).tolist(),
+      "sentiment_names": None if self.sentiment_names is None else list(self.sentiment_names),
+    }
 
   @classmethod
   def from_dict(cls, fields: dict) -> "LabelSpace":
     matrix = fields.get("ekman_matrix")
     sentiment = fields.get("sentiment_names")
-    return cls(tuple(fields["class_names"]), bool(fields.get("multi_label", False)),
-               None if matrix is None else np.asarray(matrix, np.float64),
-               None if sentiment is None else tuple(sentiment))
+    return cls(
+      tuple(fields["class_names"]),
+      bool(fields.get("multi_label", False)),
+      None if matrix is None else np.asarray(matrix, np.float64),
+      None if sentiment is None else tuple(sentiment),
+    )
 
 
 def single_label_space(class_names) -> LabelSpace:
@@ -127,7 +156,7 @@ def ekman_log_probabilities(logits, matrix=None, xp=np):
   numpy or jax.numpy, so exports and the end-to-end model map text the same way."""
   probabilities = 1 / (1 + xp.exp(-logits))
   if matrix is not None:
-    members = xp.asarray(matrix) > 0                                               # [K, 7]
-    probabilities = xp.where(members[None], probabilities[..., None], 0).max(1)    # [N, 7]
+    members = xp.asarray(matrix) > 0  # [K, 7]
+    probabilities = xp.where(members[None], probabilities[..., None], 0).max(1)  # [N, 7]
   distribution = probabilities / probabilities.sum(1, keepdims=True)
   return xp.log(xp.clip(distribution, 1e-9, 1))

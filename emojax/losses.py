@@ -16,8 +16,14 @@ def _weighted_mean(values, weights):
   return (values * weights).sum() / jnp.maximum(weights.sum(), 1.0)
 
 
-def classification_loss(outputs, batch, label_smoothing: float = 0.0, confidence_weight: float = 0.1,
-                        auxiliary_weight: float = 0.0, class_weights=None):
+def classification_loss(
+  outputs,
+  batch,
+  label_smoothing: float = 0.0,
+  confidence_weight: float = 0.1,
+  auxiliary_weight: float = 0.0,
+  class_weights=None,
+):
   """Softmax cross-entropy, plus a confidence term for models with a `confidence` output.
 
   Confidence (DeVries & Taylor, 2018): with hints p' = c * p + (1 - c) * onehot(y), the head pays
@@ -38,8 +44,8 @@ def classification_loss(outputs, batch, label_smoothing: float = 0.0, confidence
   targets = optax.smooth_labels(targets, label_smoothing)
   cross_entropy = optax.softmax_cross_entropy(logits, targets)
   metrics = {
-      "cross_entropy": _weighted_mean(cross_entropy, weights),
-      "accuracy": _weighted_mean((logits.argmax(-1) == batch["label"]).astype(jnp.float32), weights),
+    "cross_entropy": _weighted_mean(cross_entropy, weights),
+    "accuracy": _weighted_mean((logits.argmax(-1) == batch["label"]).astype(jnp.float32), weights),
   }
   for key in [k for k in outputs if k.startswith("group_weight_")]:  # adaptive feature weighting, logged
     metrics[key] = _weighted_mean(outputs[key], weights)
@@ -53,7 +59,7 @@ def classification_loss(outputs, batch, label_smoothing: float = 0.0, confidence
       part_logits, present = outputs["modality_logits"], batch["present"].astype(jnp.float32)
     else:
       part_logits, present = outputs["frame_logits"], outputs["frame_mask"].astype(jnp.float32)
-    per_part = optax.softmax_cross_entropy(part_logits, targets[:, None, :])   # [B, M]
+    per_part = optax.softmax_cross_entropy(part_logits, targets[:, None, :])  # [B, M]
     auxiliary = (per_part * present).sum(1) / jnp.maximum(present.sum(1), 1.0)
     metrics["auxiliary_cross_entropy"] = _weighted_mean(auxiliary, weights)
     loss = loss + auxiliary_weight * metrics["auxiliary_cross_entropy"]
@@ -85,11 +91,17 @@ def positive_class_weights(multi_hot: np.ndarray, power: float, max_weight: floa
   """
   positives = np.asarray(multi_hot, np.float64).sum(0)
   ratio = np.where(positives > 0, (len(multi_hot) - positives) / np.maximum(positives, 1.0), 1.0)
-  return np.clip(ratio ** power, 1.0, max_weight).astype(np.float32)
+  return np.clip(ratio**power, 1.0, max_weight).astype(np.float32)
 
 
-def multilabel_loss(outputs, batch, positive_weights=None, focal_gamma: float = 0.0, emotion_weight: float = 1.0,
-                    sentiment_weight: float = 0.0):
+def multilabel_loss(
+  outputs,
+  batch,
+  positive_weights=None,
+  focal_gamma: float = 0.0,
+  emotion_weight: float = 1.0,
+  sentiment_weight: float = 0.0,
+):
   """Sigmoid cross-entropy over multi-hot `labels` (positives weighted per label, or focal with gamma > 0),
   plus `sentiment_weight` x softmax cross-entropy of `sentiment_logits` against the soft `sentiment` target."""
   logits, targets = outputs["logits"].astype(jnp.float32), batch["labels"]
@@ -101,8 +113,10 @@ def multilabel_loss(outputs, batch, positive_weights=None, focal_gamma: float = 
   if positive_weights is not None:  # only the positive term is up-weighted: -(w y log p + (1 - y) log(1 - p))
     per_label = per_label * (1.0 + (jnp.asarray(positive_weights) - 1.0) * targets)
   emotion = per_label.mean(-1)
-  metrics = {"emotion_loss": _weighted_mean(emotion, weights),
-             "exact_match": _weighted_mean(((logits > 0) == (targets > 0.5)).all(-1).astype(jnp.float32), weights)}
+  metrics = {
+    "emotion_loss": _weighted_mean(emotion, weights),
+    "exact_match": _weighted_mean(((logits > 0) == (targets > 0.5)).all(-1).astype(jnp.float32), weights),
+  }
   loss = emotion_weight * metrics["emotion_loss"]
   if sentiment_weight > 0 and "sentiment_logits" in outputs:
     sentiment = optax.softmax_cross_entropy(outputs["sentiment_logits"].astype(jnp.float32), batch["sentiment"])
@@ -115,17 +129,27 @@ def make_loss(train_config, train_data=None):
   """`loss_fn(outputs, batch) -> (loss, metrics)` for the task of `train_data` (single- or multi-label; the
   multi-label loss weights its labels by their frequency in `train_data`)."""
   if train_data is None or not train_data.multi_label:
-    return functools.partial(classification_loss, label_smoothing=train_config.label_smoothing,
-                             confidence_weight=train_config.confidence_weight,
-                             auxiliary_weight=train_config.get("auxiliary_weight", 0.0),
-                             class_weights=None if train_data is None else train_data.metadata.get("class_weights"))
+    return functools.partial(
+      classification_loss,
+      label_smoothing=train_config.label_smoothing,
+      confidence_weight=train_config.confidence_weight,
+      auxiliary_weight=train_config.get("auxiliary_weight", 0.0),
+      class_weights=None if train_data is None else train_data.metadata.get("class_weights"),
+    )
   if train_config.class_weight_power < 0 or train_config.focal_gamma < 0:
-    raise ValueError("config.train.class_weight_power and config.train.focal_gamma must be >= 0 "
-                     f"(got {train_config.class_weight_power}, {train_config.focal_gamma}).")
+    raise ValueError(
+      "config.train.class_weight_power and config.train.focal_gamma must be >= 0 "
+      f"(got {train_config.class_weight_power}, {train_config.focal_gamma})."
+    )
   positive_weights = None
   if train_config.class_weight_power > 0:
-    positive_weights = positive_class_weights(train_data.arrays["labels"], train_config.class_weight_power,
-                                              train_config.max_class_weight)
-  return functools.partial(multilabel_loss, positive_weights=positive_weights, focal_gamma=train_config.focal_gamma,
-                           emotion_weight=train_config.emotion_loss_weight,
-                           sentiment_weight=train_config.sentiment_loss_weight)
+    positive_weights = positive_class_weights(
+      train_data.arrays["labels"], train_config.class_weight_power, train_config.max_class_weight
+    )
+  return functools.partial(
+    multilabel_loss,
+    positive_weights=positive_weights,
+    focal_gamma=train_config.focal_gamma,
+    emotion_weight=train_config.emotion_loss_weight,
+    sentiment_weight=train_config.sentiment_loss_weight,
+  )

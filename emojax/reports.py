@@ -18,8 +18,9 @@ def markdown_table(rows: list[dict], columns=None, number=lambda v: f"{v:.4f}") 
   missing key is an empty cell), floats written by `number`."""
   columns = list(columns or dict.fromkeys(k for r in rows for k in r))
   cell = lambda v: number(v) if isinstance(v, float) else str(v)
-  return (["| " + " | ".join(map(str, columns)) + " |", "|" + "---|" * len(columns)]
-          + ["| " + " | ".join(cell(r.get(c, "")) for c in columns) + " |" for r in rows])
+  return ["| " + " | ".join(map(str, columns)) + " |", "|" + "---|" * len(columns)] + [
+    "| " + " | ".join(cell(r.get(c, "")) for c in columns) + " |" for r in rows
+  ]
 
 
 def write_report(report: dict, out_dir: str | Path, title: str) -> None:
@@ -34,23 +35,34 @@ def write_report(report: dict, out_dir: str | Path, title: str) -> None:
     suffix = "" if subset == "all" else f"_{subset}"
     if "confusion_matrix" in metrics:
       save_confusion_matrix(metrics, out_dir / f"confusion_matrix{suffix}", f"{title} ({subset})")
-    lines += [f"## {subset} ({metrics['num_examples']} examples)", "",
-              "| metric | value |", "|---|---|"]
+    lines += [f"## {subset} ({metrics['num_examples']} examples)", "", "| metric | value |", "|---|---|"]
     lines += [f"| {k} | {metrics[k]:.4f} |" for k in HEADLINE + ("macro_precision", "macro_recall")]
     if "thresholds" in metrics:
       lines += [f"| {metrics['threshold_note']} | |"]
     threshold = lambda name: f" {metrics['thresholds'][name]:.2f} |" if "thresholds" in metrics else ""
-    lines += ["", "| class | precision | recall | f1 | support |" + (" threshold |" if "thresholds" in metrics else ""),
-              "|---|---|---|---|---|" + ("---|" if "thresholds" in metrics else "")]
-    lines += [f"| {name} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | {m['support']} |{threshold(name)}"
-              for name, m in metrics["per_class"].items()]
+    lines += [
+      "",
+      "| class | precision | recall | f1 | support |" + (" threshold |" if "thresholds" in metrics else ""),
+      "|---|---|---|---|---|" + ("---|" if "thresholds" in metrics else ""),
+    ]
+    lines += [
+      f"| {name} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | {m['support']} |{threshold(name)}"
+      for name, m in metrics["per_class"].items()
+    ]
     if "group_weights_per_class" in metrics:
       groups = list(metrics["group_weights"])
-      lines += ["", "Adaptive feature weighting (mean weight of each feature group):", "",
-                "| class | " + " | ".join(groups) + " |", "|---|" + "---|" * len(groups),
-                "| all | " + " | ".join(f"{metrics['group_weights'][g]:.3f}" for g in groups) + " |"]
-      lines += [f"| {name} | " + " | ".join(f"{w[g]:.3f}" for g in groups) + " |"
-                for name, w in metrics["group_weights_per_class"].items()]
+      lines += [
+        "",
+        "Adaptive feature weighting (mean weight of each feature group):",
+        "",
+        "| class | " + " | ".join(groups) + " |",
+        "|---|" + "---|" * len(groups),
+        "| all | " + " | ".join(f"{metrics['group_weights'][g]:.3f}" for g in groups) + " |",
+      ]
+      lines += [
+        f"| {name} | " + " | ".join(f"{w[g]:.3f}" for g in groups) + " |"
+        for name, w in metrics["group_weights_per_class"].items()
+      ]
     lines.append("")
   extra = {k: v for k, v in report.items() if not isinstance(v, dict)}
   if extra:
@@ -61,14 +73,23 @@ def write_report(report: dict, out_dir: str | Path, title: str) -> None:
 def save_confusion_matrix(metrics: dict, path_stem: Path, title: str) -> None:
   confusion = np.array(metrics["confusion_matrix"])
   names = metrics["class_names"]
-  Path(f"{path_stem}.json").write_text(json.dumps({"class_names": names, "rows_true_columns_predicted": confusion.tolist()}))
+  Path(f"{path_stem}.json").write_text(
+    json.dumps({"class_names": names, "rows_true_columns_predicted": confusion.tolist()})
+  )
   normalized = confusion / np.maximum(confusion.sum(1, keepdims=True), 1)
   fig, ax = plt.subplots(figsize=(6.5, 5.5))
   image = ax.imshow(normalized, cmap="Blues", vmin=0, vmax=1)
   for i in range(len(names)):
     for j in range(len(names)):
-      ax.text(j, i, f"{confusion[i, j]}\n{normalized[i, j]:.2f}", ha="center", va="center", fontsize=7,
-              color="white" if normalized[i, j] > 0.5 else "black")
+      ax.text(
+        j,
+        i,
+        f"{confusion[i, j]}\n{normalized[i, j]:.2f}",
+        ha="center",
+        va="center",
+        fontsize=7,
+        color="white" if normalized[i, j] > 0.5 else "black",
+      )
   ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
   ax.set_yticks(range(len(names)), names)
   ax.set_xlabel("predicted")

@@ -45,20 +45,20 @@ def row(workdir: Path) -> dict:
   records = read_metrics(workdir)
   hours = (records[-1]["time"] - records[0]["time"]) / 3600 if len(records) > 1 else None
   return {
-      "run": f"{workdir.parent.name}/{workdir.name}" if workdir.name.startswith("fold_") else workdir.name,
-      "model": report.get("model", "?"),
-      "classes": len(report["all"].get("class_names", [])) or "",
-      "width": str(config.get("model", {}).get("width", "")),
-      **({"graph": config["model"]["graph"]} if "graph" in config.get("model", {}) else {}),
-      **({"seed": config["seed"]} if "seed" in config else {}),
-      "epochs": report.get("epochs", ""),
-      "wall_hours": f"{hours:.2f}" if hours is not None else "",
-      "accuracy": report["all"]["accuracy"],
-      "balanced_accuracy": report["all"]["balanced_accuracy"],
-      "macro_f1": report["all"]["macro_f1"],
-      **({"ECE": report["all"]["expected_calibration_error"]} if "expected_calibration_error" in report["all"] else {}),
-      **{f"{name} accuracy": m["accuracy"] for name, m in subsets.items()},
-      **_late_validation(records),
+    "run": f"{workdir.parent.name}/{workdir.name}" if workdir.name.startswith("fold_") else workdir.name,
+    "model": report.get("model", "?"),
+    "classes": len(report["all"].get("class_names", [])) or "",
+    "width": str(config.get("model", {}).get("width", "")),
+    **({"graph": config["model"]["graph"]} if "graph" in config.get("model", {}) else {}),
+    **({"seed": config["seed"]} if "seed" in config else {}),
+    "epochs": report.get("epochs", ""),
+    "wall_hours": f"{hours:.2f}" if hours is not None else "",
+    "accuracy": report["all"]["accuracy"],
+    "balanced_accuracy": report["all"]["balanced_accuracy"],
+    "macro_f1": report["all"]["macro_f1"],
+    **({"ECE": report["all"]["expected_calibration_error"]} if "expected_calibration_error" in report["all"] else {}),
+    **{f"{name} accuracy": m["accuracy"] for name, m in subsets.items()},
+    **_late_validation(records),
   }
 
 
@@ -89,8 +89,9 @@ def group_name(run: str) -> str:
   return re.sub(r"_*seed=\d+", "", run) or run
 
 
-def over_seeds(rows: list[dict],
-               metrics=("accuracy", "balanced_accuracy", "macro_f1", "ECE", "final balanced_accuracy")):
+def over_seeds(
+  rows: list[dict], metrics=("accuracy", "balanced_accuracy", "macro_f1", "ECE", "final balanced_accuracy")
+):
   """One row per group of seeds: each metric's mean and standard deviation, and how many seeds."""
   groups: dict[str, list[dict]] = {}
   for r in rows:
@@ -120,9 +121,13 @@ def predictions(workdir: Path) -> dict | None:
     return None
   with np.load(path, allow_pickle=False) as saved:
     full = str(saved["subsets"][0])  # subsets come largest first: the first keeps every modality
-    return {"modalities": tuple(str(m) for m in saved["modalities"]), "id": saved[f"{full}.id"].astype(str),
-            "label": saved[f"{full}.label"], "prediction": saved[f"{full}.logits"].argmax(-1),
-            "num_classes": len(saved["class_names"])}
+    return {
+      "modalities": tuple(str(m) for m in saved["modalities"]),
+      "id": saved[f"{full}.id"].astype(str),
+      "label": saved[f"{full}.label"],
+      "prediction": saved[f"{full}.logits"].argmax(-1),
+      "num_classes": len(saved["class_names"]),
+    }
 
 
 def resampled_metric(labels: np.ndarray, predicted: np.ndarray, num_classes: int, metric: str) -> np.ndarray:
@@ -131,8 +136,8 @@ def resampled_metric(labels: np.ndarray, predicted: np.ndarray, num_classes: int
   correct = (labels == predicted).astype(np.float64)
   if metric == "accuracy":
     return correct.mean(1)
-  truth = np.eye(num_classes)[labels]                                   # [R, n, K]
-  hits = (truth * correct[..., None]).sum(1)                            # [R, K]
+  truth = np.eye(num_classes)[labels]  # [R, n, K]
+  hits = (truth * correct[..., None]).sum(1)  # [R, K]
   support = truth.sum(1)
   if metric == "balanced_accuracy":
     recall = np.where(support > 0, hits / np.maximum(support, 1), 0.0)
@@ -144,8 +149,9 @@ def resampled_metric(labels: np.ndarray, predicted: np.ndarray, num_classes: int
   raise ValueError(f"--metric={metric!r}; choose one of {BOOTSTRAP_METRICS}.")
 
 
-def bootstrap_gains(workdirs: list[Path], metric: str = "balanced_accuracy", resamples: int = 2000,
-                    seed: int = 0, baseline: str = "") -> dict[str, dict]:
+def bootstrap_gains(
+  workdirs: list[Path], metric: str = "balanced_accuracy", resamples: int = 2000, seed: int = 0, baseline: str = ""
+) -> dict[str, dict]:
   """{group: {"modalities", metric, "best single", "gain", "low", "high"}} for every group of seeds whose runs
   have predictions: the gain of its seed-averaged metric over the best single-modality group's (or the group
   `baseline` names), and the 2.5 and 97.5 percentiles of that gain over `resamples` resamples of the examples
@@ -155,35 +161,46 @@ def bootstrap_gains(workdirs: list[Path], metric: str = "balanced_accuracy", res
     return {}
   common = set.intersection(*(set(p["id"]) for p in runs.values()))
   if any(len(p["id"]) != len(common) for p in runs.values()):
-    print(f"Bootstrap: the runs score different examples; compared on the {len(common)} every run has.",
-          file=sys.stderr)
+    print(
+      f"Bootstrap: the runs score different examples; compared on the {len(common)} every run has.", file=sys.stderr
+    )
   ids = np.array(sorted(common))
   groups: dict[str, list[dict]] = {}
   for workdir, p in runs.items():
     order = {key: i for i, key in enumerate(p["id"])}
     rows = np.array([order[key] for key in ids])
-    groups.setdefault(group_name(workdir.name), []).append({**p, "label": p["label"][rows],
-                                                           "prediction": p["prediction"][rows]})
+    groups.setdefault(group_name(workdir.name), []).append(
+      {**p, "label": p["label"][rows], "prediction": p["prediction"][rows]}
+    )
   labels = next(iter(groups.values()))[0]["label"]
   num_classes = next(iter(groups.values()))[0]["num_classes"]
   draws = np.random.default_rng(seed).integers(0, len(ids), (resamples, len(ids)))
   draws = np.concatenate([np.arange(len(ids))[None], draws])  # row 0: the examples as they are
-  scores = {name: np.mean([resampled_metric(labels[draws], m["prediction"][draws], num_classes, metric)
-                           for m in members], 0) for name, members in groups.items()}
+  scores = {
+    name: np.mean([resampled_metric(labels[draws], m["prediction"][draws], num_classes, metric) for m in members], 0)
+    for name, members in groups.items()
+  }
   singles = {name: s for name, s in scores.items() if len(groups[name][0]["modalities"]) == 1}
   if baseline and baseline not in scores:
     raise ValueError(f"--baseline={baseline!r} is not a group of these runs; they are {sorted(scores)}.")
   if not baseline and not singles:
-    print("Bootstrap: no single-modality runs to compare against (runs of one modality, e.g. modalities=face).",
-          file=sys.stderr)
+    print(
+      "Bootstrap: no single-modality runs to compare against (runs of one modality, e.g. modalities=face).",
+      file=sys.stderr,
+    )
     return {}
   best = baseline or max(singles, key=lambda name: singles[name][0])
   out = {}
   for name, score in scores.items():
     gain = score - scores[best]
-    out[name] = {"modalities": "+".join(groups[name][0]["modalities"]), metric: float(score[0]), "best single": best,
-                 "gain": float(gain[0]), "low": float(np.percentile(gain[1:], 2.5)),
-                 "high": float(np.percentile(gain[1:], 97.5))}
+    out[name] = {
+      "modalities": "+".join(groups[name][0]["modalities"]),
+      metric: float(score[0]),
+      "best single": best,
+      "gain": float(gain[0]),
+      "low": float(np.percentile(gain[1:], 2.5)),
+      "high": float(np.percentile(gain[1:], 97.5)),
+    }
   return out
 
 
@@ -214,16 +231,24 @@ def robustness_table(workdirs: list[Path], metric: str = "balanced_accuracy") ->
     row = {"run": name, "seeds": len(members)}
     for subset in columns:
       values = [m[subset] for m in members if subset in m]
-      row[subset] = (f"{np.mean([v[metric] for v in values]):.3f} "
-                     f"({np.mean([v['expected_calibration_error'] for v in values]):.3f})") if values else ""
+      row[subset] = (
+        (
+          f"{np.mean([v[metric] for v in values]):.3f} "
+          f"({np.mean([v['expected_calibration_error'] for v in values]):.3f})"
+        )
+        if values
+        else ""
+      )
     rows.append(row)
   return rows
 
 
 def plot(rows: list[dict], path: Path, metric: str = "balanced_accuracy") -> None:
   import matplotlib
+
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
+
   groups: dict[str, list[float]] = {}
   for r in rows:
     groups.setdefault(group_name(r["run"]), []).append(r[metric])
@@ -236,8 +261,13 @@ def plot(rows: list[dict], path: Path, metric: str = "balanced_accuracy") -> Non
   spreads = [float(np.std(groups[n])) for n in names]
   fig, ax = plt.subplots(figsize=(max(6, 0.55 * len(names) + 2), 4.5))
   ax.bar(range(len(names)), means, yerr=spreads, capsize=3, color="tab:blue", alpha=0.8)
-  ax.set_xticks(range(len(names)), [f"{label} (n={len(groups[n])})" for label, n in zip(labels, names)], rotation=40,
-                ha="right", fontsize=8)
+  ax.set_xticks(
+    range(len(names)),
+    [f"{label} (n={len(groups[n])})" for label, n in zip(labels, names)],
+    rotation=40,
+    ha="right",
+    fontsize=8,
+  )
   ax.set_ylabel(f"validation {metric}")
   ax.grid(axis="y", alpha=0.3)
   fig.savefig(path, dpi=120, bbox_inches="tight")
@@ -250,29 +280,43 @@ def main(argv=None) -> None:
   parser.add_argument("--csv", help="also write the table as CSV here")
   parser.add_argument("--plot", help="also draw balanced accuracy per run (mean over seeds) here")
   parser.add_argument("--over-seeds", action="store_true", help="print one row per group of seeds (mean ± std)")
-  parser.add_argument("--bootstrap", action="store_true",
-                      help="with --over-seeds: each group's gain over the best single-modality group, 95%% interval")
-  parser.add_argument("--metric", default="balanced_accuracy", choices=BOOTSTRAP_METRICS,
-                      help="the metric --bootstrap compares")
+  parser.add_argument(
+    "--bootstrap",
+    action="store_true",
+    help="with --over-seeds: each group's gain over the best single-modality group, 95%% interval",
+  )
+  parser.add_argument(
+    "--metric", default="balanced_accuracy", choices=BOOTSTRAP_METRICS, help="the metric --bootstrap compares"
+  )
   parser.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples of the examples")
-  parser.add_argument("--baseline", default="", help="--bootstrap against this group of seeds (a run name without "
-                      "its seed) instead of the best single-modality group")
-  parser.add_argument("--robustness", action="store_true",
-                      help="print --metric (ECE) of every subset of modalities kept at test time, per group of seeds")
+  parser.add_argument(
+    "--baseline",
+    default="",
+    help="--bootstrap against this group of seeds (a run name without "
+    "its seed) instead of the best single-modality group",
+  )
+  parser.add_argument(
+    "--robustness",
+    action="store_true",
+    help="print --metric (ECE) of every subset of modalities kept at test time, per group of seeds",
+  )
   args = parser.parse_args(argv)
   workdirs = [Path(w) for w in args.workdirs if Path(w).is_dir()]
   unfinished = [w for w in workdirs if not (w / "eval" / "report.json").is_file()]
   if unfinished:  # a sweep still running: collect what has finished, say what has not
-    print(f"Left out {len(unfinished)} unfinished run(s) (no eval/report.json): "
-          + ", ".join(w.name for w in unfinished), file=sys.stderr)
+    print(
+      f"Left out {len(unfinished)} unfinished run(s) (no eval/report.json): " + ", ".join(w.name for w in unfinished),
+      file=sys.stderr,
+    )
   if args.robustness:
     print(markdown(robustness_table([w for w in workdirs if w not in unfinished], args.metric)))
     return
   rows = [row(w) for w in workdirs if w not in unfinished]
   table = over_seeds(rows) if args.over_seeds or args.bootstrap else rows
   if args.bootstrap:
-    gains = bootstrap_gains([w for w in workdirs if w not in unfinished], args.metric, args.resamples,
-                            baseline=args.baseline)
+    gains = bootstrap_gains(
+      [w for w in workdirs if w not in unfinished], args.metric, args.resamples, baseline=args.baseline
+    )
     table = with_gains(table, gains, args.metric, args.baseline)
   print(markdown(table))
   if args.csv:

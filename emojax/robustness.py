@@ -21,9 +21,8 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from emojax import prediction, reports, train
-
 from emojax import metrics as metrics_lib
+from emojax import prediction, reports, train
 from emojax.data.base import Dataset
 
 
@@ -44,9 +43,11 @@ def frozen_modalities(config) -> tuple[str, ...]:
   if "encoders" not in model:
     return ()
   frozen = model.get("freeze_encoders", False)
-  return tuple(m for m, encoder in model.encoders.items()
-               if encoder.get("name") == "features.exported" or frozen is True
-               or (not isinstance(frozen, bool) and m in frozen))
+  return tuple(
+    m
+    for m, encoder in model.encoders.items()
+    if encoder.get("name") == "features.exported" or frozen is True or (not isinstance(frozen, bool) and m in frozen)
+  )
 
 
 def subset_predictions(exp: train.Experiment, state) -> dict:
@@ -72,8 +73,11 @@ def subset_predictions(exp: train.Experiment, state) -> dict:
 
 def table_row(outputs: dict, data: Dataset, dropped: int) -> dict:
   metrics = metrics_lib.evaluate_outputs(outputs, data)["all"]
-  return {"num_examples": len(data), "dropped_without_modality": dropped,
-          **{k: metrics[k] for k in metrics_lib.HEADLINE + ("expected_calibration_error",)}}
+  return {
+    "num_examples": len(data),
+    "dropped_without_modality": dropped,
+    **{k: metrics[k] for k in metrics_lib.HEADLINE + ("expected_calibration_error",)},
+  }
 
 
 def encoder_logits(data: Dataset, modalities, outputs: dict | None = None, trained_alone=()) -> dict:
@@ -103,8 +107,11 @@ def encoder_rows(data: Dataset, modalities, outputs: dict | None = None, trained
 def write_predictions(results: dict, out: Path, modalities, class_names, encoders: dict | None = None) -> None:
   """`predictions.npz`: each subset's example ids, labels and logits (`<subset>.id|label|logits`), and each
   encoder alone (`<modality> encoder alone.*`) where known, for comparisons example by example."""
-  arrays = {"modalities": np.array(modalities), "subsets": np.array(list(results)),
-            "class_names": np.array(class_names)}
+  arrays = {
+    "modalities": np.array(modalities),
+    "subsets": np.array(list(results)),
+    "class_names": np.array(class_names),
+  }
   for name, (outputs, data) in {**results, **{f"{m} encoder alone": v for m, v in (encoders or {}).items()}}.items():
     arrays[f"{name}.id"] = np.asarray(data.arrays["id"]).astype(str)
     arrays[f"{name}.label"] = np.asarray(data.arrays["label"])
@@ -116,9 +123,17 @@ def write_predictions(results: dict, out: Path, modalities, class_names, encoder
 def write_table(rows: dict, out: Path, title: str, extra: dict) -> None:
   out.mkdir(parents=True, exist_ok=True)
   (out / "report.json").write_text(json.dumps({**extra, "subsets": rows}, indent=2))
-  table = [{"modalities": name, "examples": r["num_examples"], "accuracy": r["accuracy"],
-            "balanced accuracy": r["balanced_accuracy"], "macro-F1": r["macro_f1"],
-            "ECE": r["expected_calibration_error"]} for name, r in rows.items()]
+  table = [
+    {
+      "modalities": name,
+      "examples": r["num_examples"],
+      "accuracy": r["accuracy"],
+      "balanced accuracy": r["balanced_accuracy"],
+      "macro-F1": r["macro_f1"],
+      "ECE": r["expected_calibration_error"],
+    }
+    for name, r in rows.items()
+  ]
   lines = [f"# {title}", ""] + reports.markdown_table(table)
   (out / "report.md").write_text("\n".join(lines) + "\n")
   logging.info("Wrote %s", out / "report.md")
@@ -127,8 +142,10 @@ def write_table(rows: dict, out: Path, title: str, extra: dict) -> None:
 def evaluate_missing_modalities(config, workdir, which: str = "best") -> dict:
   exp = train.Experiment(config, workdir, need_train_data=False)
   if "present" not in exp.eval_data.arrays:
-    raise ValueError(f"config.data.name={config.data.name!r} has no `present` flags: --mode=robustness is for "
-                     "fusion configs (configs/fusion.py, configs/multimodal.py).")
+    raise ValueError(
+      f"config.data.name={config.data.name!r} has no `present` flags: --mode=robustness is for "
+      "fusion configs (configs/fusion.py, configs/multimodal.py)."
+    )
   state, step = exp.checkpointer.restore(exp.abstract_state, which)
   results = subset_predictions(exp, state)
   rows = {name: table_row(*result) for name, result in results.items()}
@@ -139,13 +156,22 @@ def evaluate_missing_modalities(config, workdir, which: str = "best") -> dict:
   exp.checkpointer.close()
   if jax.process_index() == 0:
     out = Path(workdir) / "robustness"
-    write_table(rows, out, f"{config.model.name}: modalities kept at test time ({which} checkpoint, step {step})",
-                {"model": config.model.name, "checkpoint_step": int(step)})
+    write_table(
+      rows,
+      out,
+      f"{config.model.name}: modalities kept at test time ({which} checkpoint, step {step})",
+      {"model": config.model.name, "checkpoint_step": int(step)},
+    )
     encoders = {}
     for m, logits in encoder_logits(full_data, modalities, full_outputs, trained_alone).items():
       have = np.asarray(full_data.arrays["present"])[:, modalities.index(m)] > 0
       arrays = {k: np.asarray(full_data.arrays[k])[have] for k in ("id", "label")}
       encoders[m] = ({"logits": logits[have]}, dataclasses.replace(full_data, arrays=arrays, eval_subsets={}))
-    write_predictions({name: (outputs, data) for name, (outputs, data, _) in results.items()}, out, modalities,
-                      exp.eval_data.class_names, encoders)
+    write_predictions(
+      {name: (outputs, data) for name, (outputs, data, _) in results.items()},
+      out,
+      modalities,
+      exp.eval_data.class_names,
+      encoders,
+    )
   return rows

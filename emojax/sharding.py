@@ -28,9 +28,11 @@ def initialize_distributed(config: ml_collections.ConfigDict) -> None:
   if not config.get("distributed", False):
     return
   given = lambda value: None if value in ("", -1, None) else value
-  jax.distributed.initialize(coordinator_address=given(config.get("coordinator_address", "")),
-                             num_processes=given(config.get("num_processes", -1)),
-                             process_id=given(config.get("process_id", -1)))
+  jax.distributed.initialize(
+    coordinator_address=given(config.get("coordinator_address", "")),
+    num_processes=given(config.get("num_processes", -1)),
+    process_id=given(config.get("process_id", -1)),
+  )
 
 
 def configure_xla_cpu(ynnpack: bool) -> None:
@@ -67,10 +69,13 @@ def create_mesh(mesh_config: ml_collections.ConfigDict, devices=None) -> Mesh:
       raise ValueError(f"config.mesh {dict(sizes)}: {devices.size} devices are not divisible by {fixed}.")
     sizes[free[0]] = devices.size // fixed
   if int(np.prod(list(sizes.values()))) != devices.size:
-    raise ValueError(f"config.mesh {dict(sizes)} needs {int(np.prod(list(sizes.values())))} devices; "
-                     f"{devices.size} are present. Set one axis to -1 to use all of them.")
-  return jax.make_mesh(tuple(sizes.values()), AXES, axis_types=(AxisType.Auto,) * len(AXES),
-                       devices=devices.ravel().tolist())
+    raise ValueError(
+      f"config.mesh {dict(sizes)} needs {int(np.prod(list(sizes.values())))} devices; "
+      f"{devices.size} are present. Set one axis to -1 to use all of them."
+    )
+  return jax.make_mesh(
+    tuple(sizes.values()), AXES, axis_types=(AxisType.Auto,) * len(AXES), devices=devices.ravel().tolist()
+  )
 
 
 def batch_sharding(mesh: Mesh) -> NamedSharding:

@@ -51,6 +51,7 @@ def settings_of(config: ml_collections.ConfigDict | dict | None) -> ml_collectio
 @dataclasses.dataclass
 class Word:
   """One word (with its leading space, as Whisper writes it), seconds from the start of the audio."""
+
   word: str
   start: float
   end: float
@@ -61,6 +62,7 @@ class Word:
 class Transcript:
   """What was said: the text, each word's timing, the language (given or detected), the audio's length in seconds,
   and the seconds transcription took (`processing_seconds / seconds` is the real-time factor)."""
+
   text: str
   words: list[Word]
   language: str
@@ -78,7 +80,8 @@ def load_model(compute_type: str = "int8", cpu_threads: int = 1, folder: str = "
     from faster_whisper import WhisperModel
   except ImportError as error:
     raise pretrained.MissingPretrainedWeights(
-        f"Speech-to-text needs faster-whisper ({error}). {pretrained.INSTALL_HINT}") from error
+      f"Speech-to-text needs faster-whisper ({error}). {pretrained.INSTALL_HINT}"
+    ) from error
   folder = folder or str(pretrained.whisper_folder())
   return WhisperModel(folder, device="cpu", compute_type=compute_type, cpu_threads=cpu_threads)
 
@@ -95,8 +98,13 @@ def _wave(audio, sample_rate: int | None) -> np.ndarray:
   return audio_lib.read_audio(audio, SAMPLE_RATE)
 
 
-def transcribe(audio, sample_rate: int | None = None, language: str | None = None, beam_size: int | None = None,
-               config: ml_collections.ConfigDict | dict | None = None) -> Transcript:
+def transcribe(
+  audio,
+  sample_rate: int | None = None,
+  language: str | None = None,
+  beam_size: int | None = None,
+  config: ml_collections.ConfigDict | dict | None = None,
+) -> Transcript:
   """The words of one recording: a path, bytes or a file object soundfile reads, or samples with `sample_rate`.
 
   `language` and `beam_size` override the settings of `config` (a run's config, its `speech_to_text` field, or
@@ -110,18 +118,28 @@ def transcribe(audio, sample_rate: int | None = None, language: str | None = Non
   wave = _wave(audio, sample_rate)
   model = load_model(settings.compute_type, int(settings.cpu_threads))
   started = time.perf_counter()
-  segments, info = model.transcribe(wave, language=language or None, beam_size=beam_size, vad_filter=False,
-                                    word_timestamps=bool(settings.word_timestamps), condition_on_previous_text=False)
+  segments, info = model.transcribe(
+    wave,
+    language=language or None,
+    beam_size=beam_size,
+    vad_filter=False,
+    word_timestamps=bool(settings.word_timestamps),
+    condition_on_previous_text=False,
+  )
   segments = list(segments)  # decoding happens while the generator is consumed
   elapsed = time.perf_counter() - started
-  words = [Word(w.word, round(float(w.start), 3), round(float(w.end), 3), round(float(w.probability), 4))
-           for segment in segments for w in (segment.words or [])]
+  words = [
+    Word(w.word, round(float(w.start), 3), round(float(w.end), 3), round(float(w.probability), 4))
+    for segment in segments
+    for w in (segment.words or [])
+  ]
   text = " ".join(segment.text.strip() for segment in segments).strip()
   return Transcript(text, words, info.language, round(len(wave) / SAMPLE_RATE, 3), round(elapsed, 3))
 
 
-def fill_missing_text(items: list[dict], sample_rate: int | None = None, config=None, audio_key: str = "speech",
-                      text_key: str = "text") -> list[Transcript | None]:
+def fill_missing_text(
+  items: list[dict], sample_rate: int | None = None, config=None, audio_key: str = "speech", text_key: str = "text"
+) -> list[Transcript | None]:
   """Gives every item that has audio but no text its transcript as text (in place), for a model whose text branch
   should hear the words of an audio-only input; returns each item's `Transcript` (None where none was made).
 
@@ -151,6 +169,7 @@ def ravdess_reference(name: str) -> str:
   if len(parts) != 7 or parts[4] not in RAVDESS_STATEMENTS:
     raise ValueError(f"{name!r} is not a RAVDESS speech file name (03-01-EE-II-SS-RR-AA, statement SS 01 or 02).")
   return RAVDESS_STATEMENTS[parts[4]]
+
 
 def normalized_words(text: str) -> list[str]:
   """Lower-cased words without punctuation ("Kids are talking by the door." -> kids are talking by the door)."""

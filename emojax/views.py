@@ -39,6 +39,7 @@ def project(embeddings: np.ndarray, seed: int = 0) -> dict[str, np.ndarray]:
   """2-D PCA and t-SNE (on the top 50 principal components, perplexity 30) of standardised embeddings."""
   from sklearn.decomposition import PCA
   from sklearn.manifold import TSNE
+
   x = (embeddings - embeddings.mean(0)) / (embeddings.std(0) + 1e-6)
   components = PCA(n_components=min(50, x.shape[1], len(x)), random_state=seed).fit_transform(x)
   perplexity = min(30.0, (len(x) - 1) / 3)
@@ -76,11 +77,20 @@ def write_feature_views(config, workdir, which: str = "best", max_points: int = 
     out_dir.mkdir(parents=True, exist_ok=True)
     embeddings = np.asarray(outputs["embedding"], np.float32)
     views = project(embeddings[chosen])
-    what = (f"{config.model.name} ({which} checkpoint, step {step}), {config.data.name} {config.data.eval_split}: "
-            f"{len(chosen)} of {len(colours)} rows ({len(colours) - len(labelled)} without a single label left out)")
+    what = (
+      f"{config.model.name} ({which} checkpoint, step {step}), {config.data.name} {config.data.eval_split}: "
+      f"{len(chosen)} of {len(colours)} rows ({len(colours) - len(labelled)} without a single label left out)"
+    )
     for name, points in views.items():
       scatter(points, colours[chosen], names, f"{name.upper()} of pooled embeddings\n{what}", out_dir / f"{name}.png")
-    np.savez_compressed(out_dir / "embeddings.npz", embeddings=embeddings, ids=np.asarray(exp.eval_data.arrays["id"]),
-                        colours=colours, class_names=np.asarray(names), plotted=chosen, **views)
+    np.savez_compressed(
+      out_dir / "embeddings.npz",
+      embeddings=embeddings,
+      ids=np.asarray(exp.eval_data.arrays["id"]),
+      colours=colours,
+      class_names=np.asarray(names),
+      plotted=chosen,
+      **views,
+    )
     logging.info("Wrote %s/pca.png, tsne.png, embeddings.npz (%d points plotted)", out_dir, len(chosen))
   return out_dir

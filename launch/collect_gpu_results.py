@@ -25,31 +25,47 @@ REPO = Path(__file__).resolve().parents[1]
 # Columns per group: (heading, report, "/"-separated path in that report). Reports: "best" (the run's best
 # checkpoint, or an ensemble's), "final" (the final checkpoint).
 COLUMNS = {
-    "face": [("accuracy", "best", "all/accuracy"), ("balanced acc.", "best", "all/balanced_accuracy"),
-             ("macro-F1", "best", "all/macro_f1"),
-             ("accuracy w/o train duplicates", "best", "without_train_duplicates/accuracy"),
-             ("macro-F1 w/o train duplicates", "best", "without_train_duplicates/macro_f1")],
-    "speech": [("final UA", "final", "all/balanced_accuracy"), ("final WA", "final", "all/accuracy"),
-               ("final macro-F1", "final", "all/macro_f1"), ("best UA", "best", "all/balanced_accuracy"),
-               ("best WA", "best", "all/accuracy"), ("best macro-F1", "best", "all/macro_f1")],
-    "text": [("macro-F1 cross-fit", "best", "crossfit/macro_f1"), ("macro-F1 tuned on dev", "best", "all/macro_f1"),
-             ("macro-F1 at 0.5", "best", "threshold_0.5/macro_f1"),
-             ("Ekman macro-F1 cross-fit", "best", "ekman_from_28_crossfit/macro_f1")],
+  "face": [
+    ("accuracy", "best", "all/accuracy"),
+    ("balanced acc.", "best", "all/balanced_accuracy"),
+    ("macro-F1", "best", "all/macro_f1"),
+    ("accuracy w/o train duplicates", "best", "without_train_duplicates/accuracy"),
+    ("macro-F1 w/o train duplicates", "best", "without_train_duplicates/macro_f1"),
+  ],
+  "speech": [
+    ("final UA", "final", "all/balanced_accuracy"),
+    ("final WA", "final", "all/accuracy"),
+    ("final macro-F1", "final", "all/macro_f1"),
+    ("best UA", "best", "all/balanced_accuracy"),
+    ("best WA", "best", "all/accuracy"),
+    ("best macro-F1", "best", "all/macro_f1"),
+  ],
+  "text": [
+    ("macro-F1 cross-fit", "best", "crossfit/macro_f1"),
+    ("macro-F1 tuned on dev", "best", "all/macro_f1"),
+    ("macro-F1 at 0.5", "best", "threshold_0.5/macro_f1"),
+    ("Ekman macro-F1 cross-fit", "best", "ekman_from_28_crossfit/macro_f1"),
+  ],
 }
 # The issue's targets: (what, column, which rows, threshold). Rows: a model label (its seeds: mean and best), or
 # an ensemble's name.
 TARGETS = {
-    "face": [("DeepCNN accuracy (published width)", "accuracy", "deep_cnn", 0.72),
-             ("DeepCNN accuracy w/o train duplicates", "accuracy w/o train duplicates", "deep_cnn", 0.72),
-             ("best single run accuracy", "accuracy", "*", 0.735),
-             ("best single run accuracy w/o train duplicates", "accuracy w/o train duplicates", "*", 0.735),
-             ("ensemble accuracy", "accuracy", "ensemble_all", 0.75),
-             ("ensemble accuracy w/o train duplicates", "accuracy w/o train duplicates", "ensemble_all", 0.75)],
-    "speech": [("8-class final-checkpoint UA", "final UA", "conformer, 8 classes", 0.65),
-               ("8-class final-checkpoint UA, ensemble of seeds", "final UA", "ensemble_8classes", 0.65)],
-    "text": [("dev macro-F1, cross-fitted thresholds", "macro-F1 cross-fit", "all-MiniLM-L6-v2, 28 labels", 0.52),
-             ("dev macro-F1, cross-fitted thresholds, ensemble of seeds", "macro-F1 cross-fit", "ensemble_minilm",
-              0.52)],
+  "face": [
+    ("DeepCNN accuracy (published width)", "accuracy", "deep_cnn", 0.72),
+    ("DeepCNN accuracy w/o train duplicates", "accuracy w/o train duplicates", "deep_cnn", 0.72),
+    ("best single run accuracy", "accuracy", "*", 0.735),
+    ("best single run accuracy w/o train duplicates", "accuracy w/o train duplicates", "*", 0.735),
+    ("ensemble accuracy", "accuracy", "ensemble_all", 0.75),
+    ("ensemble accuracy w/o train duplicates", "accuracy w/o train duplicates", "ensemble_all", 0.75),
+  ],
+  "speech": [
+    ("8-class final-checkpoint UA", "final UA", "conformer, 8 classes", 0.65),
+    ("8-class final-checkpoint UA, ensemble of seeds", "final UA", "ensemble_8classes", 0.65),
+  ],
+  "text": [
+    ("dev macro-F1, cross-fitted thresholds", "macro-F1 cross-fit", "all-MiniLM-L6-v2, 28 labels", 0.52),
+    ("dev macro-F1, cross-fitted thresholds, ensemble of seeds", "macro-F1 cross-fit", "ensemble_minilm", 0.52),
+  ],
 }
 
 
@@ -92,6 +108,7 @@ def epochs_reached(workdir: Path) -> float | None:
   """The last logged training epoch (a stopped run has no report saying how far it got)."""
   sys.path.insert(0, str(REPO))
   from emojax.metric_writer import read_metrics
+
   epochs = [r["epoch"] for r in read_metrics(workdir) if r.get("split") == "train" and "epoch" in r]
   return round(epochs[-1], 2) if epochs else None
 
@@ -103,8 +120,18 @@ def read_runs(runs: Path) -> list[dict]:
   rows = []
   for line in path.read_text().splitlines():
     name, kind, label, seed, budget, workdir, report, command = line.split("\t")
-    rows.append(dict(name=name, kind=kind, label=label, seed=seed, budget=budget, workdir=Path(workdir),
-                     report=report, command=command.strip()))
+    rows.append(
+      dict(
+        name=name,
+        kind=kind,
+        label=label,
+        seed=seed,
+        budget=budget,
+        workdir=Path(workdir),
+        report=report,
+        command=command.strip(),
+      )
+    )
   return rows
 
 
@@ -131,15 +158,25 @@ def run_row(group: str, runs: Path, entry: dict) -> dict:
       sources["best"] = str(path) if path else None
       epochs = epochs_reached(workdir)
       if record["stopped"]:
-        status = "stopped at the deadline" + (", best checkpoint evaluated" if reports["best"] else
-                                              ", no checkpoint to evaluate")
+        status = "stopped at the deadline" + (
+          ", best checkpoint evaluated" if reports["best"] else ", no checkpoint to evaluate"
+        )
       else:
         status = f"failed (exit {record['exit_status']})" if record["exit_status"] else "no report"
     reports["final"], path = first_report(workdir, "eval_latest_validation*/report.json")
     sources["final"] = str(path) if path else None
-  row = {"name": entry["name"], "kind": entry["kind"], "label": entry["label"], "seed": entry["seed"],
-         "budget": entry["budget"], "epochs_reached": epochs, "wall_seconds": record["wall_seconds"], "status": status,
-         "command": entry["command"], "reports": sources}
+  row = {
+    "name": entry["name"],
+    "kind": entry["kind"],
+    "label": entry["label"],
+    "seed": entry["seed"],
+    "budget": entry["budget"],
+    "epochs_reached": epochs,
+    "wall_seconds": record["wall_seconds"],
+    "status": status,
+    "command": entry["command"],
+    "reports": sources,
+  }
   if entry["kind"] == "ensemble":
     best = reports.get("best") or reports.get("final") or {}
     row["members"] = best.get("num_members")
@@ -159,8 +196,11 @@ def seed_summaries(group: str, rows: list[dict]) -> list[dict]:
       values = [r[heading] for r in members if r[heading] is not None]
       if values:
         mean = sum(values) / len(values)
-        summary[heading] = {"mean": mean, "std": math.sqrt(sum((v - mean) ** 2 for v in values) / len(values)),
-                            "n": len(values)}
+        summary[heading] = {
+          "mean": mean,
+          "std": math.sqrt(sum((v - mean) ** 2 for v in values) / len(values)),
+          "n": len(values),
+        }
       else:
         summary[heading] = None
     out.append(summary)
@@ -178,8 +218,11 @@ def check_targets(group: str, rows: list[dict]) -> list[dict]:
       values = [r[heading] for r in rows if r["kind"] == "train" and r["label"] == selector and r[heading] is not None]
     entry = {"target": what, "threshold": threshold, "runs": len(values)}
     if values:
-      entry.update(best=max(values), mean=sum(values) / len(values),
-                   met=max(values) >= threshold if selector == "*" else sum(values) / len(values) >= threshold)
+      entry.update(
+        best=max(values),
+        mean=sum(values) / len(values),
+        met=max(values) >= threshold if selector == "*" else sum(values) / len(values) >= threshold,
+      )
     results.append(entry)
   return results
 
@@ -187,6 +230,7 @@ def check_targets(group: str, rows: list[dict]) -> list[dict]:
 def device_description() -> str:
   try:
     import jax
+
     device = jax.devices()[0]
     return f"{device.device_kind} ({device.platform}), jax {jax.__version__}"
   except Exception as error:  # the table is still worth writing without it
@@ -206,32 +250,49 @@ def fmt(value) -> str:
 def markdown(result: dict) -> str:
   group = result["group"]
   headings = [h for h, _, _ in COLUMNS[group]]
-  lines = [f"# GPU recipes: {group}", "",
-           f"- date: {result['date']} (UTC); window wall time {result['wall_seconds']:.0f} s"
-           if result["wall_seconds"] is not None else f"- date: {result['date']} (UTC)",
-           f"- budget: {result['budget']}; device: {result['device']}",
-           f"- pack: {result['pack']}", ""]
+  lines = [
+    f"# GPU recipes: {group}",
+    "",
+    f"- date: {result['date']} (UTC); window wall time {result['wall_seconds']:.0f} s"
+    if result["wall_seconds"] is not None
+    else f"- date: {result['date']} (UTC)",
+    f"- budget: {result['budget']}; device: {result['device']}",
+    f"- pack: {result['pack']}",
+    "",
+  ]
   columns = ["run", "seed", "budget", "epochs", "wall s", *headings, "status"]
   lines += ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
   for row in result["rows"]:
     name = row["name"] + (f" ({row['members']} members)" if row.get("members") else "")
     epochs = "" if row["epochs_reached"] is None else f"{row['epochs_reached']:g}"
     wall = "" if row["wall_seconds"] is None else f"{row['wall_seconds']:.0f}"
-    cells = [name, row["seed"], row["budget"], epochs, wall,
-             *[fmt(row[h]) for h in headings], row["status"]]
+    cells = [name, row["seed"], row["budget"], epochs, wall, *[fmt(row[h]) for h in headings], row["status"]]
     lines.append("| " + " | ".join(str(c) for c in cells) + " |")
   for summary in result["seed_summaries"]:
     cells = [summary["name"], "", "", "", "", *[fmt(summary[h]) for h in headings], "mean ± std"]
     lines.append("| " + " | ".join(cells) + " |")
-  lines += ["", "## Targets (issue 15)", "", "| target | threshold | runs | mean | best | met |",
-            "|---|---|---|---|---|---|"]
+  lines += [
+    "",
+    "## Targets (issue 15)",
+    "",
+    "| target | threshold | runs | mean | best | met |",
+    "|---|---|---|---|---|---|",
+  ]
   for t in result["targets"]:
     met = "" if "met" not in t else ("yes" if t["met"] else "no")
-    lines.append(f"| {t['target']} | {t['threshold']} | {t['runs']} | {fmt(t.get('mean'))} | {fmt(t.get('best'))} "
-                 f"| {met} |")
-  lines += ["", "A target on a model's seeds is met when their mean reaches it; the best single run's, when one run "
-            "does. Figures are validation figures (FER2013 PublicTest, RAVDESS actors 17-20, GoEmotions dev).", "",
-            "## Commands", "", "| run | command |", "|---|---|"]
+    lines.append(
+      f"| {t['target']} | {t['threshold']} | {t['runs']} | {fmt(t.get('mean'))} | {fmt(t.get('best'))} | {met} |"
+    )
+  lines += [
+    "",
+    "A target on a model's seeds is met when their mean reaches it; the best single run's, when one run "
+    "does. Figures are validation figures (FER2013 PublicTest, RAVDESS actors 17-20, GoEmotions dev).",
+    "",
+    "## Commands",
+    "",
+    "| run | command |",
+    "|---|---|",
+  ]
   lines += [f"| {row['name']} | `{row['command']}` |" for row in result["rows"]]
   return "\n".join(lines) + "\n"
 
@@ -263,11 +324,19 @@ def collect(group: str, runs: Path, out: Path, budget: str, started: float | Non
   manifest = read_json(manifest_path) if manifest_path else None
   now = datetime.datetime.now(datetime.timezone.utc)
   result = {
-      "group": group, "date": now.isoformat(timespec="seconds"), "budget": budget, "device": device_description(),
-      "wall_seconds": round(now.timestamp() - started, 1) if started else None,
-      "pack": (f"{manifest['data_files']} data files, subset {manifest['subset']}, made {manifest['created']}"
-               if manifest else "unknown"),
-      "rows": rows, "seed_summaries": seed_summaries(group, rows), "targets": check_targets(group, rows),
+    "group": group,
+    "date": now.isoformat(timespec="seconds"),
+    "budget": budget,
+    "device": device_description(),
+    "wall_seconds": round(now.timestamp() - started, 1) if started else None,
+    "pack": (
+      f"{manifest['data_files']} data files, subset {manifest['subset']}, made {manifest['created']}"
+      if manifest
+      else "unknown"
+    ),
+    "rows": rows,
+    "seed_summaries": seed_summaries(group, rows),
+    "targets": check_targets(group, rows),
   }
   out.mkdir(parents=True, exist_ok=True)
   (out / f"{group}_results.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
@@ -279,15 +348,24 @@ def collect(group: str, runs: Path, out: Path, budget: str, started: float | Non
 def merge(paths: list[Path], out: Path) -> str:
   """The groups' tables one after another, and their targets in one table."""
   results = [json.loads(Path(p).read_text()) for p in paths]
-  parts = ["# GPU recipes: all groups", "", "| group | target | threshold | runs | mean | best | met |",
-           "|---|---|---|---|---|---|---|"]
+  parts = [
+    "# GPU recipes: all groups",
+    "",
+    "| group | target | threshold | runs | mean | best | met |",
+    "|---|---|---|---|---|---|---|",
+  ]
   for result in results:
     for t in result["targets"]:
       met = "" if "met" not in t else ("yes" if t["met"] else "no")
-      parts.append(f"| {result['group']} | {t['target']} | {t['threshold']} | {t['runs']} | {fmt(t.get('mean'))} | "
-                   f"{fmt(t.get('best'))} | {met} |")
-  text = "\n".join(parts) + "\n\n" + "\n".join(markdown(r).replace("# GPU recipes", "## GPU recipes", 1)
-                                              .replace("\n## ", "\n### ") for r in results)
+      parts.append(
+        f"| {result['group']} | {t['target']} | {t['threshold']} | {t['runs']} | {fmt(t.get('mean'))} | "
+        f"{fmt(t.get('best'))} | {met} |"
+      )
+  text = (
+    "\n".join(parts)
+    + "\n\n"
+    + "\n".join(markdown(r).replace("# GPU recipes", "## GPU recipes", 1).replace("\n## ", "\n### ") for r in results)
+  )
   out.mkdir(parents=True, exist_ok=True)
   (out / "results.md").write_text(text)
   (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
@@ -315,11 +393,16 @@ def main(argv=None) -> int:
     print(f"collect_gpu_results: {error}", file=sys.stderr)
     return 2
   print(markdown(result))
-  missing = [r["name"] for r in result["rows"] if not r["status"].startswith(("finished", "ensemble"))
-             and not r["status"].endswith("best checkpoint evaluated")]
+  missing = [
+    r["name"]
+    for r in result["rows"]
+    if not r["status"].startswith(("finished", "ensemble")) and not r["status"].endswith("best checkpoint evaluated")
+  ]
   if missing:
-    print(f"collect_gpu_results: no figures for {missing}; see their logs in {args.out}/{args.group}_runs.tar.gz",
-          file=sys.stderr)
+    print(
+      f"collect_gpu_results: no figures for {missing}; see their logs in {args.out}/{args.group}_runs.tar.gz",
+      file=sys.stderr,
+    )
   return 1 if missing else 0
 
 

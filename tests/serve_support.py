@@ -39,6 +39,7 @@ def ravdess_clip(data: Path, actor: str = "01", emotion: str = "03") -> Path:
 
 def samples_of(path: Path, rate: int = 16000) -> np.ndarray:
   from emojax.data import audio
+
   return audio.read_audio(str(path), rate)
 
 
@@ -73,10 +74,12 @@ class ServerThread:
 
   def __init__(self, app, port: int | None = None):
     import uvicorn
+
     self.port = port or free_port()
     self.url = f"http://127.0.0.1:{self.port}"
-    self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                                ws_max_size=4 * 2**20))
+    self.server = uvicorn.Server(
+      uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", ws_max_size=4 * 2**20)
+    )
     self.thread = threading.Thread(target=self.server.run, daemon=True)
     self.thread.start()
     deadline = time.monotonic() + 30
@@ -97,41 +100,65 @@ def fuzz_cases(photo: bytes, recording: bytes) -> list[tuple[str, str, str, dict
   b64 = base64.b64encode
   boundary = "emojaxboundary"
   multipart = f"multipart/form-data; boundary={boundary}"
-  broken = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.jpg\"\r\n"
-            "Content-Type: image/jpeg\r\n\r\n").encode() + photo[:300]  # no closing boundary
+  broken = (
+    f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="a.jpg"\r\n'
+    "Content-Type: image/jpeg\r\n\r\n"
+  ).encode() + photo[:300]  # no closing boundary
   return [
-      ("not an image", "POST", "/v1/predict", {"files": {"image": ("notes.jpg", b"this is not a picture", "image/jpeg")}}),
-      ("truncated JPEG", "POST", "/v1/predict", {"files": {"image": ("cut.jpg", photo[:len(photo) // 2], "image/jpeg")}}),
-      ("truncated PNG", "POST", "/v1/predict", {"files": {"image": ("cut.png", _png(photo)[:400], "image/png")}}),
-      ("zero-byte image", "POST", "/v1/predict", {"files": {"image": ("empty.jpg", b"", "image/jpeg")}}),
-      ("zero-byte audio", "POST", "/v1/predict", {"files": {"audio": ("empty.wav", b"", "audio/wav")}}),
-      ("not a recording", "POST", "/v1/predict", {"files": {"audio": ("a.wav", photo, "audio/wav")}}),
-      ("50 MB upload", "POST", "/v1/predict", {"files": {"image": ("big.jpg", b"\xff" * (50 * 2**20), "image/jpeg")}}),
-      ("wrong content type", "POST", "/v1/predict", {"content": photo, "headers": {"content-type": "image/jpeg"}}),
-      ("no content type", "POST", "/v1/predict", {"content": b"{}"}),
-      ("broken multipart", "POST", "/v1/predict", {"content": broken, "headers": {"content-type": multipart}}),
-      ("multipart without boundary", "POST", "/v1/predict",
-       {"content": b"--x\r\n\r\n", "headers": {"content-type": "multipart/form-data"}}),
-      ("invalid base64", "POST", "/v1/predict", {"json": {"image": "this is not base64!!"}}),
-      ("invalid UTF-8 in JSON", "POST", "/v1/predict",
-       {"content": b'{"text": "caf\xe9 \xff"}', "headers": {"content-type": "application/json"}}),
-      ("invalid UTF-8 in a form field", "POST", "/v1/predict", {"files": {"text": (None, b"caf\xe9 \xff")}}),
-      ("invalid JSON", "POST", "/v1/predict", {"content": b'{"text": ', "headers": {"content-type": "application/json"}}),
-      ("100k-character text", "POST", "/v1/predict", {"json": {"text": "so happy " * 11_112}}),
-      ("empty text", "POST", "/v1/predict", {"json": {"text": "  \n "}}),
-      ("unknown JSON field", "POST", "/v1/predict", {"json": {"text": "hello", "path": "/etc/passwd"}}),
-      ("unknown form field", "POST", "/v1/predict", {"files": {"path": (None, b"/etc/passwd")}}),
-      ("number where a string belongs", "POST", "/v1/predict", {"json": {"text": 42}}),
-      ("list where a string belongs", "POST", "/v1/predict", {"json": {"image": [1, 2, 3]}}),
-      ("JSON array body", "POST", "/v1/predict", {"json": [1, 2, 3]}),
-      ("nothing given", "POST", "/v1/predict", {"json": {}}),
-      ("image sent as a text field", "POST", "/v1/predict", {"files": {"image": (None, b"abc")}}),
-      ("bad detect value", "POST", "/v1/predict", {"json": {"image": b64(photo).decode(), "detect": "opencv"}}),
-      ("batch of 0 items", "POST", "/v1/predict/batch", {"json": {"items": []}}),
-      ("batch with a bad item", "POST", "/v1/predict/batch",
-       {"json": {"items": [{"image": b64(photo).decode()}, {"image": b64(b"junk").decode()}]}}),
-      ("GET on a POST route", "GET", "/v1/predict", {}),
-      ("unknown route", "GET", "/v1/nothing", {}),
+    (
+      "not an image",
+      "POST",
+      "/v1/predict",
+      {"files": {"image": ("notes.jpg", b"this is not a picture", "image/jpeg")}},
+    ),
+    (
+      "truncated JPEG",
+      "POST",
+      "/v1/predict",
+      {"files": {"image": ("cut.jpg", photo[: len(photo) // 2], "image/jpeg")}},
+    ),
+    ("truncated PNG", "POST", "/v1/predict", {"files": {"image": ("cut.png", _png(photo)[:400], "image/png")}}),
+    ("zero-byte image", "POST", "/v1/predict", {"files": {"image": ("empty.jpg", b"", "image/jpeg")}}),
+    ("zero-byte audio", "POST", "/v1/predict", {"files": {"audio": ("empty.wav", b"", "audio/wav")}}),
+    ("not a recording", "POST", "/v1/predict", {"files": {"audio": ("a.wav", photo, "audio/wav")}}),
+    ("50 MB upload", "POST", "/v1/predict", {"files": {"image": ("big.jpg", b"\xff" * (50 * 2**20), "image/jpeg")}}),
+    ("wrong content type", "POST", "/v1/predict", {"content": photo, "headers": {"content-type": "image/jpeg"}}),
+    ("no content type", "POST", "/v1/predict", {"content": b"{}"}),
+    ("broken multipart", "POST", "/v1/predict", {"content": broken, "headers": {"content-type": multipart}}),
+    (
+      "multipart without boundary",
+      "POST",
+      "/v1/predict",
+      {"content": b"--x\r\n\r\n", "headers": {"content-type": "multipart/form-data"}},
+    ),
+    ("invalid base64", "POST", "/v1/predict", {"json": {"image": "this is not base64!!"}}),
+    (
+      "invalid UTF-8 in JSON",
+      "POST",
+      "/v1/predict",
+      {"content": b'{"text": "caf\xe9 \xff"}', "headers": {"content-type": "application/json"}},
+    ),
+    ("invalid UTF-8 in a form field", "POST", "/v1/predict", {"files": {"text": (None, b"caf\xe9 \xff")}}),
+    ("invalid JSON", "POST", "/v1/predict", {"content": b'{"text": ', "headers": {"content-type": "application/json"}}),
+    ("100k-character text", "POST", "/v1/predict", {"json": {"text": "so happy " * 11_112}}),
+    ("empty text", "POST", "/v1/predict", {"json": {"text": "  \n "}}),
+    ("unknown JSON field", "POST", "/v1/predict", {"json": {"text": "hello", "path": "/etc/passwd"}}),
+    ("unknown form field", "POST", "/v1/predict", {"files": {"path": (None, b"/etc/passwd")}}),
+    ("number where a string belongs", "POST", "/v1/predict", {"json": {"text": 42}}),
+    ("list where a string belongs", "POST", "/v1/predict", {"json": {"image": [1, 2, 3]}}),
+    ("JSON array body", "POST", "/v1/predict", {"json": [1, 2, 3]}),
+    ("nothing given", "POST", "/v1/predict", {"json": {}}),
+    ("image sent as a text field", "POST", "/v1/predict", {"files": {"image": (None, b"abc")}}),
+    ("bad detect value", "POST", "/v1/predict", {"json": {"image": b64(photo).decode(), "detect": "opencv"}}),
+    ("batch of 0 items", "POST", "/v1/predict/batch", {"json": {"items": []}}),
+    (
+      "batch with a bad item",
+      "POST",
+      "/v1/predict/batch",
+      {"json": {"items": [{"image": b64(photo).decode()}, {"image": b64(b"junk").decode()}]}},
+    ),
+    ("GET on a POST route", "GET", "/v1/predict", {}),
+    ("unknown route", "GET", "/v1/nothing", {}),
   ]
 
 

@@ -11,8 +11,8 @@ import ml_collections
 import numpy as np
 import pytest
 
-from emojax.data import aligned, load_split, mosi, ravdess_av
 from emojax import labels as labels_lib
+from emojax.data import aligned, load_split, mosi, ravdess_av
 from emojax.models import context_graph
 from tests.conftest import _shared_dataset
 
@@ -28,18 +28,39 @@ def mosi_root():
 
 
 def _ravdess_config(root, **fields):
-  config = ml_collections.ConfigDict(dict(
-      name="multimodal_ravdess_av", root=str(root), modalities=("face", "speech"), labels="native", calm="neutral",
-      num_folds=5, fold=4, validation_speakers=(), exports=dict(face="", speech="")))
+  config = ml_collections.ConfigDict(
+    dict(
+      name="multimodal_ravdess_av",
+      root=str(root),
+      modalities=("face", "speech"),
+      labels="native",
+      calm="neutral",
+      num_folds=5,
+      fold=4,
+      validation_speakers=(),
+      exports=dict(face="", speech=""),
+    )
+  )
   config.update(fields)
   return config
 
 
 def _mosi_config(root, **fields):
-  config = ml_collections.ConfigDict(dict(
-      name="multimodal_mosi", root=str(root), modalities=("text", "audio", "video"), validation_fraction=0.2,
-      split_seed=0, validation_videos=(), tokenizer="", max_length=64, context=False, max_utterances=0,
-      exports=dict(text="", audio="", video="", transcript="")))
+  config = ml_collections.ConfigDict(
+    dict(
+      name="multimodal_mosi",
+      root=str(root),
+      modalities=("text", "audio", "video"),
+      validation_fraction=0.2,
+      split_seed=0,
+      validation_videos=(),
+      tokenizer="",
+      max_length=64,
+      context=False,
+      max_utterances=0,
+      exports=dict(text="", audio="", video="", transcript=""),
+    )
+  )
   config.update(fields)
   return config
 
@@ -49,9 +70,14 @@ def _export(run, split, ids, class_names, dim=6, seed=0):
   rng = np.random.default_rng(seed)
   labels = [class_names.index(ravdess_av.recording(i)[2]) for i in ids]
   (run / "export").mkdir(parents=True, exist_ok=True)
-  np.savez(run / "export" / f"{split}.npz", id=np.array(ids), label=np.array(labels, np.int32),
-           class_names=np.array(class_names), embedding=rng.standard_normal((len(ids), dim)).astype(np.float32),
-           logits=rng.standard_normal((len(ids), len(class_names))).astype(np.float32))
+  np.savez(
+    run / "export" / f"{split}.npz",
+    id=np.array(ids),
+    label=np.array(labels, np.int32),
+    class_names=np.array(class_names),
+    embedding=rng.standard_normal((len(ids), dim)).astype(np.float32),
+    logits=rng.standard_normal((len(ids), len(class_names))).astype(np.float32),
+  )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -105,12 +131,14 @@ def test_ravdess_av_counts_missing_halves_and_skips_bad_rows(ravdess_av_root, tm
     rows = list(csv.reader(f))
   header = rows[0]
   real = [r for r in rows[1:] if r[0].endswith("-01")][:20] + [r for r in rows[1:] if r[0].endswith("-17")][:20]
-  kept = real[:30]                                    # 10 recordings lose their face
-  broken = [["03-01-09-01-01-01-01"] + real[0][1:],   # emotion 09
-            real[1][:10],                             # too few columns
-            [real[2][0]] + ["nan"] * 35,              # not a number
-            real[3]]                                  # a second row for one recording
-  kept[0] = ["01" + kept[0][0][2:]] + kept[0][1:]     # named after the video file: still joins
+  kept = real[:30]  # 10 recordings lose their face
+  broken = [
+    ["03-01-09-01-01-01-01"] + real[0][1:],  # emotion 09
+    real[1][:10],  # too few columns
+    [real[2][0]] + ["nan"] * 35,  # not a number
+    real[3],
+  ]  # a second row for one recording
+  kept[0] = ["01" + kept[0][0][2:]] + kept[0][1:]  # named after the video file: still joins
   with open(root / ravdess_av.ACTION_UNITS_FILE, "w", newline="") as f:
     csv.writer(f).writerows([header] + kept + broken)
   names = ravdess_av.class_names(_ravdess_config(root))
@@ -125,13 +153,13 @@ def test_ravdess_av_counts_missing_halves_and_skips_bad_rows(ravdess_av_root, tm
   assert any("second row" in s for s in data["train"].skipped) and any("not finite" in s for s in data["train"].skipped)
   missing = {m: sum(d.metadata["missing"][m] for d in data.values()) for m in ("face", "speech")}
   assert missing == {"face": 10, "speech": 5}
-  assert sum(len(d) for d in data.values()) == 40     # every recording that has either half is an example
+  assert sum(len(d) for d in data.values()) == 40  # every recording that has either half is an example
   for d in data.values():
     present = d.arrays["present"]
     assert ((d.arrays["face_row"] >= 0) == (present[:, 0] > 0)).all()
     example = d[int(np.flatnonzero(present[:, 1] == 0)[0])] if (present[:, 1] == 0).any() else None
     if example is not None:
-      assert not example["speech_embedding"].any()    # an absent half is zeros, never another row
+      assert not example["speech_embedding"].any()  # an absent half is zeros, never another row
 
 
 # ------------------------------------------------------------------------------------------------
@@ -169,10 +197,17 @@ def test_mosi_counts_what_it_cannot_join(tmp_path):
   """A generated release: text_train.csv reordered, a feature row with no transcript, a transcript with no
   features, a label that disagrees."""
   rng = np.random.default_rng(0)
-  transcripts = [["vidA_1", "GOOD", "0", "1"], ["vidA_2", "BAD", "0", "0"], ["vidB_1", "FINE", "1", "1"],
-                 ["vidB_2", "MEH", "1", "0"], ["vidB_3", "NO FEATURES", "1", "1"]]
-  features = [{m: rng.standard_normal(w) for m, w in (("text", 3), ("audio", 2), ("video", 2))} | {"label": label}
-              for label in (1, 0, 1, 1, 0)]  # row 3 disagrees with its transcript; row 4 has no index entry
+  transcripts = [
+    ["vidA_1", "GOOD", "0", "1"],
+    ["vidA_2", "BAD", "0", "0"],
+    ["vidB_1", "FINE", "1", "1"],
+    ["vidB_2", "MEH", "1", "0"],
+    ["vidB_3", "NO FEATURES", "1", "1"],
+  ]
+  features = [
+    {m: rng.standard_normal(w) for m, w in (("text", 3), ("audio", 2), ("video", 2))} | {"label": label}
+    for label in (1, 0, 1, 1, 0)
+  ]  # row 3 disagrees with its transcript; row 4 has no index entry
   index = [[str(t)] + list(np.round(features[r]["text"], 5)) for r, t in ((2, 2), (0, 0), (1, 1), (3, 3))]
   _write_mosi(tmp_path / "mosi", transcripts, features, index)
   utterances = mosi.read(str(tmp_path / "mosi"))
@@ -195,6 +230,7 @@ def test_mosi_counts_what_it_cannot_join(tmp_path):
 
 def mosi_tokenizer():
   from emojax.data.text import default_text_encoder_path
+
   return default_text_encoder_path()
 
 
@@ -223,7 +259,7 @@ def test_context_graph_edges_follow_the_config():
   assert full.shape == (12, 12) and np.trace(full) == 12
   cross = context_graph.context_adjacency(4, modalities, "full", window=1, edges="cross")
   time = context_graph.context_adjacency(4, modalities, "full", window=1, edges="time")
-  assert cross.sum() - 12 == 4 * 6 and time.sum() - 12 == 3 * 6   # 6 ordered pairs per utterance / per modality
+  assert cross.sum() - 12 == 4 * 6 and time.sum() - 12 == 3 * 6  # 6 ordered pairs per utterance / per modality
   np.testing.assert_array_equal(full, cross | time)
   assert cross[node(1, "text"), node(1, "video")] and not cross[node(1, "text"), node(2, "text")]
   assert time[node(1, "audio"), node(2, "audio")] and time[node(2, "audio"), node(1, "audio")]
@@ -242,6 +278,7 @@ def test_context_graph_edges_follow_the_config():
 def _context_data(num_videos=3, lengths=(5, 2, 7), dims=(4, 3)):
   """Per-utterance fusion examples of a few videos, turned into context examples."""
   from emojax.data.base import Dataset
+
   rng = np.random.default_rng(0)
   ids, groups, positions = [], {}, {}
   for v, length in zip(range(num_videos), lengths):
@@ -252,9 +289,15 @@ def _context_data(num_videos=3, lengths=(5, 2, 7), dims=(4, 3)):
   sources = {}
   for m, dim in zip(("a", "b"), dims):
     keep = [k for k in ids if not (m == "b" and k == "v0_3")]  # one utterance lacks modality b
-    sources[m] = Dataset({"features": rng.standard_normal((len(keep), dim)).astype(np.float32),
-                          "label": np.array([int(k[-1]) % 2 for k in keep], np.int32), "id": np.array(keep)},
-                         class_names=("n", "p"), model_inputs=("features", "label"))
+    sources[m] = Dataset(
+      {
+        "features": rng.standard_normal((len(keep), dim)).astype(np.float32),
+        "label": np.array([int(k[-1]) % 2 for k in keep], np.int32),
+        "id": np.array(keep),
+      },
+      class_names=("n", "p"),
+      model_inputs=("features", "label"),
+    )
   data = aligned.join(sources, ("n", "p"), "train", "test", groups, {"position": positions})
   return data, aligned.utterance_context(data)
 
@@ -262,8 +305,15 @@ def _context_data(num_videos=3, lengths=(5, 2, 7), dims=(4, 3)):
 def test_context_examples_carry_their_video_in_order():
   per_utterance, context = _context_data()
   assert context.metadata["context_slots"] == 7 and len(context) == len(per_utterance) == 14
-  assert context.model_inputs == ("label", "present", "a_features", "a_present", "b_features", "b_present",
-                                  "utterance_position")
+  assert context.model_inputs == (
+    "label",
+    "present",
+    "a_features",
+    "a_present",
+    "b_features",
+    "b_present",
+    "utterance_position",
+  )
   assert context.sources["a"].arrays["features"].shape == (3, 7, 4)  # stored once per video
   for i in range(len(context)):
     example, key = context[i], context.arrays["id"][i]
@@ -279,9 +329,18 @@ def test_context_examples_carry_their_video_in_order():
 
 def _context_model(edges, receptive_field_only=True):
   encoders = {m: dict(name="features.mlp", hidden=(8,), dropout=0.0) for m in ("a", "b")}
-  return context_graph.UtteranceContextGAT(2, encoders, modalities=("a", "b"), window=1, edges=edges, features=8,
-                                           num_heads=2, num_layers=2, dropout=0.0,
-                                           receptive_field_only=receptive_field_only)
+  return context_graph.UtteranceContextGAT(
+    2,
+    encoders,
+    modalities=("a", "b"),
+    window=1,
+    edges=edges,
+    features=8,
+    num_heads=2,
+    num_layers=2,
+    dropout=0.0,
+    receptive_field_only=receptive_field_only,
+  )
 
 
 def test_context_readout_equals_the_whole_video_graph_and_hears_only_its_edges():
@@ -299,8 +358,9 @@ def test_context_readout_equals_the_whole_video_graph_and_hears_only_its_edges()
   for i, slot in enumerate(batch["utterance_position"]):
     if slot + 1 < moved["a_features"].shape[1]:
       moved["a_features"][i, slot + 1] += 5.0
-  has_next = batch["utterance_position"] + 1 < np.array([{"v0": 7, "v1": 6, "v2": 7}[k.split("_")[0]]
-                                                          for k in context.arrays["id"][rows]])
+  has_next = batch["utterance_position"] + 1 < np.array(
+    [{"v0": 7, "v1": 6, "v2": 7}[k.split("_")[0]] for k in context.arrays["id"][rows]]
+  )
   changed = np.abs(np.asarray(apply(params, moved)["logits"] - logits)).max(1) > 1e-4
   assert changed[has_next].all()
   no_context = _context_model("cross")
@@ -314,6 +374,7 @@ def test_context_readout_equals_the_whole_video_graph_and_hears_only_its_edges()
 # ------------------------------------------------------------------------------------------------
 def test_feature_mlp_standardises_with_the_training_statistics():
   from emojax.models.feature_encoders import FeatureMLP
+
   features = np.array([[1.0, 5.0], [3.0, 5.0], [2.0, 5.0]], np.float32)
   statistics = aligned.vector_statistics(features)
   assert statistics["input_std"][1] == 1.0  # a constant column standardises to 0, not to a division by zero
@@ -329,6 +390,7 @@ def test_feature_mlp_standardises_with_the_training_statistics():
 
 def test_bootstrap_gain_over_the_best_single_modality(tmp_path):
   from emojax import metrics, results
+
   rng = np.random.default_rng(0)
   labels = rng.integers(0, 3, 300)
   ids = np.array([f"x{i}" for i in range(300)])
@@ -339,9 +401,13 @@ def test_bootstrap_gain_over_the_best_single_modality(tmp_path):
     out.mkdir(parents=True)
     subset = "+".join(modalities)
     order = rng.permutation(300)  # runs may list examples in any order: compared by id
-    np.savez(out / "predictions.npz", modalities=np.array(modalities), subsets=np.array([subset]),
-             class_names=np.array(["a", "b", "c"]), **{f"{subset}.id": ids[order], f"{subset}.label": labels[order],
-                                                      f"{subset}.logits": np.eye(3)[predicted][order]})
+    np.savez(
+      out / "predictions.npz",
+      modalities=np.array(modalities),
+      subsets=np.array([subset]),
+      class_names=np.array(["a", "b", "c"]),
+      **{f"{subset}.id": ids[order], f"{subset}.label": labels[order], f"{subset}.logits": np.eye(3)[predicted][order]},
+    )
     return predicted
 
   face = run("face__seed=0", ("face",), 0.5)
@@ -360,10 +426,12 @@ def test_bootstrap_gain_over_the_best_single_modality(tmp_path):
 def test_a_sweep_step_list_runs_train_then_robustness(tmp_path):
   import sys
   from pathlib import Path
+
   sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "launch"))
   import sweep
+
   planned = sweep.commands([{"config": "configs/aligned.py:set=mosi", "mode": "train+robustness"}], tmp_path, "py")
-  (workdir, steps), = planned
+  ((workdir, steps),) = planned
   assert [mode for mode, _ in steps] == ["train", "robustness"]
   assert steps[1][1][-1] == "--mode=robustness" and "--mode=train" in steps[0][1]
   (workdir / "eval").mkdir(parents=True)
@@ -374,14 +442,18 @@ def test_a_sweep_step_list_runs_train_then_robustness(tmp_path):
 def test_a_tiny_aligned_training_run_whose_loss_falls(tmp_path, mosi_root):
   from configs.aligned import get_config
   from emojax import robustness, train
+
   config = get_config("set=mosi,modalities=audio+video,method=gat,runlocal")
   config.data.root = str(mosi_root)
   config.train.num_steps, config.train.log_every_steps, config.train.tensorboard = 24, 4, False
   config.model.fusion.features, config.model.fusion.num_heads, config.model.fusion.num_layers = 32, 2, 1
   report = train.train_and_evaluate(config, tmp_path / "run")
   assert report["all"]["class_names"] == ["negative", "positive"] and report["all"]["num_examples"] == 297
-  losses = [json.loads(line)["loss"] for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
-            if json.loads(line).get("split") == "train"]
+  losses = [
+    json.loads(line)["loss"]
+    for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    if json.loads(line).get("split") == "train"
+  ]
   assert len(losses) == 6 and np.mean(losses[-2:]) < 0.85 * losses[0]
   rows = robustness.evaluate_missing_modalities(config, tmp_path / "run")
   assert set(rows) == {"audio+video", "audio", "video"}  # encoders trained only through the head: no "alone" rows
@@ -397,6 +469,7 @@ def test_aligned_sets_keep_their_own_label_spaces():
 
   from emojax import data as data_lib
   from emojax import labels as labels_lib
+
   ravdess = data_lib.label_space_of(ml_collections.ConfigDict(dict(name="multimodal_ravdess_av", labels="native")))
   assert ravdess.class_names == labels_lib.RAVDESS_CLASSES
   calm = ravdess.class_names.index("calm")

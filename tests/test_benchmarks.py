@@ -10,13 +10,19 @@ import pytest
 
 from tests.conftest import REPO, tiny_config
 
-SMOKE = ["configs/face_cnn.py:data=synthetic,runlocal", "--config.train.batch_size=32", "--config.eval.batch_size=32",
-         "--steps=2", "--warmup=1"]
+SMOKE = [
+  "configs/face_cnn.py:data=synthetic,runlocal",
+  "--config.train.batch_size=32",
+  "--config.eval.batch_size=32",
+  "--steps=2",
+  "--warmup=1",
+]
 
 
 def _has_torch():
   try:
     import torch  # noqa: F401
+
     return True
   except ImportError:
     return False
@@ -35,10 +41,22 @@ def test_benchmark_scripts_report_every_figure(tmp_path):
   assert "data 2" in rows[1] and "1.00x" in rows[0]
   one, two = json.loads(out.read_text())
   assert (one["devices"], two["devices"]) == (1, 2)
-  for key in ("compile_seconds", "flops_per_step_per_device", "xla_step_memory_bytes", "train_examples_per_second",
-              "loop_examples_per_second", "input_wait_ms", "compute_ms", "eval_examples_per_second",
-              "input_pipeline_examples_per_second", "host_peak_rss_bytes", "grain_loop_examples_per_second",
-              "device_loop_examples_per_second", "grain_input_wait_share", "device_over_grain"):
+  for key in (
+    "compile_seconds",
+    "flops_per_step_per_device",
+    "xla_step_memory_bytes",
+    "train_examples_per_second",
+    "loop_examples_per_second",
+    "input_wait_ms",
+    "compute_ms",
+    "eval_examples_per_second",
+    "input_pipeline_examples_per_second",
+    "host_peak_rss_bytes",
+    "grain_loop_examples_per_second",
+    "device_loop_examples_per_second",
+    "grain_input_wait_share",
+    "device_over_grain",
+  ):
     assert one[key] > 0 and two[key] > 0, key
   assert one["input_wait_ms"] + one["compute_ms"] == pytest.approx(one["loop_step_ms"])
   assert "mfu" not in one  # no peak figure for a CPU
@@ -51,17 +69,24 @@ def test_benchmark_scripts_report_every_figure(tmp_path):
 def test_torch_reference_has_the_flax_models_parameters(name):
   sys.path.insert(0, str(REPO / "benchmarks"))
   import torch_reference
+
   from emojax.models import get_model
+
   if name == "deep_cnn":
     config = tiny_config(**{"model.width": 0.25})
     batch = {"image": np.zeros((2, 48, 48, 1), np.float32), "label": np.zeros(2, np.int32)}
   elif name == "conformer":
     from configs.speech import get_config
+
     config = get_config("model=conformer")
-    batch = {"features": np.zeros((2, 37, 64), np.float32), "num_frames": np.array([37, 20]),
-             "label": np.zeros(2, np.int32)}
+    batch = {
+      "features": np.zeros((2, 37, 64), np.float32),
+      "num_frames": np.array([37, 20]),
+      "label": np.zeros(2, np.int32),
+    }
   else:  # the MiniLM architecture shrunk as runlocal shrinks it
     from configs.text import get_config
+
     config = get_config("runlocal")
     batch = {"input_ids": np.ones((2, 16), np.int32), "attention_mask": np.ones((2, 16), np.int32)}
   model = get_model(config.model, 8)

@@ -22,6 +22,7 @@ def test_variants_and_defaults_run_from_names_alone():
 
 def test_speech_config_variants():
   from configs.speech import get_config as speech_config
+
   default = speech_config()
   assert default.model.name == "speech.cnn_lstm" and default.data.name == "ravdess"
   assert default.data.split_by == "speaker" and (default.data.num_folds, default.data.fold) == (5, 4)

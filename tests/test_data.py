@@ -44,7 +44,7 @@ def test_csv_layout_matches_folder_layout_and_skips_bad_rows(fer2013_root, tmp_p
   rows = ["emotion,pixels,Usage"]
   for image, label in zip(folder.arrays["image"][:20], folder.arrays["label"][:20]):
     rows.append(f"{label},{' '.join(map(str, image.ravel()))},PublicTest")
-  rows.append("3,1 2 3,PublicTest")            # too few pixels
+  rows.append("3,1 2 3,PublicTest")  # too few pixels
   rows.append(f"9,{' '.join(['0'] * 2304)},PublicTest")  # label out of range
   rows.append(f"0,{' '.join(['0'] * 2304)},Training")
   (tmp_path / "fer2013.csv").write_text("\n".join(rows) + "\n")
@@ -124,14 +124,17 @@ def test_eval_batches_visit_every_example_once_with_padding():
 
 
 def test_augmentation_changes_images_within_range_and_rejects_bad_values():
-  config = ml_collections.ConfigDict(dict(enabled=True, crop_padding=4, flip=True, rotation_degrees=10.0,
-                                          contrast=0.2, brightness=0.1))
+  config = ml_collections.ConfigDict(
+    dict(enabled=True, crop_padding=4, flip=True, rotation_degrees=10.0, contrast=0.2, brightness=0.1)
+  )
   image = synthetic.load("train", 1).arrays["image"][0].astype(np.float32) / 255
   out = augment.augment_image(image, np.random.default_rng(0), config)
   assert out.shape == image.shape and out.dtype == np.float32 and 0 <= out.min() and out.max() <= 1
   assert np.abs(out - image).mean() > 0.01
   # Flip alone mirrors the image exactly.
-  flip_only = ml_collections.ConfigDict(dict(crop_padding=0, flip=True, rotation_degrees=0.0, contrast=0.0, brightness=0.0))
+  flip_only = ml_collections.ConfigDict(
+    dict(crop_padding=0, flip=True, rotation_degrees=0.0, contrast=0.0, brightness=0.0)
+  )
   flips = [augment.augment_image(image, np.random.default_rng(s), flip_only) for s in range(8)]
   assert any(np.allclose(f, image[:, ::-1]) for f in flips) and any(np.allclose(f, image) for f in flips)
   config.rotation_degrees = 400.0
@@ -147,11 +150,12 @@ def test_random_erasing_replaces_one_rectangle():
     assert len(changed), "nothing erased"
     (top, left), (bottom, right) = changed.min(0), changed.max(0)
     area = (bottom - top + 1) * (right - left + 1)
-    assert 0.02 * 48 * 48 * 0.8 <= area <= 0.33 * 48 * 48 * 1.2      # one rectangle of 2-33% of the face
-    assert (out[top:bottom + 1, left:right + 1] != 0.5).mean() > 0.9  # filled with noise, nothing outside it
+    assert 0.02 * 48 * 48 * 0.8 <= area <= 0.33 * 48 * 48 * 1.2  # one rectangle of 2-33% of the face
+    assert (out[top : bottom + 1, left : right + 1] != 0.5).mean() > 0.9  # filled with noise, nothing outside it
     assert 0 <= out.min() and out.max() <= 1
-  config = ml_collections.ConfigDict(dict(crop_padding=0, flip=False, rotation_degrees=0.0, contrast=0.0,
-                                          brightness=0.0, random_erasing=1.0))
+  config = ml_collections.ConfigDict(
+    dict(crop_padding=0, flip=False, rotation_degrees=0.0, contrast=0.0, brightness=0.0, random_erasing=1.0)
+  )
   assert (augment.augment_image(image, np.random.default_rng(0), config) != 0.5).any()
   config.random_erasing = 1.5
   with pytest.raises(ValueError, match="random_erasing=1.5"):
@@ -160,8 +164,10 @@ def test_random_erasing_replaces_one_rectangle():
 
 def test_flip_test_time_augmentation_averages_the_mirror_image():
   import jax
+
   from emojax import prediction
   from emojax.models import get_model
+
   model = get_model(ml_collections.ConfigDict(dict(name="face.deep_cnn", width=0.125)), 7)
   batch = {"image": np.random.default_rng(0).random((3, 48, 48, 1), np.float32)}
   variables = model.init(jax.random.key(0), batch)
@@ -171,9 +177,12 @@ def test_flip_test_time_augmentation_averages_the_mirror_image():
   expected = np.log((jax.nn.softmax(plain, -1) + jax.nn.softmax(mirror, -1)) / 2)
   np.testing.assert_allclose(tta, expected, rtol=1e-5, atol=1e-6)
   symmetric = {"image": np.concatenate([batch["image"][:, :, :24], batch["image"][:, :, 23::-1]], axis=2)}
-  np.testing.assert_allclose(prediction.make_predict_step(model, tta_flip=True)(variables, symmetric)["logits"],
-                             jax.nn.log_softmax(prediction.make_predict_step(model)(variables, symmetric)["logits"]),
-                             rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(
+    prediction.make_predict_step(model, tta_flip=True)(variables, symmetric)["logits"],
+    jax.nn.log_softmax(prediction.make_predict_step(model)(variables, symmetric)["logits"]),
+    rtol=1e-5,
+    atol=1e-6,
+  )
 
 
 def test_worker_processes_give_the_same_batches_as_threads():

@@ -10,8 +10,13 @@ import numpy as np
 import pytest
 
 from emojax.models.convert import load_hf_state_dict
-from emojax.models.deberta import (DebertaV2Config, DebertaV2Encoder, deberta_v2_params_from_hf,
-                                   load_deberta_v2, log_bucket_positions)
+from emojax.models.deberta import (
+  DebertaV2Config,
+  DebertaV2Encoder,
+  deberta_v2_params_from_hf,
+  load_deberta_v2,
+  log_bucket_positions,
+)
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 TOLERANCE = 1e-4
@@ -32,8 +37,8 @@ def test_matches_hugging_face_last_hidden_state(name):
   config, params = load_deberta_v2(FIXTURES / name)
   reference = _reference(name)
   outputs = _jitted_apply(config)(
-      {"params": params}, reference["input_ids"], reference["attention_mask"], reference["token_type_ids"],
-      train=False)
+    {"params": params}, reference["input_ids"], reference["attention_mask"], reference["token_type_ids"], train=False
+  )
   assert outputs.dtype == jnp.float32
   # Every position, padded ones included: HF defines them (zeroed embeddings, uniform attention) and so does
   # the port, so a difference there is a real one. Measured: 7.6e-6 (tiny) and 3.8e-6 (variant).
@@ -42,8 +47,9 @@ def test_matches_hugging_face_last_hidden_state(name):
 
 def test_log_buckets_match_hugging_face_at_deberta_v3_base_settings():
   reference = _reference("deberta_v2_tiny")
-  np.testing.assert_array_equal(log_bucket_positions(reference["log_bucket_distances"], 256, 512),
-                                reference["log_buckets_256_512"])
+  np.testing.assert_array_equal(
+    log_bucket_positions(reference["log_bucket_distances"], 256, 512), reference["log_buckets_256_512"]
+  )
 
 
 def test_task_model_prefix_and_heads_are_handled():
@@ -65,18 +71,24 @@ def test_missing_or_misshaped_tensor_is_named():
 
   misshaped = dict(state_dict)
   misshaped["encoder.layer.0.intermediate.dense.weight"] = np.zeros((48, 32), np.float32)
-  with pytest.raises(ValueError, match=r"encoder\.layer\.0\.intermediate\.dense\.weight -> "
-                                       r"layers_0/feed_forward_in/kernel: checkpoint \(32, 48\), config \(32, 64\)"):
+  with pytest.raises(
+    ValueError,
+    match=r"encoder\.layer\.0\.intermediate\.dense\.weight -> "
+    r"layers_0/feed_forward_in/kernel: checkpoint \(32, 48\), config \(32, 64\)",
+  ):
     deberta_v2_params_from_hf(misshaped, config)
 
 
-@pytest.mark.parametrize("change, field", [
+@pytest.mark.parametrize(
+  "change, field",
+  [
     ({"model_type": "deberta"}, "model_type"),
     ({"pos_att_type": "p2c|p2p"}, "pos_att_type"),
     ({"conv_kernel_size": 4}, "conv_kernel_size"),
     ({"attention_head_size": 8}, "attention_head_size"),
     ({"norm_rel_ebd": "batch_norm"}, "norm_rel_ebd"),
-])
+  ],
+)
 def test_from_hf_json_refuses_unsupported_options(tmp_path, change, field):
   hf = json.loads((FIXTURES / "deberta_v2_tiny" / "config.json").read_text())
   (tmp_path / "config.json").write_text(json.dumps({**hf, **change}))
@@ -86,8 +98,9 @@ def test_from_hf_json_refuses_unsupported_options(tmp_path, change, field):
 
 def test_from_hf_json_reads_hub_spellings_and_hugging_face_defaults(tmp_path):
   # Hub configs write pos_att_type as "p2c|c2p"; a field left out means what transformers assumes, not ours.
-  (tmp_path / "config.json").write_text(json.dumps({"model_type": "deberta-v2", "pos_att_type": "P2C|c2p",
-                                                    "pad_token_id": None}))
+  (tmp_path / "config.json").write_text(
+    json.dumps({"model_type": "deberta-v2", "pos_att_type": "P2C|c2p", "pad_token_id": None})
+  )
   config = DebertaV2Config.from_hf_json(tmp_path / "config.json")
   assert config.pos_att_type == ("p2c", "c2p")
   assert (config.relative_attention, config.share_att_key, config.position_buckets) == (False, False, -1)

@@ -16,13 +16,23 @@ from emojax.data import device_augment as device
 
 def face_config(**fields):
   """Every face augmentation off unless named."""
-  values = dict(enabled=True, crop_padding=0, flip=False, rotation_degrees=0.0, contrast=0.0, brightness=0.0,
-                random_erasing=0.0, mixup_alpha=0.0, cutmix_alpha=0.0)
+  values = dict(
+    enabled=True,
+    crop_padding=0,
+    flip=False,
+    rotation_degrees=0.0,
+    contrast=0.0,
+    brightness=0.0,
+    random_erasing=0.0,
+    mixup_alpha=0.0,
+    cutmix_alpha=0.0,
+  )
   return ml_collections.ConfigDict({**values, **fields})
 
 
 def speech_config(**fields):
   from configs.speech import get_config
+
   config = get_config().data.augment
   config.update(fields)
   return config
@@ -52,11 +62,17 @@ class ScriptedRng:
 def test_affine_warp_equals_scipy_affine_transform():
   image = np.random.default_rng(0).random((48, 48, 3)).astype(np.float32)
   warp = jax.jit(device.affine_warp)
-  for degrees, flip, shift in [(12.0, -1.0, (3, -2)), (-170.0, 1.0, (-4, 4)), (45.0, -1.0, (0, 0)),
-                               (0.0, -1.0, (1, 0))]:
+  for degrees, flip, shift in [
+    (12.0, -1.0, (3, -2)),
+    (-170.0, 1.0, (-4, 4)),
+    (45.0, -1.0, (0, 0)),
+    (0.0, -1.0, (1, 0)),
+  ]:
     matrix, offset = augment.warp_matrix_and_offset(np.deg2rad(degrees), flip, np.array(shift), 48, 48)
-    expected = np.stack([ndimage.affine_transform(image[..., c], matrix, offset=offset, order=1, mode="nearest")
-                         for c in range(3)], axis=-1)
+    expected = np.stack(
+      [ndimage.affine_transform(image[..., c], matrix, offset=offset, order=1, mode="nearest") for c in range(3)],
+      axis=-1,
+    )
     np.testing.assert_allclose(warp(image, matrix.astype(np.float32), offset.astype(np.float32)), expected, atol=1e-5)
 
 
@@ -65,13 +81,20 @@ def test_given_parameters_reproduce_the_host_path_with_landmarks():
   rng = np.random.default_rng(1)
   images = rng.random((5, 48, 48, 3)).astype(np.float32)
   points = rng.uniform(0.1, 0.9, (5, 5, 2)).astype(np.float32)
-  draws = [(25.0, True, (4, -3), 1.2, -0.1), (-30.0, False, (-4, 0), 0.75, 0.2), (0.0, True, (0, 0), 1.0, 0.0),
-           (7.5, False, (2, 2), 1.3, 0.05), (0.0, False, (0, 0), 0.9, 0.1)]
-  params = {"angle": np.deg2rad([d[0] for d in draws]).astype(np.float32),
-            "flip": np.array([-1.0 if d[1] else 1.0 for d in draws], np.float32),
-            "shift": np.array([d[2] for d in draws], np.int32),
-            "contrast": np.array([d[3] for d in draws], np.float32),
-            "brightness": np.array([d[4] for d in draws], np.float32)}
+  draws = [
+    (25.0, True, (4, -3), 1.2, -0.1),
+    (-30.0, False, (-4, 0), 0.75, 0.2),
+    (0.0, True, (0, 0), 1.0, 0.0),
+    (7.5, False, (2, 2), 1.3, 0.05),
+    (0.0, False, (0, 0), 0.9, 0.1),
+  ]
+  params = {
+    "angle": np.deg2rad([d[0] for d in draws]).astype(np.float32),
+    "flip": np.array([-1.0 if d[1] else 1.0 for d in draws], np.float32),
+    "shift": np.array([d[2] for d in draws], np.int32),
+    "contrast": np.array([d[3] for d in draws], np.float32),
+    "brightness": np.array([d[4] for d in draws], np.float32),
+  }
   apply = jax.jit(functools.partial(device.apply_face_augmentation, config=config))
   out = apply({"image": images, "landmarks": points, "label": np.arange(5)}, params)
   np.testing.assert_array_equal(out["label"], np.arange(5))  # other keys pass through
@@ -89,7 +112,8 @@ def test_a_bright_spot_at_a_landmark_lands_where_the_moved_landmark_says():
   y, x = np.mgrid[0:48, 0:48]
   blobs = np.exp(-((x + 0.5 - points[:, :, 0, None] * 48) ** 2 + (y + 0.5 - points[:, :, 1, None] * 48) ** 2) / 4.0)
   out = jax.jit(functools.partial(device.augment_faces, config=config))(
-      jax.random.key(0), {"image": blobs[..., None].astype(np.float32), "landmarks": points})
+    jax.random.key(0), {"image": blobs[..., None].astype(np.float32), "landmarks": points}
+  )
   weights = np.asarray(out["image"][..., 0])
   weights = weights / weights.sum((1, 2), keepdims=True)
   centres = np.stack([(weights * (x + 0.5)).sum((1, 2)) / 48, (weights * (y + 0.5)).sum((1, 2)) / 48], axis=-1)
@@ -99,11 +123,13 @@ def test_a_bright_spot_at_a_landmark_lands_where_the_moved_landmark_says():
 
 # --- distributions -------------------------------------------------------------------------------------------
 def test_draws_follow_the_config():
-  config = face_config(crop_padding=3, flip=True, rotation_degrees=15.0, contrast=0.2, brightness=0.1,
-                       random_erasing=0.3)
+  config = face_config(
+    crop_padding=3, flip=True, rotation_degrees=15.0, contrast=0.2, brightness=0.1, random_erasing=0.3
+  )
   n = 4096
-  params = jax.jit(functools.partial(device.draw_face_augmentation, batch_size=n, image_shape=(16, 16, 1),
-                                     config=config))(jax.random.key(3))
+  params = jax.jit(
+    functools.partial(device.draw_face_augmentation, batch_size=n, image_shape=(16, 16, 1), config=config)
+  )(jax.random.key(3))
   params = jax.tree.map(np.asarray, params)
   tolerance = 5 * np.sqrt(n * 0.25)  # five binomial standard deviations at p = 0.5
   assert set(np.unique(params["flip"])) == {-1.0, 1.0}
@@ -132,8 +158,11 @@ def test_random_erasing_replaces_one_noise_rectangle_at_its_rate():
   config = face_config(random_erasing=0.4)
   n = 1024
   images = np.full((n, 12, 12, 1), 0.5, np.float32)
-  out = np.asarray(jax.jit(functools.partial(device.augment_faces, config=config))(
-      jax.random.key(4), {"image": images})["image"][..., 0])
+  out = np.asarray(
+    jax.jit(functools.partial(device.augment_faces, config=config))(jax.random.key(4), {"image": images})["image"][
+      ..., 0
+    ]
+  )
   changed = out != 0.5
   erased = changed.any((1, 2))
   assert abs(erased.sum() - 0.4 * n) < 5 * np.sqrt(n * 0.4 * 0.6)
@@ -141,14 +170,17 @@ def test_random_erasing_replaces_one_noise_rectangle_at_its_rate():
     rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
     assert np.array_equal(rows, np.arange(rows[0], rows[-1] + 1))
     assert np.array_equal(cols, np.arange(cols[0], cols[-1] + 1))
-    assert mask[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1].mean() > 0.9  # filled, nothing outside the box
+    assert mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1].mean() > 0.9  # filled, nothing outside the box
   assert 0 <= out.min() and out.max() <= 1
 
 
 def test_everything_off_returns_the_input_exactly():
   rng = np.random.default_rng(5)
-  batch = {"image": rng.random((4, 12, 10, 3)).astype(np.float32),
-           "landmarks": rng.random((4, 6, 2)).astype(np.float32), "label": np.arange(4)}
+  batch = {
+    "image": rng.random((4, 12, 10, 3)).astype(np.float32),
+    "landmarks": rng.random((4, 6, 2)).astype(np.float32),
+    "label": np.arange(4),
+  }
   out = jax.jit(functools.partial(device.augment_faces, config=face_config()))(jax.random.key(5), batch)
   for key, value in batch.items():
     np.testing.assert_array_equal(out[key], value)
@@ -156,8 +188,9 @@ def test_everything_off_returns_the_input_exactly():
 
 @pytest.fixture(scope="module")
 def strong_augment():
-  config = face_config(crop_padding=4, flip=True, rotation_degrees=30.0, contrast=0.5, brightness=0.3,
-                       random_erasing=1.0)
+  config = face_config(
+    crop_padding=4, flip=True, rotation_degrees=30.0, contrast=0.5, brightness=0.3, random_erasing=1.0
+  )
   return jax.jit(functools.partial(device.augment_faces, config=config))
 
 
@@ -184,27 +217,33 @@ def test_validation_reuses_the_host_checks_and_checks_the_alphas():
   with pytest.raises(ValueError, match="mixup_alpha=-0.5"):
     device.validate(face_config(mixup_alpha=-0.5))
   with pytest.raises(ValueError, match="cutmix_alpha=-1"):
-    device.mix_batch(jax.random.key(0), {"image": np.zeros((2, 4, 4, 1)), "label": np.zeros(2, int)},
-                     face_config(cutmix_alpha=-1.0), 7)
+    device.mix_batch(
+      jax.random.key(0), {"image": np.zeros((2, 4, 4, 1)), "label": np.zeros(2, int)}, face_config(cutmix_alpha=-1.0), 7
+    )
   with pytest.raises(ValueError, match="contrast=1.5"):
     device.augment_faces(jax.random.key(0), {"image": np.zeros((2, 4, 4, 1), np.float32)}, face_config(contrast=1.5))
   with pytest.raises(ValueError, match="freq_masks=-1"):
-    device.spec_augment(jax.random.key(0), np.zeros((1, 4, 3), np.float32), np.array([4]), speech_config(freq_masks=-1),
-                        spectral_dims=3)
+    device.spec_augment(
+      jax.random.key(0), np.zeros((1, 4, 3), np.float32), np.array([4]), speech_config(freq_masks=-1), spectral_dims=3
+    )
 
 
 # --- mixup and cutmix ----------------------------------------------------------------------------------------
 def indexed_batch(batch_size=16, size=8):
   """Example i is the constant image i + 1 with label i, so a pixel tells which example it came from."""
   values = np.arange(1, batch_size + 1, dtype=np.float32)
-  return {"image": np.broadcast_to(values[:, None, None, None], (batch_size, size, size, 3)).copy(),
-          "label": np.arange(batch_size), "valid": np.ones(batch_size, np.float32)}
+  return {
+    "image": np.broadcast_to(values[:, None, None, None], (batch_size, size, size, 3)).copy(),
+    "label": np.arange(batch_size),
+    "valid": np.ones(batch_size, np.float32),
+  }
 
 
 def test_mixup_blends_each_example_with_its_permuted_partner():
   batch = indexed_batch()
   out = jax.jit(functools.partial(device.mix_batch, config=face_config(mixup_alpha=0.4), num_classes=16))(
-      jax.random.key(9), batch)
+    jax.random.key(9), batch
+  )
   partner, weight = np.asarray(out["mix_label"]), np.asarray(out["mix_weight"])
   assert sorted(partner) == list(range(16)) and not np.array_equal(partner, np.arange(16))
   assert ((0 <= weight) & (weight <= 1)).all()
@@ -227,14 +266,15 @@ def test_cutmix_weight_is_the_kept_area():
     pasted = ~own[paired]
     for mask in pasted[pasted.any((1, 2))]:  # one rectangle
       rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
-      assert mask[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1].all() and mask.sum() == len(rows) * len(cols)
+      assert mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1].all() and mask.sum() == len(rows) * len(cols)
     assert ((0 <= out["mix_weight"]) & (out["mix_weight"] <= 1)).all()
 
 
 def test_both_alphas_choose_one_method_per_batch_and_zero_alphas_change_nothing():
   batch = indexed_batch()
-  mix = jax.jit(functools.partial(device.mix_batch, config=face_config(mixup_alpha=1.0, cutmix_alpha=1.0),
-                                  num_classes=16))
+  mix = jax.jit(
+    functools.partial(device.mix_batch, config=face_config(mixup_alpha=1.0, cutmix_alpha=1.0), num_classes=16)
+  )
   methods = set()
   for seed in range(16):
     out = mix(jax.random.key(seed), batch)
@@ -254,12 +294,13 @@ def test_mixed_targets_in_the_loss():
   plain_batch = {"label": label, "valid": np.ones(6, np.float32)}
   plain, plain_metrics = losses.classification_loss({"logits": logits}, plain_batch, label_smoothing=0.1)
   unmixed, unmixed_metrics = losses.classification_loss(
-      {"logits": logits}, {**plain_batch, "mix_label": partner, "mix_weight": np.ones(6, np.float32)},
-      label_smoothing=0.1)
+    {"logits": logits}, {**plain_batch, "mix_label": partner, "mix_weight": np.ones(6, np.float32)}, label_smoothing=0.1
+  )
   np.testing.assert_allclose(unmixed, plain, rtol=1e-6)
   weight = np.array([1.0, 0.3, 0.5, 0.0, 0.8, 0.25], np.float32)
   mixed, metrics = losses.classification_loss(
-      {"logits": logits}, {**plain_batch, "mix_label": partner, "mix_weight": weight}, label_smoothing=0.1)
+    {"logits": logits}, {**plain_batch, "mix_label": partner, "mix_weight": weight}, label_smoothing=0.1
+  )
   onehot = np.eye(5)
   targets = weight[:, None] * onehot[label] + (1 - weight[:, None]) * onehot[partner]
   targets = targets * 0.9 + 0.1 / 5
@@ -281,15 +322,20 @@ def speech_batch(batch_size=64, frames=30, dims=20, seed=11):
 
 
 def run_spec_augment(config, features, num_frames, spectral_dims, band_blocks=1, seed=0):
-  augment_batch = jax.jit(functools.partial(device.spec_augment, config=config, spectral_dims=spectral_dims,
-                                            band_blocks=band_blocks))
+  augment_batch = jax.jit(
+    functools.partial(device.spec_augment, config=config, spectral_dims=spectral_dims, band_blocks=band_blocks)
+  )
   return np.asarray(augment_batch(jax.random.key(seed), features, num_frames))
 
 
 def test_spec_augment_masks_valid_spectral_entries_with_the_mean():
   features, num_frames, mean = speech_batch()
-  out = run_spec_augment(speech_config(time_masks=2, time_mask_frames=6, freq_masks=2, freq_mask_bins=4),
-                         features, num_frames, spectral_dims=15)
+  out = run_spec_augment(
+    speech_config(time_masks=2, time_mask_frames=6, freq_masks=2, freq_mask_bins=4),
+    features,
+    num_frames,
+    spectral_dims=15,
+  )
   changed = out != features
   padded = np.arange(30)[None, :] >= num_frames[:, None]
   assert not changed[padded].any() and not changed[..., 15:].any()
@@ -299,8 +345,9 @@ def test_spec_augment_masks_valid_spectral_entries_with_the_mean():
 
 def test_spec_augment_time_masks_stay_within_their_width():
   features, num_frames, _ = speech_batch(batch_size=256)
-  out = run_spec_augment(speech_config(time_masks=1, time_mask_frames=6, freq_masks=0), features, num_frames,
-                         spectral_dims=15)
+  out = run_spec_augment(
+    speech_config(time_masks=1, time_mask_frames=6, freq_masks=0), features, num_frames, spectral_dims=15
+  )
   frames = (out != features).any(-1)
   widths = []
   for row, n, original, augmented in zip(frames, num_frames, features, out):
@@ -314,8 +361,9 @@ def test_spec_augment_time_masks_stay_within_their_width():
 
 def test_spec_augment_band_blocks_mask_the_same_coefficients_in_each_block():
   features, num_frames, _ = speech_batch(batch_size=128, dims=17)
-  out = run_spec_augment(speech_config(time_masks=0, freq_masks=1, freq_mask_bins=3), features, num_frames,
-                         spectral_dims=15, band_blocks=3)
+  out = run_spec_augment(
+    speech_config(time_masks=0, freq_masks=1, freq_mask_bins=3), features, num_frames, spectral_dims=15, band_blocks=3
+  )
   widths = set()
   for original, augmented, n in zip(features, out, num_frames):
     changed = augmented != original

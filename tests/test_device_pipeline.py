@@ -19,9 +19,16 @@ def _token_dataset(num_rows=90, width=64, seed=0):
   rng = np.random.default_rng(seed)
   lengths = rng.integers(3, width, num_rows)
   mask = (np.arange(width)[None] < lengths[:, None]).astype(np.int32)
-  return Dataset({"input_ids": mask * rng.integers(1, 500, (num_rows, width)).astype(np.int32),
-                  "attention_mask": mask, "labels": rng.integers(0, 2, (num_rows, 5)).astype(np.float32)},
-                 tuple("abcde"), model_inputs=("input_ids", "attention_mask", "labels"), multi_label=True)
+  return Dataset(
+    {
+      "input_ids": mask * rng.integers(1, 500, (num_rows, width)).astype(np.int32),
+      "attention_mask": mask,
+      "labels": rng.integers(0, 2, (num_rows, 5)).astype(np.float32),
+    },
+    tuple("abcde"),
+    model_inputs=("input_ids", "attention_mask", "labels"),
+    multi_label=True,
+  )
 
 
 def _config(**overrides):
@@ -81,22 +88,35 @@ def _final_state(exp_config, workdir):
 
 
 def test_device_training_equals_grain_training_without_augmentation(tmp_path):
-  common = {"train.num_steps": 12, "train.log_every_steps": 4, "checkpoint.every_steps": 12,
-            "checkpoint.async_save": False}
+  common = {
+    "train.num_steps": 12,
+    "train.log_every_steps": 4,
+    "checkpoint.every_steps": 12,
+    "checkpoint.async_save": False,
+  }
   device, grain = _config(**common, **{"data.pipeline": "device"}), _config(**common, **{"data.pipeline": "grain"})
   device_report = train.train_and_evaluate(device, tmp_path / "device")
   grain_report = train.train_and_evaluate(grain, tmp_path / "grain")
   assert device_report["input_pipeline"] == "device" and grain_report["input_pipeline"] == "grain"
   for (step, split, want), (_, _, got) in zip(_train_losses(tmp_path / "grain"), _train_losses(tmp_path / "device")):
     assert got == pytest.approx(want, rel=1e-5, abs=1e-6), (step, split)
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5),
-               _final_state(device, tmp_path / "device"), _final_state(grain, tmp_path / "grain"))
+  jax.tree.map(
+    lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5),
+    _final_state(device, tmp_path / "device"),
+    _final_state(grain, tmp_path / "grain"),
+  )
   assert device_report["all"]["accuracy"] == pytest.approx(grain_report["all"]["accuracy"], abs=1 / 96)
 
 
 def test_several_steps_per_dispatch_train_what_single_steps_train(tmp_path):
-  common = {"train.num_steps": 10, "train.log_every_steps": 5, "checkpoint.every_steps": 10,
-            "checkpoint.async_save": False, "model.block_dropout": (0.0,) * 4, "model.dense_dropout": 0.0}
+  common = {
+    "train.num_steps": 10,
+    "train.log_every_steps": 5,
+    "checkpoint.every_steps": 10,
+    "checkpoint.async_save": False,
+    "model.block_dropout": (0.0,) * 4,
+    "model.dense_dropout": 0.0,
+  }
   single = train.train_and_evaluate(_config(**common, **{"train.steps_per_dispatch": 1}), tmp_path / "single")
   scanned = train.train_and_evaluate(_config(**common, **{"train.steps_per_dispatch": 4}), tmp_path / "scanned")
   for (step, split, want), (_, _, got) in zip(_train_losses(tmp_path / "single"), _train_losses(tmp_path / "scanned")):
@@ -108,9 +128,16 @@ def test_several_steps_per_dispatch_train_what_single_steps_train(tmp_path):
 def test_sharded_meshes_train_what_data_parallelism_trains(tmp_path):
   """FSDP and tensor-parallel meshes fed by the device pipeline (augmentation on) train what the data-parallel mesh
   trains: the augmentation draws do not depend on how the batch is split."""
-  common = {"train.num_steps": 2, "train.log_every_steps": 1, "checkpoint.every_steps": 2,
-            "checkpoint.async_save": False, "data.augment.enabled": True, "data.pipeline": "device",
-            "sharding.fsdp_min_size": 256, "data.num_eval_examples": 32}
+  common = {
+    "train.num_steps": 2,
+    "train.log_every_steps": 1,
+    "checkpoint.every_steps": 2,
+    "checkpoint.async_save": False,
+    "data.augment.enabled": True,
+    "data.pipeline": "device",
+    "sharding.fsdp_min_size": 256,
+    "data.num_eval_examples": 32,
+  }
   runs = {}
   # One sharded run covers both: parameters split over fsdp, kernels' output features over model.
   for name, mesh in (("data", {"data": 8}), ("sharded", {"data": 2, "fsdp": 2, "model": 2})):
@@ -138,8 +165,9 @@ def test_evaluation_on_device_equals_evaluation_on_the_host(tmp_path):
   exp = train.Experiment(config, tmp_path, need_train_data=False)
   assert exp.device_eval is not None
   on_device = exp.predict(exp.state)
-  on_host = prediction.predict(exp.predict_step, train.variables_of(exp.state), exp.eval_data, exp.mesh,
-                                   config.eval.batch_size)
+  on_host = prediction.predict(
+    exp.predict_step, train.variables_of(exp.state), exp.eval_data, exp.mesh, config.eval.batch_size
+  )
   np.testing.assert_allclose(on_device["logits"], on_host["logits"], rtol=1e-5, atol=1e-6)
   exp.checkpointer.close()
 
@@ -147,8 +175,10 @@ def test_evaluation_on_device_equals_evaluation_on_the_host(tmp_path):
 @needs_minilm
 def test_token_widths_bound_the_compiled_programs_over_an_epoch(goemotions_root, tmp_path):  # noqa: F811
   # 256 rows, batch 32: one full epoch is 8 steps; lengths vary, so batches need all three widths.
-  config = _text_config(goemotions_root, **{"train.num_steps": 8, "data.token_widths": (16, 32, 64),
-                                            "data.cache_dir": str(tmp_path / "cache")})
+  config = _text_config(
+    goemotions_root,
+    **{"train.num_steps": 8, "data.token_widths": (16, 32, 64), "data.cache_dir": str(tmp_path / "cache")},
+  )
   report = train.train_and_evaluate(config, tmp_path / "run")
   assert report["input_pipeline"] == "device"
   assert 1 <= report["compiled_train_programs"] <= 3
@@ -168,11 +198,21 @@ def test_pipeline_choice_and_its_errors():
   with pytest.raises(ValueError, match="device_max_bytes"):
     device_pipeline.resolve(faces, face_config)
   # Speech with waveform augmentations and no prepared copies stays on the host under "auto".
-  speech = ml_collections.ConfigDict(dict(
-      name="ravdess", input="features", pipeline="auto", augment=dict(
-          enabled=True, probability=0.5, pitch_shift_semitones=2.0, time_stretch=0.1, add_noise=True, gain_db=6.0)))
-  features = Dataset({"features": np.zeros((4, 10, 3), np.float32), "label": np.zeros(4, np.int32)}, ("a",),
-                     model_inputs=("features", "label"))
+  speech = ml_collections.ConfigDict(
+    dict(
+      name="ravdess",
+      input="features",
+      pipeline="auto",
+      augment=dict(
+        enabled=True, probability=0.5, pitch_shift_semitones=2.0, time_stretch=0.1, add_noise=True, gain_db=6.0
+      ),
+    )
+  )
+  features = Dataset(
+    {"features": np.zeros((4, 10, 3), np.float32), "label": np.zeros(4, np.int32)},
+    ("a",),
+    model_inputs=("features", "label"),
+  )
   assert device_pipeline.resolve(features, speech) == "grain"
   speech.pipeline = "device"
   with pytest.raises(ValueError, match="feature_copies"):
@@ -187,15 +227,26 @@ def test_modality_dropout_on_device_keeps_one_present_modality():
   assert np.all(kept[present.sum(1) > 0].sum(1) >= 1) and np.all(kept[present.sum(1) == 0] == 0)
   full = present[:, 0] * present[:, 1] * present[:, 2] == 1
   # Each of three present modalities survives with probability 0.4, plus the rescue when all three drop.
-  assert kept[full].mean() == pytest.approx(0.4 + 0.6 ** 3 / 3, abs=0.03)
+  assert kept[full].mean() == pytest.approx(0.4 + 0.6**3 / 3, abs=0.03)
 
 
 def test_speech_trains_on_device_from_prepared_feature_copies(small_ravdess, tmp_path):
   from tests.conftest import speech_config
-  config = speech_config(small_ravdess, tmp_path / "cache", "model=cnn_lstm", **{
-      "data.augment.feature_copies": 1, "train.num_steps": 2, "train.log_every_steps": 1,
-      "checkpoint.every_steps": 2, "data.pipeline": "device", "model.lstm_features": 16,
-      "model.conv_features": (8, 8, 8)})
+
+  config = speech_config(
+    small_ravdess,
+    tmp_path / "cache",
+    "model=cnn_lstm",
+    **{
+      "data.augment.feature_copies": 1,
+      "train.num_steps": 2,
+      "train.log_every_steps": 1,
+      "checkpoint.every_steps": 2,
+      "data.pipeline": "device",
+      "model.lstm_features": 16,
+      "model.conv_features": (8, 8, 8),
+    },
+  )
   data = train.load_split(config.data, "train")
   augment = device_pipeline.make_augmenter(config.data, data.num_classes)
   device_data = device_pipeline.DeviceData(data, sharding.create_mesh(config.mesh))

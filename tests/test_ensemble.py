@@ -12,8 +12,20 @@ from emojax import checkpoint, ensemble, main, metrics, train
 from tests.conftest import tiny_config
 
 # Everything classification_metrics computes; ECE and loss go through a log and back, so they match to rounding.
-METRICS = ("num_examples", "accuracy", "balanced_accuracy", "macro_precision", "macro_recall", "macro_f1",
-           "weighted_precision", "weighted_recall", "weighted_f1", "per_class", "confusion_matrix", "class_names")
+METRICS = (
+  "num_examples",
+  "accuracy",
+  "balanced_accuracy",
+  "macro_precision",
+  "macro_recall",
+  "macro_f1",
+  "weighted_precision",
+  "weighted_recall",
+  "weighted_f1",
+  "per_class",
+  "confusion_matrix",
+  "class_names",
+)
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +49,15 @@ def ensembled(members):
   first, second = members
   with flagsaver.flagsaver():
     # Any config of the family will do: members are rebuilt from their own config.json; it names the split.
-    flags.FLAGS(["emojax", "--config=configs/face_cnn.py:data=synthetic,runlocal", f"--workdir={first['workdir']}",
-                 "--mode=ensemble", f"--ensemble_workdirs={second['workdir']}"])
+    flags.FLAGS(
+      [
+        "emojax",
+        "--config=configs/face_cnn.py:data=synthetic,runlocal",
+        f"--workdir={first['workdir']}",
+        "--mode=ensemble",
+        f"--ensemble_workdirs={second['workdir']}",
+      ]
+    )
     flags.FLAGS.config.compilation_cache_dir = ""  # no persistent JAX cache switched on for the rest of the session
     main.main([])
   return first["workdir"] / "ensemble_best_validation"
@@ -63,8 +82,9 @@ def test_the_ensemble_scores_the_mean_of_its_members_probabilities(members, ense
   np.testing.assert_allclose(_softmax(saved["logits"]), mean, rtol=0, atol=1e-12)  # what the evaluator scored
   np.testing.assert_array_equal(saved["ids"], first["predictions"]["ids"])
 
-  expected = metrics.classification_metrics(first["predictions"]["labels"], mean.argmax(-1),
-                                             report["all"]["class_names"])
+  expected = metrics.classification_metrics(
+    first["predictions"]["labels"], mean.argmax(-1), report["all"]["class_names"]
+  )
   assert {k: report["all"][k] for k in METRICS} == {k: expected[k] for k in METRICS}
   assert report["num_members"] == 2 and report["split"] == "validation" and report["checkpoint"] == "best"
 

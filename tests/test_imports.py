@@ -39,7 +39,7 @@ def import_graph() -> dict[str, set[str]]:
       elif isinstance(node, ast.ImportFrom):
         base = node.module or ""
         if node.level:
-          parts = package.split(".")[:len(package.split(".")) - node.level + 1]
+          parts = package.split(".")[: len(package.split(".")) - node.level + 1]
           base = ".".join(parts + ([base] if base else []))
         names = [f"{base}.{alias.name}" for alias in node.names]
       else:
@@ -90,14 +90,21 @@ def test_emojax_imports_in_no_circle():
   assert len(graph) > 50 and "emojax.data.fer2013" in graph
   found = cycles(graph)
   assert not found, "import cycles: " + "; ".join(
-      " <-> ".join(f"{m} -> {sorted(graph[m] & set(c))}" for m in c) for c in found)
+    " <-> ".join(f"{m} -> {sorted(graph[m] & set(c))}" for m in c) for c in found
+  )
 
 
 def test_layers_import_downwards():
   graph = import_graph()
-  models_on_data = {m: sorted(t for t in targets if t == "emojax.data" or t.startswith("emojax.data."))
-                    for m, targets in graph.items() if m.startswith("emojax.models")}
+  models_on_data = {
+    m: sorted(t for t in targets if t == "emojax.data" or t.startswith("emojax.data."))
+    for m, targets in graph.items()
+    if m.startswith("emojax.models")
+  }
   assert not {m: t for m, t in models_on_data.items() if t}, "models import the data layer"
-  readers_on_tools = {m: sorted(t for t in targets if t in PREPARATION_TOOLS) for m, targets in graph.items()
-                      if m.startswith("emojax.data") and m not in PREPARATION_TOOLS}
+  readers_on_tools = {
+    m: sorted(t for t in targets if t in PREPARATION_TOOLS)
+    for m, targets in graph.items()
+    if m.startswith("emojax.data") and m not in PREPARATION_TOOLS
+  }
   assert not {m: t for m, t in readers_on_tools.items() if t}, "readers import preparation tools"

@@ -43,11 +43,14 @@ def test_bundle_holds_model_labels_metrics_and_checksums(face_run):
   assert manifest["labels"]["class_names"] == list(labels_lib.EKMAN7) and manifest["inputs"] == {"face": "image"}
   report = json.loads((face_run["workdir"] / "eval" / "report.json").read_text())
   assert manifest["validation"]["accuracy"] == report["all"]["accuracy"]
-  assert manifest["validation"]["subsets"]["without_train_duplicates"]["accuracy"] == \
-      report["without_train_duplicates"]["accuracy"]
+  assert (
+    manifest["validation"]["subsets"]["without_train_duplicates"]["accuracy"]
+    == report["without_train_duplicates"]["accuracy"]
+  )
   assert set(manifest["files"]) == {bundle.WEIGHTS, bundle.VALIDATION_REPORT}
   # Parameters and batch-norm statistics only: no optimizer state, no step.
   from safetensors.numpy import load_file
+
   names = set(load_file(str(face_run["bundle"] / bundle.WEIGHTS)))
   assert {n.split("/")[0] for n in names} == {"params", "batch_stats"}
   assert manifest["config"]["data"]["root"] == "" and manifest["config"]["compilation_cache_dir"] == ""
@@ -56,8 +59,9 @@ def test_bundle_holds_model_labels_metrics_and_checksums(face_run):
 def test_bundle_round_trip_equals_the_workdir(face_run, face_recognizer):
   from_workdir = Recognizer.load(face_run["workdir"], warmup=False)
   faces = sorted(face_run["root"].glob("validation/*/*.jpg"))[:5]
-  for a, b in zip(face_recognizer.predict_batch(faces=faces, detect="none"),
-                  from_workdir.predict_batch(faces=faces, detect="none")):
+  for a, b in zip(
+    face_recognizer.predict_batch(faces=faces, detect="none"), from_workdir.predict_batch(faces=faces, detect="none")
+  ):
     assert a.to_dict() == b.to_dict()
 
 
@@ -66,8 +70,11 @@ def test_text_bundle_loads_without_its_data_or_hugging_face_folder(text_run):
   manifest = bundle.read_manifest(text_run["bundle"])
   assert (text_run["bundle"] / "encoders" / "model_pretrained" / "tokenizer.json").is_file()
   assert not (text_run["bundle"] / "encoders" / "model_pretrained" / "model.safetensors").exists()
-  assert manifest["config"]["model"]["pretrained"] == manifest["config"]["data"]["tokenizer"] == \
-      "bundle:encoders/model_pretrained"
+  assert (
+    manifest["config"]["model"]["pretrained"]
+    == manifest["config"]["data"]["tokenizer"]
+    == "bundle:encoders/model_pretrained"
+  )
   recognizer = Recognizer.load(text_run["bundle"], warmup=False)
   result = recognizer.predict(text="I am so happy for you!")
   assert set(result.texts[0].probabilities) == set(recognizer.class_names) and len(recognizer.class_names) == 28
@@ -157,8 +164,16 @@ def test_faces_from_every_kind_of_input(face_run, face_recognizer):
   file = sorted(face_run["root"].glob("validation/happy/*.jpg"))[0]
   reference = face_recognizer.predict(face=file, detect="none").faces[0].probabilities
   gray = np.asarray(Image.open(file))
-  for source in (str(file), file.read_bytes(), io.BytesIO(file.read_bytes()), gray, gray[..., None],
-                 np.repeat(gray[..., None], 3, -1), gray.astype(np.float32) / 255, Image.open(file)):
+  for source in (
+    str(file),
+    file.read_bytes(),
+    io.BytesIO(file.read_bytes()),
+    gray,
+    gray[..., None],
+    np.repeat(gray[..., None], 3, -1),
+    gray.astype(np.float32) / 255,
+    Image.open(file),
+  ):
     got = face_recognizer.predict(face=source, detect="none").faces[0].probabilities
     assert got == pytest.approx(reference, abs=1e-5)
   # Detection in a colour photo of another size: the face is found where it was pasted, with its box.
@@ -180,9 +195,13 @@ def test_pictures_without_faces_and_bad_pictures(face_recognizer, tmp_path):
   assert result.faces == [] and "no face found" in result.reasons["face"] and result.fused is None
   assert result.to_dict()["faces"] == []
   (tmp_path / "notes.txt").write_text("not a picture")
-  for source, message in ((tmp_path / "notes.txt", "not an image"), (b"", "empty image bytes"),
-                          (tmp_path / "absent.jpg", "no image file"), (np.zeros((4, 4, 2)), "shape"),
-                          (np.array([[np.nan]]), "NaN")):
+  for source, message in (
+    (tmp_path / "notes.txt", "not an image"),
+    (b"", "empty image bytes"),
+    (tmp_path / "absent.jpg", "no image file"),
+    (np.zeros((4, 4, 2)), "shape"),
+    (np.array([[np.nan]]), "NaN"),
+  ):
     with pytest.raises(InputError, match=message):
       face_recognizer.predict(face=source)
   with pytest.raises(InputError, match="reads face .*cannot use audio"):
@@ -205,9 +224,11 @@ def test_audio_inputs_windows_and_bad_audio(speech_run, tmp_path):
   reference = recognizer.predict(audio=files[4]).speech
   # Bytes and samples with their rate are the same recording; a 44.1 kHz stereo WAV of it is resampled back.
   for source, kwargs in ((files[4].read_bytes(), {}), (clip, {"sample_rate": rate})):
-    assert recognizer.predict(audio=source, **kwargs).speech.probabilities == pytest.approx(reference.probabilities,
-                                                                                           abs=1e-6)
+    assert recognizer.predict(audio=source, **kwargs).speech.probabilities == pytest.approx(
+      reference.probabilities, abs=1e-6
+    )
   import librosa
+
   stereo = np.stack([librosa.resample(clip, orig_sr=rate, target_sr=44100)] * 2, 1)
   resampled = recognizer.predict(audio=_write(tmp_path / "stereo.wav", stereo, 44100)).speech
   assert resampled.probabilities == pytest.approx(reference.probabilities, abs=0.05)
@@ -225,10 +246,13 @@ def test_audio_inputs_windows_and_bad_audio(speech_run, tmp_path):
   assert list(prediction.fused.probabilities.values()) == pytest.approx(mean @ ekman, abs=1e-5)
   # Unusable audio: one line each, naming the reason.
   for source, kwargs, message in (
-      (np.zeros(32000, np.float32), {"sample_rate": 16000}, "silent"),
-      (0.3 * np.sin(np.arange(3000) / 5).astype(np.float32), {"sample_rate": 16000}, "too short"),
-      (clip, {}, "needs sample_rate="), (b"", {}, "empty bytes"),
-      (b"RIFF0000WAVEjunk", {}, "unreadable audio"), (tmp_path / "absent.wav", {}, "no file")):
+    (np.zeros(32000, np.float32), {"sample_rate": 16000}, "silent"),
+    (0.3 * np.sin(np.arange(3000) / 5).astype(np.float32), {"sample_rate": 16000}, "too short"),
+    (clip, {}, "needs sample_rate="),
+    (b"", {}, "empty bytes"),
+    (b"RIFF0000WAVEjunk", {}, "unreadable audio"),
+    (tmp_path / "absent.wav", {}, "no file"),
+  ):
     with pytest.raises(InputError, match=message):
       recognizer.predict(audio=source, **kwargs)
   with pytest.raises(InputError, match="item 1: audio: silent"):
@@ -239,6 +263,7 @@ def test_transcribe_returns_the_words_of_a_recording(speech_run, text_run):
   """Whisper base hears what the RAVDESS actor said; a model without audio refuses transcribe=True by name."""
   pytest.importorskip("faster_whisper")
   from emojax import speech_to_text
+
   recognizer = Recognizer.load(speech_run["bundle"], warmup=False)
   path = sorted(speech_run["root"].glob("Actor_03/*.flac"))[4]
   prediction = recognizer.predict(audio=io.BytesIO(path.read_bytes()), transcribe=True)
@@ -269,6 +294,7 @@ def test_text_inputs_thresholds_and_bad_text(text_run):
 
 def test_fusion_bundle_predicts_with_any_subset_of_modalities(fusion_bundle):
   from emojax.data import synthetic
+
   recognizer = Recognizer.load(fusion_bundle, warmup=False)
   assert recognizer.modalities == ("face", "speech", "text")
   rng = np.random.default_rng(0)
@@ -298,7 +324,7 @@ def test_inputs_of_many_sizes_compile_no_more_than_the_buckets(text_run, speech_
   assert text.compiled_programs() == buckets == 2 * len(text.spec.sequences[0].buckets)
   words = "so happy and yet a little sad about all of it , honestly".split()
   for count in (1, 3, 8, 9, 20):
-    text.predict_batch(texts=[" ".join(words[:1 + (i * 7) % len(words)] * (1 + i % 5)) for i in range(count)])
+    text.predict_batch(texts=[" ".join(words[: 1 + (i * 7) % len(words)] * (1 + i % 5)) for i in range(count)])
   assert text.compiled_programs() == buckets
   speech = Recognizer.load(speech_run["bundle"], batch_sizes=(1,))
   buckets = len(speech.bucket_shapes())
@@ -313,15 +339,26 @@ def test_inputs_of_many_sizes_compile_no_more_than_the_buckets(text_run, speech_
 # ----------------------------------------------------------------------------------------------
 def test_evaluate_reproduces_the_runs_validation_report(face_run, speech_run, tmp_path):
   for run, data, root in ((face_run, "fer2013", face_run["root"]), (speech_run, "ravdess", speech_run["root"])):
-    report, _ = scoring.evaluate_models([str(run["bundle"])], data, str(root), "validation", str(tmp_path / data),
-                                        {"cache_dir": str(tmp_path / "cache")} if data == "ravdess" else None)
+    report, _ = scoring.evaluate_models(
+      [str(run["bundle"])],
+      data,
+      str(root),
+      "validation",
+      str(tmp_path / data),
+      {"cache_dir": str(tmp_path / "cache")} if data == "ravdess" else None,
+    )
     trained = json.loads((run["workdir"] / "eval" / "report.json").read_text())
     for key in ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "num_examples"):
       assert report["all"][key] == pytest.approx(trained["all"][key], abs=1e-12), key
     assert report["all"]["loss"] == pytest.approx(trained["all"]["loss"], rel=1e-5)
     assert (tmp_path / data / "report.md").is_file() and (tmp_path / data / "predictions.npz").is_file()
-  ensemble, _ = scoring.evaluate_models([str(face_run["bundle"]), str(face_run["workdir"])], "fer2013",
-                                        str(face_run["root"]), "validation", str(tmp_path / "ensemble"))
+  ensemble, _ = scoring.evaluate_models(
+    [str(face_run["bundle"]), str(face_run["workdir"])],
+    "fer2013",
+    str(face_run["root"]),
+    "validation",
+    str(tmp_path / "ensemble"),
+  )
   assert [row["member"] for row in ensemble["members"]] == ["face", "run", "ensemble"]
   assert ensemble["all"]["accuracy"] == pytest.approx(ensemble["members"][0]["accuracy"])  # the same model twice
 
@@ -331,8 +368,15 @@ def test_speech_model_on_tess_and_crema_d_names_compares_in_ekman7(speech_run, t
   compared in Ekman-7, calm summed into neutral; CREMA-D has no surprise, so it is not compared."""
   recognizer = Recognizer.load(speech_run["bundle"], warmup=False)
   files = sorted(speech_run["root"].glob("Actor_0[12]/*.flac"))
-  tess = {"neutral": "neutral", "happy": "happy", "sad": "sad", "angry": "angry", "fearful": "fear",
-          "disgust": "disgust", "surprised": "ps"}
+  tess = {
+    "neutral": "neutral",
+    "happy": "happy",
+    "sad": "sad",
+    "angry": "angry",
+    "fearful": "fear",
+    "disgust": "disgust",
+    "surprised": "ps",
+  }
   crema = {"neutral": "NEU", "happy": "HAP", "sad": "SAD", "angry": "ANG", "fearful": "FEA", "disgust": "DIS"}
   words = iter(["back", "bar", "base", "bath", "bean", "beg", "bite", "boat", "bone", "book", "bought", "burn"] * 9)
   for corpus, mapping in (("tess", tess), ("crema_d", crema)):
@@ -342,12 +386,21 @@ def test_speech_model_on_tess_and_crema_d_names_compares_in_ekman7(speech_run, t
     for number, file in enumerate(files):
       emotion = labels_lib.RAVDESS_CLASSES[int(file.name.split("-")[2]) - 1]
       if emotion in mapping:
-        name = (f"OAF_{next(words)}{number}_{mapping[emotion]}.flac" if corpus == "tess"
-                else f"10{10 + number:02d}_DFA_{mapping[emotion]}_XX.flac")
+        name = (
+          f"OAF_{next(words)}{number}_{mapping[emotion]}.flac"
+          if corpus == "tess"
+          else f"10{10 + number:02d}_DFA_{mapping[emotion]}_XX.flac"
+        )
         (root / name).symlink_to(file)
         chosen.append((file, labels_lib.EKMAN7.index(labels_lib.ekman7_name(emotion))))
-    report, _ = scoring.evaluate_models([str(speech_run["bundle"])], corpus, str(root), "all", str(tmp_path / "out"),
-                                        {"cache_dir": str(tmp_path / "cache")})
+    report, _ = scoring.evaluate_models(
+      [str(speech_run["bundle"])],
+      corpus,
+      str(root),
+      "all",
+      str(tmp_path / "out"),
+      {"cache_dir": str(tmp_path / "cache")},
+    )
     mapping_report = report["label_mapping"]
     expected_classes = [c for c in labels_lib.EKMAN7 if corpus == "tess" or c != "surprise"]
     assert mapping_report["compared_classes"] == expected_classes
@@ -356,8 +409,15 @@ def test_speech_model_on_tess_and_crema_d_names_compares_in_ekman7(speech_run, t
     # By hand: the model's probabilities summed into Ekman classes, the compared ones' argmax.
     compared = [labels_lib.EKMAN7.index(c) for c in expected_classes]
     ekman = labels_lib.single_label_space(recognizer.class_names).ekman_matrix
-    probabilities = np.array([[r.speech.probabilities[c] for c in recognizer.class_names]
-                              for r in recognizer.predict_batch(audios=[f for f, _ in chosen])]) @ ekman
+    probabilities = (
+      np.array(
+        [
+          [r.speech.probabilities[c] for c in recognizer.class_names]
+          for r in recognizer.predict_batch(audios=[f for f, _ in chosen])
+        ]
+      )
+      @ ekman
+    )
     predicted = np.array(compared)[probabilities[:, compared].argmax(1)]
     truth = np.array([label for _, label in chosen])
     assert report["all"]["accuracy"] == pytest.approx((predicted == truth).mean(), abs=1e-9)
@@ -385,30 +445,40 @@ def test_face_model_on_ck_plus_folders_reads_each_sequences_apex(face_run, tmp_p
   shutil.copy(expected[0][0], contempt / "S200_001_00000000.png")
   (root / "Emotion" / "S200" / "001").mkdir(parents=True)
   (root / "Emotion" / "S200" / "001" / "S200_001_00000000_emotion.txt").write_text("   2.0000000e+00\n")
-  report, _ = scoring.evaluate_models([str(face_run["bundle"])], "clips", str(root), "all", str(tmp_path / "out"),
-                                      {"face_crop": "none", "num_folds": 2})
+  report, _ = scoring.evaluate_models(
+    [str(face_run["bundle"])], "clips", str(root), "all", str(tmp_path / "out"), {"face_crop": "none", "num_folds": 2}
+  )
   assert report["all"]["num_examples"] == 7 and "label_mapping" not in report  # clips are read in Ekman-7 already
   # The apex frame, resized by the clip reader (OpenCV, area), scored as the model scores it.
   recognizer = Recognizer.load(face_run["bundle"], warmup=False)
   import cv2
-  images = [cv2.resize(cv2.imread(str(f), cv2.IMREAD_GRAYSCALE), (48, 48), interpolation=cv2.INTER_AREA)
-            for f, _ in expected]
-  predicted = [labels_lib.EKMAN7.index(r.faces[0].label) for r in
-               recognizer.predict_batch(faces=images, detect="none")]
+
+  images = [
+    cv2.resize(cv2.imread(str(f), cv2.IMREAD_GRAYSCALE), (48, 48), interpolation=cv2.INTER_AREA) for f, _ in expected
+  ]
+  predicted = [labels_lib.EKMAN7.index(r.faces[0].label) for r in recognizer.predict_batch(faces=images, detect="none")]
   assert report["all"]["accuracy"] == pytest.approx(np.mean([p == y for p, (_, y) in zip(predicted, expected)]))
 
 
 def test_goemotions_model_on_a_labelled_csv_compares_in_ekman7(text_run, tmp_path):
   corpus = tmp_path / "corpus.csv"
-  corpus.write_text("sentence,emotion,source\n"
-                    '"What a lovely surprise, thank you!",joy,a\n'
-                    "I am furious about this,angry,b\n"
-                    "This is disgusting,disgust,c\n"
-                    "I love you,love,d\n"
-                    ",sadness,e\n"
-                    "I feel so alone today,sad,f\n")
-  report, out = scoring.evaluate_models([str(text_run["bundle"])], "labelled_text", str(corpus), "all",
-                                        str(tmp_path / "out"), {"text_column": "sentence", "label_column": "emotion"})
+  corpus.write_text(
+    "sentence,emotion,source\n"
+    '"What a lovely surprise, thank you!",joy,a\n'
+    "I am furious about this,angry,b\n"
+    "This is disgusting,disgust,c\n"
+    "I love you,love,d\n"
+    ",sadness,e\n"
+    "I feel so alone today,sad,f\n"
+  )
+  report, out = scoring.evaluate_models(
+    [str(text_run["bundle"])],
+    "labelled_text",
+    str(corpus),
+    "all",
+    str(tmp_path / "out"),
+    {"text_column": "sentence", "label_column": "emotion"},
+  )
   mapping = report["label_mapping"]
   assert report["all"]["num_examples"] == 4  # love has no Ekman class and the empty text is skipped: both named
   assert mapping["compared_classes"] == ["anger", "disgust", "happiness", "sadness"]
@@ -423,9 +493,20 @@ def test_goemotions_model_on_a_labelled_csv_compares_in_ekman7(text_run, tmp_pat
 # ----------------------------------------------------------------------------------------------
 def test_predict_and_evaluate_commands(face_run, capsys, tmp_path):
   from emojax import cli
+
   faces = sorted(face_run["root"].glob("validation/happy/*.jpg"))[:2]
-  argv = ["emojax", "predict", "--model", str(face_run["bundle"]), "--face", str(faces[0]), "--face", str(faces[1]),
-          "--detect", "none"]
+  argv = [
+    "emojax",
+    "predict",
+    "--model",
+    str(face_run["bundle"]),
+    "--face",
+    str(faces[0]),
+    "--face",
+    str(faces[1]),
+    "--detect",
+    "none",
+  ]
   assert cli.dispatch(argv + ["--json"]) == 0
   printed = json.loads(capsys.readouterr().out)
   assert [p["input"]["face"] for p in printed] == [str(f) for f in faces] and printed[0]["faces"][0]["label"]
@@ -437,8 +518,21 @@ def test_predict_and_evaluate_commands(face_run, capsys, tmp_path):
   assert cli.dispatch(fake) == 2
   error = capsys.readouterr().err
   assert error.startswith("emojax predict: error: face: not an image") and error.count("\n") == 1
-  assert cli.dispatch(["emojax", "evaluate", "--model", str(face_run["bundle"]), "--data", "fer2013", "--root",
-                       str(tmp_path / "nowhere")]) == 2
+  assert (
+    cli.dispatch(
+      [
+        "emojax",
+        "evaluate",
+        "--model",
+        str(face_run["bundle"]),
+        "--data",
+        "fer2013",
+        "--root",
+        str(tmp_path / "nowhere"),
+      ]
+    )
+    == 2
+  )
   assert "FER2013 root" in capsys.readouterr().err
   assert cli.dispatch(["emojax", "predict", "--model", str(tmp_path)]) == 2
   assert "nothing to predict" in capsys.readouterr().err
@@ -449,16 +543,30 @@ def test_training_command_prints_one_line_for_a_wrong_data_layout(tmp_path):
   import sys
 
   from tests.conftest import REPO
+
   (tmp_path / "validation").mkdir()  # no class folders in it
-  result = subprocess.run([sys.executable, "-m", "emojax.main", "--config", "configs/face_cnn.py",
-                           f"--config.data.root={tmp_path}", f"--workdir={tmp_path / 'run'}"],
-                          cwd=REPO, capture_output=True, text=True, timeout=300)
+  result = subprocess.run(
+    [
+      sys.executable,
+      "-m",
+      "emojax.main",
+      "--config",
+      "configs/face_cnn.py",
+      f"--config.data.root={tmp_path}",
+      f"--workdir={tmp_path / 'run'}",
+    ],
+    cwd=REPO,
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
   assert result.returncode == 2 and "Traceback" not in result.stderr
   assert "emojax: error: " in result.stderr and "should hold one folder per class" in result.stderr
 
 
 def test_readers_follow_symlinked_folders(ravdess_root, tmp_path):
   from emojax.data import speech
+
   (tmp_path / "Actor_01").symlink_to(ravdess_root / "Actor_01")
   (tmp_path / "again").symlink_to(tmp_path)  # a cycle ends
   assert len(speech.find_files(tmp_path, "ravdess")) == 60
@@ -466,9 +574,9 @@ def test_readers_follow_symlinked_folders(ravdess_root, tmp_path):
 
 def test_export_command_prints_the_bundle_and_how_to_use_it(face_run, capsys, tmp_path):
   from emojax import cli
+
   out = tmp_path / "exported"
   assert cli.dispatch(["emojax", "export-model", "--workdir", str(face_run["workdir"]), "--out", str(out)]) == 0
   printed = capsys.readouterr().out
   assert f"Bundle: {out}" in printed and "Recognizer.load" in printed and f"emojax predict --model {out}" in printed
   assert bundle.read_manifest(out)["source"]["step"] == bundle.read_manifest(face_run["bundle"])["source"]["step"]
-

@@ -16,9 +16,9 @@ from tests.conftest import tiny_config
 
 def assert_symmetric_with_self_loops(edges, num_points):
   pairs = {tuple(e) for e in edges.tolist()}
-  assert len(pairs) == len(edges)                                   # no duplicates
-  assert pairs == {(r, s) for s, r in pairs}                         # symmetric
-  assert all((i, i) in pairs for i in range(num_points))             # self-loops
+  assert len(pairs) == len(edges)  # no duplicates
+  assert pairs == {(r, s) for s, r in pairs}  # symmetric
+  assert all((i, i) in pairs for i in range(num_points))  # self-loops
   assert edges.min() == 0 and edges.max() == num_points - 1
 
 
@@ -51,8 +51,13 @@ def write_cache(folder, split, ids, points=None, compact=False, seed=0):
   found = rng.random(len(ids)) > 0.1
   values = shape[None] + rng.normal(0, 0.01, (len(ids),) + shape.shape) if points is None else points
   stored = landmarks.compact(values) if compact else values.astype(np.float16)
-  np.savez_compressed(landmarks.cache_path(folder, "fer2013", split), ids=np.asarray(ids), landmarks=stored,
-                      found=found, points=np.arange(468, dtype=np.int32))
+  np.savez_compressed(
+    landmarks.cache_path(folder, "fer2013", split),
+    ids=np.asarray(ids),
+    landmarks=stored,
+    found=found,
+    points=np.arange(468, dtype=np.int32),
+  )
   return values, found
 
 
@@ -74,8 +79,11 @@ def test_cache_rows_are_matched_by_id_and_subset_on_request(tmp_path):
 
 
 def test_points_move_with_the_augmented_image():
-  config = ml_collections.ConfigDict(dict(enabled=True, crop_padding=4, flip=True, rotation_degrees=25.0,
-                                          contrast=0.0, brightness=0.0, random_erasing=0.0))
+  config = ml_collections.ConfigDict(
+    dict(
+      enabled=True, crop_padding=4, flip=True, rotation_degrees=25.0, contrast=0.0, brightness=0.0, random_erasing=0.0
+    )
+  )
   points = np.array([[0.3, 0.25], [0.7, 0.6], [0.5, 0.8]], np.float32)
   for seed in range(6):
     for point in points:
@@ -100,16 +108,21 @@ def test_bilinear_sampling_reads_a_ramp_exactly():
 def landmark_batch(points="facemesh", batch_size=2, seed=0):
   rng = np.random.default_rng(seed)
   shape = landmarks.mean_shape(points)
-  return {"image": rng.random((batch_size, 48, 48, 1), np.float32),
-          "landmarks": (shape[None] + rng.normal(0, 0.01, (batch_size,) + shape.shape)).astype(np.float32),
-          "landmarks_found": np.array([1.0, 0.0][:batch_size], np.float32)}
+  return {
+    "image": rng.random((batch_size, 48, 48, 1), np.float32),
+    "landmarks": (shape[None] + rng.normal(0, 0.01, (batch_size,) + shape.shape)).astype(np.float32),
+    "landmarks_found": np.array([1.0, 0.0][:batch_size], np.float32),
+  }
 
 
 def test_landmark_gat_has_no_point_identity():
   """Renumbering the points (and the edges with them) leaves the prediction unchanged."""
   edges = landmarks.graph_edges("ibug68")
-  model = get_model(ml_collections.ConfigDict(dict(name="face.landmark_gat", features=16, num_layers=2)), 7,
-                    landmark_edges=tuple(map(tuple, edges.tolist())))
+  model = get_model(
+    ml_collections.ConfigDict(dict(name="face.landmark_gat", features=16, num_layers=2)),
+    7,
+    landmark_edges=tuple(map(tuple, edges.tolist())),
+  )
   batch = landmark_batch("ibug68")
   variables = model.init(jax.random.key(0), batch)
   out = model.apply(variables, batch)
@@ -117,8 +130,11 @@ def test_landmark_gat_has_no_point_identity():
   np.testing.assert_allclose(out["node_attention"].sum(-1), 1.0, rtol=1e-5)
   order = np.random.default_rng(1).permutation(68)
   renumber = np.argsort(order)  # old index -> new index
-  permuted = get_model(ml_collections.ConfigDict(dict(name="face.landmark_gat", features=16, num_layers=2)), 7,
-                       landmark_edges=tuple(map(tuple, renumber[edges].tolist())))
+  permuted = get_model(
+    ml_collections.ConfigDict(dict(name="face.landmark_gat", features=16, num_layers=2)),
+    7,
+    landmark_edges=tuple(map(tuple, renumber[edges].tolist())),
+  )
   permuted_out = permuted.apply(variables, {**batch, "landmarks": batch["landmarks"][:, order]})
   np.testing.assert_allclose(permuted_out["logits"], out["logits"], rtol=1e-4, atol=1e-5)
   with pytest.raises(ValueError, match="landmark_cache"):
@@ -127,8 +143,13 @@ def test_landmark_gat_has_no_point_identity():
 
 def test_cnn_with_the_full_mesh_graph():
   edges = tuple(map(tuple, landmarks.graph_edges("facemesh").tolist()))
-  model = get_model(ml_collections.ConfigDict(dict(name="face.deep_cnn", width=0.125, landmark_graph=True,
-                                                   landmark_features=16, landmark_layers=1)), 7, landmark_edges=edges)
+  model = get_model(
+    ml_collections.ConfigDict(
+      dict(name="face.deep_cnn", width=0.125, landmark_graph=True, landmark_features=16, landmark_layers=1)
+    ),
+    7,
+    landmark_edges=edges,
+  )
   batch = landmark_batch("facemesh")
   out = model.apply(model.init(jax.random.key(0), batch), batch)
   assert out["logits"].shape == (2, 7) and np.isfinite(out["logits"]).all() and out["embedding"].shape[-1] == 32 + 16
@@ -136,9 +157,19 @@ def test_cnn_with_the_full_mesh_graph():
 
 def test_adaptive_weighting_over_cnn_swin_and_landmark_groups():
   edges = tuple(map(tuple, landmarks.graph_edges("ibug68").tolist()))
-  config = ml_collections.ConfigDict(dict(name="face.residual_attention_cnn", width=0.125, swin=True,
-                                          swin_features=24, swin_heads=(2, 4), landmark_graph=True,
-                                          landmark_features=16, adaptive_weighting=True, adaptive_features=32))
+  config = ml_collections.ConfigDict(
+    dict(
+      name="face.residual_attention_cnn",
+      width=0.125,
+      swin=True,
+      swin_features=24,
+      swin_heads=(2, 4),
+      landmark_graph=True,
+      landmark_features=16,
+      adaptive_weighting=True,
+      adaptive_features=32,
+    )
+  )
   model = get_model(config, 7, landmark_edges=edges)
   batch = landmark_batch("ibug68")
   variables = model.init(jax.random.key(0), batch)
@@ -147,8 +178,9 @@ def test_adaptive_weighting_over_cnn_swin_and_landmark_groups():
   np.testing.assert_allclose(weights.sum(-1), 1.0, rtol=1e-5)
   assert out["embedding"].shape == (2, 32) and {"landmark_graph", "swin_refinement"} <= set(variables["params"])
   fused, group_weights = AdaptiveFeatureWeighting(8).apply(
-      AdaptiveFeatureWeighting(8).init(jax.random.key(0), {"a": jnp.ones((3, 4)), "b": jnp.zeros((3, 5))}),
-      {"a": jnp.ones((3, 4)), "b": jnp.zeros((3, 5))})
+    AdaptiveFeatureWeighting(8).init(jax.random.key(0), {"a": jnp.ones((3, 4)), "b": jnp.zeros((3, 5))}),
+    {"a": jnp.ones((3, 4)), "b": jnp.zeros((3, 5))},
+  )
   assert fused.shape == (3, 8) and set(group_weights) == {"a", "b"}
   config.landmark_graph = True
   with pytest.raises(ValueError, match="landmark_cache"):
@@ -157,8 +189,11 @@ def test_adaptive_weighting_over_cnn_swin_and_landmark_groups():
 
 def test_group_weights_reach_the_evaluation_report():
   dataset = fer2013.Dataset({"label": np.array([0, 1, 1])}, class_names=("a", "b"))
-  outputs = {"logits": np.array([[2.0, 0.0], [0.0, 2.0], [2.0, 0.0]]),
-             "group_weight_cnn": np.array([0.2, 0.6, 0.8]), "group_weight_landmarks": np.array([0.8, 0.4, 0.2])}
+  outputs = {
+    "logits": np.array([[2.0, 0.0], [0.0, 2.0], [2.0, 0.0]]),
+    "group_weight_cnn": np.array([0.2, 0.6, 0.8]),
+    "group_weight_landmarks": np.array([0.8, 0.4, 0.2]),
+  }
   report = metrics.evaluate_outputs(outputs, dataset)
   assert report["all"]["group_weights"] == pytest.approx({"cnn": 0.5333, "landmarks": 0.4667}, abs=1e-3)
   assert report["all"]["group_weights_per_class"]["b"] == pytest.approx({"cnn": 0.7, "landmarks": 0.3})
@@ -167,10 +202,19 @@ def test_group_weights_reach_the_evaluation_report():
 def test_landmark_model_trains_on_fer2013_and_reports_faces_found_apart(fer2013_root, tmp_path):
   for split in ("train", "validation"):
     write_cache(tmp_path / "cache", split, fer2013.load(fer2013_root, split, mark_train_duplicates=False).arrays["id"])
-  config = tiny_config("model=landmark_gat,data=fer2013", **{
-      "data.root": str(fer2013_root), "data.landmark_cache": str(tmp_path / "cache"),
-      "data.landmark_points": "ibug68", "model.features": 16, "model.num_layers": 1,
-      "train.num_steps": 2, "train.num_epochs": 0.0, "eval.batch_size": 512})
+  config = tiny_config(
+    "model=landmark_gat,data=fer2013",
+    **{
+      "data.root": str(fer2013_root),
+      "data.landmark_cache": str(tmp_path / "cache"),
+      "data.landmark_points": "ibug68",
+      "model.features": 16,
+      "model.num_layers": 1,
+      "train.num_steps": 2,
+      "train.num_epochs": 0.0,
+      "eval.batch_size": 512,
+    },
+  )
   del config.model.width
   report = train.train_and_evaluate(config, tmp_path / "run")
   assert {"face_found", "no_face_found"} <= set(report)

@@ -18,12 +18,16 @@ EXTRA = ["--config.train.num_steps=7", "--config.model.width=0.5"]
 
 def launch(script, *args, **env_vars):
   """Runs launch/<script> with bash in a copy of the environment free of SLURM and launcher variables."""
-  env = {k: v for k, v in os.environ.items()
-         if not k.startswith("SLURM_") and k not in ("DRY_RUN", "NODES", "PORT", "PYTHON", "PROJECT", "SETUP",
-                                                      "SETUP_COMMAND", "REMOTE_DIR")}
+  env = {
+    k: v
+    for k, v in os.environ.items()
+    if not k.startswith("SLURM_")
+    and k not in ("DRY_RUN", "NODES", "PORT", "PYTHON", "PROJECT", "SETUP", "SETUP_COMMAND", "REMOTE_DIR")
+  }
   env.update(env_vars)
-  return subprocess.run(["bash", str(LAUNCH / script), *args], env=env, cwd=REPO, capture_output=True, text=True,
-                        timeout=10)
+  return subprocess.run(
+    ["bash", str(LAUNCH / script), *args], env=env, cwd=REPO, capture_output=True, text=True, timeout=10
+  )
 
 
 def test_the_new_launchers_are_found():
@@ -64,8 +68,9 @@ def test_multiprocess_dry_run_prints_one_command_per_process():
 
 
 def test_slurm_dry_run_prints_the_srun_line_and_every_task():
-  result = launch("slurm.sbatch", "runs/slurm", "configs/face_cnn.py:data=synthetic", *EXTRA,
-                  DRY_RUN="1", NODES="a b c", PORT="23456")
+  result = launch(
+    "slurm.sbatch", "runs/slurm", "configs/face_cnn.py:data=synthetic", *EXTRA, DRY_RUN="1", NODES="a b c", PORT="23456"
+  )
   assert result.returncode == 0, result.stderr
   srun, *tasks = result.stdout.splitlines()
   assert srun.startswith("srun --ntasks=3 --ntasks-per-node=1 ")
@@ -74,8 +79,13 @@ def test_slurm_dry_run_prints_the_srun_line_and_every_task():
   for i, (host, line) in enumerate(zip("abc", tasks)):
     assert line.startswith(f"# task {i} on {host}: cd ")
     assert re.findall(r"--config\.process_id=(\S+)", line) == [str(i)]
-    for arg in ["--config.distributed=True", "--config.num_processes=3", "--config.coordinator_address=a:23456",
-                "--workdir runs/slurm", *EXTRA]:
+    for arg in [
+      "--config.distributed=True",
+      "--config.num_processes=3",
+      "--config.coordinator_address=a:23456",
+      "--workdir runs/slurm",
+      *EXTRA,
+    ]:
       assert f" {arg} " in line, arg
     assert "emojax.main --config configs/face_cnn.py:data=synthetic " in line
 
@@ -85,15 +95,32 @@ def test_slurm_task_command_survives_the_shell_quoting(tmp_path):
   printer = tmp_path / "python"
   printer.write_text('#!/bin/sh\nfor a; do echo "$a"; done\n')
   printer.chmod(0o755)
-  awkward = "--config.name=it's a $HOME \"run\""
-  result = launch("slurm.sbatch", "runs/a b", "configs/face_cnn.py:data=synthetic,runlocal", awkward,
-                  DRY_RUN="1", NODES="h1 h2", PYTHON=str(printer))
+  awkward = '--config.name=it\'s a $HOME "run"'
+  result = launch(
+    "slurm.sbatch",
+    "runs/a b",
+    "configs/face_cnn.py:data=synthetic,runlocal",
+    awkward,
+    DRY_RUN="1",
+    NODES="h1 h2",
+    PYTHON=str(printer),
+  )
   srun = result.stdout.splitlines()[0]
-  script = "srun() { while [[ $1 == --* ]]; do shift; done; SLURM_PROCID=1 \"$@\"; }\n" + srun
+  script = 'srun() { while [[ $1 == --* ]]; do shift; done; SLURM_PROCID=1 "$@"; }\n' + srun
   argv = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=10).stdout.splitlines()
-  assert argv == ["-m", "emojax.main", "--config", "configs/face_cnn.py:data=synthetic,runlocal", "--workdir",
-                  "runs/a b", "--config.distributed=True", "--config.coordinator_address=h1:12345",
-                  "--config.num_processes=2", awkward, "--config.process_id=1"]
+  assert argv == [
+    "-m",
+    "emojax.main",
+    "--config",
+    "configs/face_cnn.py:data=synthetic,runlocal",
+    "--workdir",
+    "runs/a b",
+    "--config.distributed=True",
+    "--config.coordinator_address=h1:12345",
+    "--config.num_processes=2",
+    awkward,
+    "--config.process_id=1",
+  ]
 
 
 def test_slurm_outside_an_allocation_refuses_to_run():
@@ -103,8 +130,16 @@ def test_slurm_outside_an_allocation_refuses_to_run():
 
 
 def test_tpu_pod_dry_run_prints_the_gcloud_command():
-  result = launch("tpu_pod.sh", "my-v4-32", "us-central2-b", "gs://bucket/runs/x", "configs/face_cnn.py", *EXTRA,
-                  DRY_RUN="1", PROJECT="my-project")
+  result = launch(
+    "tpu_pod.sh",
+    "my-v4-32",
+    "us-central2-b",
+    "gs://bucket/runs/x",
+    "configs/face_cnn.py",
+    *EXTRA,
+    DRY_RUN="1",
+    PROJECT="my-project",
+  )
   assert result.returncode == 0, result.stderr
   [line] = result.stdout.splitlines()
   assert line.startswith("gcloud compute tpus tpu-vm ssh my-v4-32 --zone us-central2-b --project my-project ")
@@ -116,8 +151,16 @@ def test_tpu_pod_dry_run_prints_the_gcloud_command():
 
 
 def test_tpu_pod_setup_runs_first_on_every_worker():
-  result = launch("tpu_pod.sh", "tpu", "zone", "gs://b/x", "configs/face_cnn.py", DRY_RUN="1", SETUP="1",
-                  SETUP_COMMAND="pip install -e .")
+  result = launch(
+    "tpu_pod.sh",
+    "tpu",
+    "zone",
+    "gs://b/x",
+    "configs/face_cnn.py",
+    DRY_RUN="1",
+    SETUP="1",
+    SETUP_COMMAND="pip install -e .",
+  )
   setup, train = result.stdout.splitlines()
   assert setup.endswith("--worker=all --command 'cd ~/emojax && pip install -e .'")
   assert "emojax.main" in train

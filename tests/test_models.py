@@ -13,8 +13,10 @@ from emojax.models import get_model
 
 def _batch(n=4):
   rng = np.random.default_rng(0)
-  return {"image": jnp.asarray(rng.random((n, 48, 48, 1)), jnp.float32),
-          "label": jnp.asarray(rng.integers(0, 7, n), jnp.int32)}
+  return {
+    "image": jnp.asarray(rng.random((n, 48, 48, 1)), jnp.float32),
+    "label": jnp.asarray(rng.integers(0, 7, n), jnp.int32),
+  }
 
 
 @pytest.mark.parametrize("name", ["face.deep_cnn", "face.residual_attention_cnn", "face.cnn_bilstm"])
@@ -26,8 +28,9 @@ def test_models_are_pure_functions_with_named_outputs(name):
   assert out["logits"].shape == (4, 7) and out["embedding"].ndim == 2
   np.testing.assert_array_equal(out["logits"], model.apply(variables, batch, train=False)["logits"])
   # Training mode updates batch statistics and is stochastic through dropout only.
-  train_out, updates = model.apply(variables, batch, train=True, rngs={"dropout": jax.random.key(2)},
-                                   mutable=["batch_stats"])
+  train_out, updates = model.apply(
+    variables, batch, train=True, rngs={"dropout": jax.random.key(2)}, mutable=["batch_stats"]
+  )
   assert jax.tree.leaves(updates["batch_stats"])
   assert not np.allclose(train_out["logits"], out["logits"])
 
@@ -93,6 +96,7 @@ def test_confidence_term_cannot_move_the_classifier():
 
 def test_max_pool_2x2_equals_flax_max_pool():
   from emojax.models.layers import max_pool_2x2
+
   rng = np.random.default_rng(0)
   for shape in [(2, 6, 6, 3), (2, 7, 5, 3), (1, 3, 3, 1)]:  # odd sizes drop the last row/column, like VALID
     x = jnp.asarray(rng.standard_normal(shape), jnp.float32)
@@ -101,6 +105,7 @@ def test_max_pool_2x2_equals_flax_max_pool():
 
 def test_configure_xla_cpu_adds_the_flag_once_and_respects_an_explicit_one(monkeypatch):
   from emojax import sharding
+
   monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
   sharding.configure_xla_cpu(ynnpack=False)
   sharding.configure_xla_cpu(ynnpack=False)

@@ -14,8 +14,14 @@ import pytest
 from tests.conftest import REPO
 
 CONFIG = "configs/face_cnn.py:data=synthetic,runlocal"
-ARGS = ["--config.train.num_steps=6", "--config.train.log_every_steps=2", "--config.checkpoint.every_steps=2",
-        "--config.checkpoint.async_save=False", "--config.compilation_cache_dir=", "--config.train.tensorboard=False"]
+ARGS = [
+  "--config.train.num_steps=6",
+  "--config.train.log_every_steps=2",
+  "--config.checkpoint.every_steps=2",
+  "--config.checkpoint.async_save=False",
+  "--config.compilation_cache_dir=",
+  "--config.train.tensorboard=False",
+]
 
 
 def losses(workdir):
@@ -76,4 +82,3 @@ def test_two_processes_match_one_process_on_the_grain_pipeline(tmp_path):
   run(env, tmp_path / "two", processes=2, devices=1, extra=grain)
   for key, value in losses(tmp_path / "one").items():
     assert losses(tmp_path / "two")[key] == pytest.approx(value, rel=1e-5), key
-

@@ -14,18 +14,32 @@ import pytest
 
 from tests.conftest import REPO
 
-ARGS = ["--config", "configs/face_cnn.py:data=synthetic,runlocal",
-        "--config.data.num_train_examples=320", "--config.data.num_eval_examples=64",
-        "--config.model.width=0.125", "--config.train.batch_size=32", "--config.train.num_epochs=4",
-        "--config.train.log_every_steps=5", "--config.checkpoint.every_steps=3",
-        "--config.train.tensorboard=False", "--config.eval.batch_size=32"]
+ARGS = [
+  "--config",
+  "configs/face_cnn.py:data=synthetic,runlocal",
+  "--config.data.num_train_examples=320",
+  "--config.data.num_eval_examples=64",
+  "--config.model.width=0.125",
+  "--config.train.batch_size=32",
+  "--config.train.num_epochs=4",
+  "--config.train.log_every_steps=5",
+  "--config.checkpoint.every_steps=3",
+  "--config.train.tensorboard=False",
+  "--config.eval.batch_size=32",
+]
 FINAL_STEP = 40
 
 
 def _start(workdir: Path) -> subprocess.Popen:
   env = {**os.environ, "XLA_FLAGS": "", "PYTHONUNBUFFERED": "1"}
-  return subprocess.Popen([sys.executable, "-m", "emojax.main", *ARGS, "--workdir", str(workdir)], cwd=REPO,
-                          env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+  return subprocess.Popen(
+    [sys.executable, "-m", "emojax.main", *ARGS, "--workdir", str(workdir)],
+    cwd=REPO,
+    env=env,
+    stdout=subprocess.DEVNULL,
+    stderr=subprocess.PIPE,
+    text=True,
+  )
 
 
 def _final_params(workdir: Path):

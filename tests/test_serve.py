@@ -13,8 +13,16 @@ import pytest
 from PIL import Image
 
 from tests.conftest import SHARED_DATA
-from tests.serve_support import (SENTENCE, face_photo, fer_face, fuzz_cases, good_request, ravdess_clip, samples_of,
-                                 wav_bytes)
+from tests.serve_support import (
+  SENTENCE,
+  face_photo,
+  fer_face,
+  fuzz_cases,
+  good_request,
+  ravdess_clip,
+  samples_of,
+  wav_bytes,
+)
 
 httpx = pytest.importorskip("httpx", reason="the serve extra is not installed (pip install -e '.[serve]')")
 pytest.importorskip("fastapi", reason="the serve extra is not installed (pip install -e '.[serve]')")
@@ -52,28 +60,42 @@ def test_health_model_page_and_offline_docs(client):
   assert client.get("/swagger/swagger-ui-bundle.js").status_code == 200
   schema = client.get("/openapi.json").json()
   assert schema["openapi"] == "3.0.3" and "PredictRequest" in schema["components"]["schemas"]
-  assert set(schema["paths"]["/v1/predict"]["post"]["requestBody"]["content"]) == {"multipart/form-data",
-                                                                                   "application/json"}
+  assert set(schema["paths"]["/v1/predict"]["post"]["requestBody"]["content"]) == {
+    "multipart/form-data",
+    "application/json",
+  }
 
 
 def test_predict_answers_what_the_recognizers_say_multipart_or_json(client, live_server, inputs):
-  files = {"image": ("face.jpg", inputs["photo"], "image/jpeg"), "audio": ("clip.flac", inputs["flac"], "audio/flac"),
-           "text": (None, SENTENCE.encode())}
+  files = {
+    "image": ("face.jpg", inputs["photo"], "image/jpeg"),
+    "audio": ("clip.flac", inputs["flac"], "audio/flac"),
+    "text": (None, SENTENCE.encode()),
+  }
   result = client.post("/v1/predict", files=files).json()
   engine = live_server.engine
-  expected = {m: engine.by_modality[m].predict(**{k: v}).to_dict() for m, k, v in
-              (("face", "face", inputs["photo"]), ("speech", "audio", inputs["flac"]), ("text", "text", SENTENCE))}
+  expected = {
+    m: engine.by_modality[m].predict(**{k: v}).to_dict()
+    for m, k, v in (("face", "face", inputs["photo"]), ("speech", "audio", inputs["flac"]), ("text", "text", SENTENCE))
+  }
   assert result["faces"] == expected["face"]["faces"] and len(result["faces"]) == 1
   assert result["speech"] == expected["speech"]["speech"] and result["texts"] == expected["text"]["texts"]
   # Late fusion: the mean of the three Ekman-7 distributions, equal weights.
   mean = np.mean([list(expected[m]["fused"]["probabilities"].values()) for m in expected], axis=0)
   assert list(result["fused"]["probabilities"].values()) == pytest.approx(mean, abs=2e-6)
   assert result["fused"]["weights"] == {"face": 0.333333, "speech": 0.333333, "text": 0.333333}
-  as_json = client.post("/v1/predict", json={"image": base64.b64encode(inputs["photo"]).decode(),
-                                             "audio": base64.b64encode(inputs["flac"]).decode(), "text": SENTENCE})
+  as_json = client.post(
+    "/v1/predict",
+    json={
+      "image": base64.b64encode(inputs["photo"]).decode(),
+      "audio": base64.b64encode(inputs["flac"]).decode(),
+      "text": SENTENCE,
+    },
+  )
   assert as_json.json() == result
-  crop = client.post("/v1/predict", files={"image": ("f.jpg", inputs["face"].read_bytes(), "image/jpeg"),
-                                           "detect": (None, b"none")}).json()
+  crop = client.post(
+    "/v1/predict", files={"image": ("f.jpg", inputs["face"].read_bytes(), "image/jpeg"), "detect": (None, b"none")}
+  ).json()
   assert crop["faces"][0]["box"] == [0, 0, 48, 48]
 
 
@@ -124,8 +146,10 @@ def test_fuzz_list_gets_4xx_json_and_the_server_answers_next(client, inputs):
 
 def test_full_queue_answers_503_with_retry_after(live_server, inputs):
   from fastapi.testclient import TestClient
+
   from emojax.serve.app import create_app
   from emojax.serve.batching import MicroBatcher
+
   release = threading.Event()
 
   def held(items):
@@ -146,6 +170,7 @@ def test_full_queue_answers_503_with_retry_after(live_server, inputs):
 
 def test_webcam_stream_labels_each_frame_smoothed_over_time(live_server, inputs):
   from websockets.sync.client import connect
+
   url = live_server.url.replace("http", "ws") + "/v1/stream/face?smoothing=0.5"
   with connect(url) as socket:
     answers = []
@@ -170,27 +195,30 @@ def test_webcam_stream_labels_each_frame_smoothed_over_time(live_server, inputs)
 
 def test_microphone_stream_answers_each_hop_over_a_sliding_window(live_server, inputs):
   from websockets.sync.client import connect
+
   samples = samples_of(inputs["clip"])
   url = live_server.url.replace("http", "ws") + "/v1/stream/speech?sample_rate=16000"
   with connect(url) as socket:
     answers = []
     for start in range(0, len(samples) - 16000, 16000):
-      socket.send(samples[start:start + 16000].astype("<f4").tobytes())
+      socket.send(samples[start : start + 16000].astype("<f4").tobytes())
       answers.append(json.loads(socket.recv(timeout=60)))
   assert [a["window"]["end"] for a in answers] == [float(i + 1) for i in range(len(answers))]
   assert "too short" in answers[0]["error"] and all("speech" in a for a in answers[1:])  # 1 s, mostly silence
   assert answers[-1]["window"]["end"] - answers[-1]["window"]["start"] == 3.0
-  window = samples[int(answers[-1]["window"]["start"] * 16000):int(answers[-1]["window"]["end"] * 16000)]
+  window = samples[int(answers[-1]["window"]["start"] * 16000) : int(answers[-1]["window"]["end"] * 16000)]
   alone = live_server.engine.by_modality["speech"].predict(audio=window, sample_rate=16000).speech
   assert answers[-1]["speech"]["probabilities"] == pytest.approx(alone.probabilities, abs=1e-5)
 
 
 def test_demo_fusion_bundle_is_served_with_its_synthetic_inputs(fusion_bundle):
   from fastapi.testclient import TestClient
+
   from emojax.data import synthetic
   from emojax.inference import Recognizer
   from emojax.serve.app import create_app
   from emojax.serve.engine import Engine
+
   recognizer = Recognizer.load(fusion_bundle, batch_sizes=(1,))
   with TestClient(create_app(Engine([recognizer]))) as local:
     model = local.get("/v1/model").json()
@@ -198,19 +226,26 @@ def test_demo_fusion_bundle_is_served_with_its_synthetic_inputs(fusion_bundle):
     face = io.BytesIO()
     Image.fromarray(synthetic.draw_face(3, np.random.default_rng(0))).save(face, "PNG")
     frames = np.random.default_rng(1).standard_normal((20, 24)).round(3)
-    body = {"image": base64.b64encode(face.getvalue()).decode(), "detect": "none",
-            "audio_features": frames.tolist(), "token_ids": [9, 12, 30]}
+    body = {
+      "image": base64.b64encode(face.getvalue()).decode(),
+      "detect": "none",
+      "audio_features": frames.tolist(),
+      "token_ids": [9, 12, 30],
+    }
     fused = local.post("/v1/predict", json=body).json()["fused"]
-    expected = recognizer.predict(face=face.getvalue(), audio=frames.astype(np.float32), text=np.array([9, 12, 30]),
-                                  detect="none").fused
+    expected = recognizer.predict(
+      face=face.getvalue(), audio=frames.astype(np.float32), text=np.array([9, 12, 30]), detect="none"
+    ).fused
     assert fused["modalities"] == ["face", "speech", "text"] and fused["probabilities"] == pytest.approx(
-        expected.probabilities, abs=1e-5)
+      expected.probabilities, abs=1e-5
+    )
     answer = local.post("/v1/predict", json={"text": SENTENCE})
     assert answer.status_code == 422 and "token ids" in answer.json()["error"]
 
 
 def test_serve_command_is_registered_and_refuses_a_missing_model(tmp_path, capsys):
   from emojax import cli
+
   assert cli.SUBCOMMANDS["serve"][0] == "emojax.serve.cli:main"
   assert cli.dispatch(["emojax", "serve", "--model", str(tmp_path / "absent")]) == 2
   assert "No model at" in capsys.readouterr().err
@@ -221,6 +256,7 @@ def test_transcribe_gives_the_words_to_the_text_model(client, inputs):
   scores them, so the fused result hears the voice and the words."""
   pytest.importorskip("faster_whisper")
   from emojax import speech_to_text
+
   files = {"audio": ("clip.flac", inputs["flac"], "audio/flac"), "transcribe": (None, b"true")}
   result = client.post("/v1/predict", files=files).json()
   reference = speech_to_text.ravdess_reference(inputs["clip"].name)

@@ -19,8 +19,8 @@ CHROMIUM = os.environ.get("EMOJAX_CHROMIUM", "/usr/bin/chromium")
 FIGURES = Path(os.environ.get("EMOJAX_SCREENSHOTS") or tempfile.mkdtemp(prefix="emojax_screenshots_"))
 MISSING = [name for name in ("fer2013", "ravdess", "goemotions") if not (SHARED_DATA / name).is_dir()]
 pytestmark = [
-    pytest.mark.skipif(bool(MISSING), reason=f"real data missing under {SHARED_DATA}: {MISSING}"),
-    pytest.mark.skipif(not Path(CHROMIUM).is_file(), reason=f"no chromium at {CHROMIUM} (apt-get install chromium)"),
+  pytest.mark.skipif(bool(MISSING), reason=f"real data missing under {SHARED_DATA}: {MISSING}"),
+  pytest.mark.skipif(not Path(CHROMIUM).is_file(), reason=f"no chromium at {CHROMIUM} (apt-get install chromium)"),
 ]
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (the serve extra)")
 
@@ -31,27 +31,48 @@ def media(tmp_path_factory):
   folder = tmp_path_factory.mktemp("media")
   face = fer_face(SHARED_DATA)
   from PIL import Image
+
   frame = np.asarray(Image.open(io.BytesIO(face_photo(face, size=(640, 480)))).convert("L"))
   clip = ravdess_clip(SHARED_DATA)
   wav = folder / "microphone.wav"
   wav.write_bytes(wav_bytes(samples_of(clip, 48000), 48000))
-  return {"face": face, "clip": clip, "y4m": write_y4m(folder / "webcam.y4m", frame), "wav": wav,
-          "profile": folder / "profile"}
+  return {
+    "face": face,
+    "clip": clip,
+    "y4m": write_y4m(folder / "webcam.y4m", frame),
+    "wav": wav,
+    "profile": folder / "profile",
+  }
 
 
 @pytest.fixture(scope="module")
 def page(live_server, media):
   """One browser session; the route handler records every request and aborts any not to the server."""
-  flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-           "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
-           f"--use-file-for-fake-video-capture={media['y4m']}", f"--use-file-for-fake-audio-capture={media['wav']}",
-           "--autoplay-policy=no-user-gesture-required"]
+  flags = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+    f"--use-file-for-fake-video-capture={media['y4m']}",
+    f"--use-file-for-fake-audio-capture={media['wav']}",
+    "--autoplay-policy=no-user-gesture-required",
+  ]
   requests, sockets = [], []
   with sync_api.sync_playwright() as playwright:
     context = playwright.chromium.launch_persistent_context(
-        str(media["profile"]), executable_path=CHROMIUM, headless=True, args=flags,
-        viewport={"width": 1200, "height": 1000}, permissions=["camera", "microphone"])
+      str(media["profile"]),
+      executable_path=CHROMIUM,
+      headless=True,
+      args=flags,
+      viewport={"width": 1200, "height": 1000},
+      permissions=["camera", "microphone"],
+    )
 
     def route(request_route):
       requests.append(request_route.request.url)
@@ -108,8 +129,9 @@ def test_webcam_frames_get_labels_that_update(page):
   page.click("#webcam-start")
   page.wait_for_function("Number(document.querySelector('#webcam-stats').dataset.frames || 0) >= 5", timeout=60000)
   first = int(page.get_attribute("#webcam-stats", "data-frames"))
-  page.wait_for_function(f"Number(document.querySelector('#webcam-stats').dataset.frames) >= {first + 10}",
-                         timeout=60000)
+  page.wait_for_function(
+    f"Number(document.querySelector('#webcam-stats').dataset.frames) >= {first + 10}", timeout=60000
+  )
   assert page.inner_text("#face-results .result-label").startswith("Face 1: ")
   assert "frames/s" in page.inner_text("#webcam-stats")
   _shot(page, "webcam")
@@ -133,4 +155,3 @@ def test_api_docs_render_offline(page, live_server):
   _shot(page, "docs")
   assert all(url.startswith(live_server.url) for url in page.requests)
   assert page.sockets and all(url.startswith(live_server.url.replace("http", "ws")) for url in page.sockets)
-

@@ -25,8 +25,15 @@ class MLP(nn.Module):
 def _run_steps(mesh_config, strategy, devices, num_steps=2, model=None, **overrides):
   # SGD, not Adam: Adam divides by sqrt(v), which turns float-order noise in near-zero gradients
   # into lr-sized differences and would force a tolerance too loose to catch real bugs.
-  config = tiny_config(**{"sharding.strategy": strategy, "sharding.fsdp_min_size": 0,
-                          "optimizer.name": "sgd", "optimizer.learning_rate": 0.05, **overrides})
+  config = tiny_config(
+    **{
+      "sharding.strategy": strategy,
+      "sharding.fsdp_min_size": 0,
+      "optimizer.name": "sgd",
+      "optimizer.learning_rate": 0.05,
+      **overrides,
+    }
+  )
   config.mesh = ml_collections.ConfigDict(mesh_config)
   mesh = sharding.create_mesh(config.mesh, devices)
   model = model or get_model(config.model, 7)
@@ -51,9 +58,16 @@ def test_eight_devices_are_simulated():
   assert jax.device_count() == 8
 
 
-@pytest.mark.parametrize("mesh_config,strategy", [
-    ({"data": 8}, "replicate"), ({"fsdp": 8}, "fsdp"), ({"data": 2, "fsdp": 4}, "fsdp"),
-    ({"data": 4, "model": 2}, "replicate"), ({"data": 2, "fsdp": 2, "model": 2}, "fsdp")])
+@pytest.mark.parametrize(
+  "mesh_config,strategy",
+  [
+    ({"data": 8}, "replicate"),
+    ({"fsdp": 8}, "fsdp"),
+    ({"data": 2, "fsdp": 4}, "fsdp"),
+    ({"data": 4, "model": 2}, "replicate"),
+    ({"data": 2, "fsdp": 2, "model": 2}, "fsdp"),
+  ],
+)
 def test_sharded_step_matches_single_device(single_device, mesh_config, strategy):
   want_losses, want_state, _ = single_device
   losses, got_state, live_state = _run_steps(mesh_config, strategy, jax.devices())
@@ -68,8 +82,9 @@ def test_sharded_step_matches_single_device(single_device, mesh_config, strategy
 @pytest.mark.parametrize("accum", [2, 4])
 def test_gradient_accumulation_equals_one_big_batch(accum):
   want_losses, want_state, _ = _run_steps({"data": 8}, "replicate", jax.devices(), model=MLP())
-  losses, got_state, _ = _run_steps({"data": 8}, "replicate", jax.devices(), model=MLP(),
-                                    **{"train.grad_accum_steps": accum})
+  losses, got_state, _ = _run_steps(
+    {"data": 8}, "replicate", jax.devices(), model=MLP(), **{"train.grad_accum_steps": accum}
+  )
   np.testing.assert_allclose(losses, want_losses, rtol=1e-5)
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7), got_state, want_state)
 
@@ -92,8 +107,11 @@ def test_explicit_rules_take_precedence():
 
 
 def test_bad_accumulation_is_a_clear_error(tmp_path):
-  with pytest.raises(ValueError, match=r"batch_size=32 must be divisible by the data x fsdp mesh size \(8\) times "
-                                       r"config.train.grad_accum_steps \(8\)"):
+  with pytest.raises(
+    ValueError,
+    match=r"batch_size=32 must be divisible by the data x fsdp mesh size \(8\) times "
+    r"config.train.grad_accum_steps \(8\)",
+  ):
     train.train_and_evaluate(tiny_config(**{"train.grad_accum_steps": 8}), tmp_path)
   with pytest.raises(ValueError, match="grad_accum_steps=0 must be >= 1"):
     train.train_and_evaluate(tiny_config(**{"train.grad_accum_steps": 0}), tmp_path)

@@ -23,14 +23,17 @@ def test_ravdess_parser_reads_every_real_file_name(ravdess_root):
   assert speech.ravdess_emotion_from_filename("03-01-05-02-01-01-12.wav") == ("12", "angry")
 
 
-@pytest.mark.parametrize("name, part", [
+@pytest.mark.parametrize(
+  "name, part",
+  [
     ("03-01-09-01-01-01-01.wav", "emotion part '09' (part 3 of 7)"),
     ("01-01-05-01-01-01-01.wav", "modality part '01'"),
     ("03-02-05-01-01-01-01.wav", "vocal channel part '02'"),
     ("03-01-01-02-01-01-01.wav", "neutral (01) has no strong intensity"),
     ("03-01-05-01-01-01-30.wav", "actor part '30'"),
     ("03-01-05-01-01.wav", "expected 7 two-digit parts"),
-])
+  ],
+)
 def test_ravdess_parser_names_the_wrong_part(name, part):
   with pytest.raises(speech.BadFileName, match=part.replace("(", r"\(").replace(")", r"\)")):
     speech.ravdess_emotion_from_filename(name)
@@ -125,6 +128,7 @@ def _write(path, wave, rate, channels=1):
 def test_tess_and_crema_d_readers_resample_any_rate_and_channels(ravdess_root, tmp_path):
   """Real speech rewritten under TESS / CREMA-D names at 44.1 kHz stereo comes out 16 kHz mono."""
   import librosa
+
   sources = sorted((ravdess_root / "Actor_01").glob("*.flac"))[:4]
   waves = [librosa.resample(soundfile.read(f, dtype="float32")[0], orig_sr=16000, target_sr=44100) for f in sources]
   tess, crema = tmp_path / "tess", tmp_path / "crema"
@@ -138,8 +142,9 @@ def test_tess_and_crema_d_readers_resample_any_rate_and_channels(ravdess_root, t
   data = load_split(config.data, "train")
   assert list(data.arrays["id"]) == ["OAF_word0_angry", "OAF_word1_ps"]
   assert [data.class_names[i] for i in data.arrays["label"]] == ["angry", "pleasant_surprise"]
-  config = speech_config(crema, tmp_path / "cache", "data=crema_d,labels=ekman7",
-                         **{"data.validation_speakers": ("1002",)})
+  config = speech_config(
+    crema, tmp_path / "cache", "data=crema_d,labels=ekman7", **{"data.validation_speakers": ("1002",)}
+  )
   data = load_split(config.data, "train")
   assert [data.class_names[i] for i in data.arrays["label"]] == ["anger", "happiness"]
   assert len(data.skipped) == 1 and "emotion part 'XYZ'" in data.skipped[0]
@@ -153,12 +158,12 @@ def test_unusable_audio_is_skipped_counted_and_named(small_ravdess, tmp_path, ca
   shutil.copytree(small_ravdess / "Actor_01", root / "Actor_01")
   shutil.copytree(small_ravdess / "Actor_03", root / "Actor_03")
   folder, rate = root / "Actor_01", 16000
-  _write(folder / "03-01-02-01-01-02-01.wav", np.zeros(rate, np.float32), rate)                       # silent
+  _write(folder / "03-01-02-01-01-02-01.wav", np.zeros(rate, np.float32), rate)  # silent
   _write(folder / "03-01-03-01-01-02-01.wav", 0.5 * np.sin(np.arange(800) / 5).astype(np.float32), rate)  # 0.05 s
-  (folder / "03-01-04-01-01-02-01.wav").write_bytes(b"RIFF....WAVEfmt garbage")                    # unreadable
-  (folder / "03-01-05-01-01-02-01.wav").write_bytes(b"")                                            # empty
+  (folder / "03-01-04-01-01-02-01.wav").write_bytes(b"RIFF....WAVEfmt garbage")  # unreadable
+  (folder / "03-01-05-01-01-02-01.wav").write_bytes(b"")  # empty
   _write(folder / "03-01-06-01-01-02-01.wav", np.sign(np.sin(np.arange(rate) / 3)).astype(np.float32), rate)  # clipped
-  (folder / "notes-about-actor-1.wav").write_bytes(b"")                                             # bad name
+  (folder / "notes-about-actor-1.wav").write_bytes(b"")  # bad name
   config = speech_config(root, tmp_path / "cache")
   data = load_split(config.data, "train")
   assert len(data) == 15 and len(data.skipped) == 6
@@ -180,6 +185,7 @@ def test_missing_corpus_folder_says_what_to_do(tmp_path):
 # --- features and their cache ------------------------------------------------------------------
 def _config(**features_overrides):
   from configs.speech import get_config
+
   config = get_config().data
   for key, value in features_overrides.items():
     config.features[key] = value
@@ -189,8 +195,13 @@ def _config(**features_overrides):
 def test_feature_shapes_follow_the_config(ravdess_root):
   wave = audio.prepare_clip(audio.read_audio(next(ravdess_root.glob("Actor_02/*.flac")), 16000), _config().audio)
   frames = features.num_frames(len(wave), 160)
-  for overrides, dim in [({}, 64), ({"kind": "mfcc"}, 120), ({"kind": "mfcc", "deltas": False}, 40),
-                         ({"prosody": True}, 68), ({"prosody": True, "pitch_method": "pyin"}, 68)]:
+  for overrides, dim in [
+    ({}, 64),
+    ({"kind": "mfcc"}, 120),
+    ({"kind": "mfcc", "deltas": False}, 40),
+    ({"prosody": True}, 68),
+    ({"prosody": True, "pitch_method": "pyin"}, 68),
+  ]:
     config = _config(**overrides)
     out = features.frame_features(wave, 16000, config.features)
     assert out.shape == (frames, dim) == (frames, features.feature_dim(config.features)), overrides
@@ -229,6 +240,7 @@ def test_cache_survives_interruption_and_damage(ravdess_root, tmp_path, monkeypa
   def killed_mid_write(f, **arrays):
     f.write(b"PK\x03\x04 half an entry")
     raise KeyboardInterrupt
+
   monkeypatch.setattr(np, "savez", killed_mid_write)
   with pytest.raises(KeyboardInterrupt):
     features.extract(file, config, cache)
@@ -236,7 +248,7 @@ def test_cache_survives_interruption_and_damage(ravdess_root, tmp_path, monkeypa
   assert not list(tmp_path.rglob("*.npz")) and not list(tmp_path.rglob("*.tmp"))  # nothing half-written stays
 
   good = features.extract(file, config, cache)
-  entry, = tmp_path.rglob("*.npz")
+  (entry,) = tmp_path.rglob("*.npz")
   entry.write_bytes(entry.read_bytes()[:100])  # damaged from outside: detected and recomputed
   again = features.extract(file, config, features.FeatureCache(tmp_path, config))
   np.testing.assert_array_equal(good["features"], again["features"])
@@ -246,8 +258,10 @@ def test_cache_survives_interruption_and_damage(ravdess_root, tmp_path, monkeypa
 @pytest.fixture(scope="module")
 def speech_wave(ravdess_root):
   from configs.speech import get_config
-  return audio.prepare_clip(audio.read_audio(next(ravdess_root.glob("Actor_06/*-03-02-*.flac")), 16000),
-                            get_config().data.audio)
+
+  return audio.prepare_clip(
+    audio.read_audio(next(ravdess_root.glob("Actor_06/*-03-02-*.flac")), 16000), get_config().data.audio
+  )
 
 
 def test_waveform_augmentations_keep_their_invariants(speech_wave):
@@ -270,7 +284,7 @@ def test_spec_augment_masks_only_real_frames_and_spectral_dims():
   config = ml_collections.ConfigDict(dict(time_masks=2, time_mask_frames=20, freq_masks=2, freq_mask_bins=10))
   out = augment.spec_augment(features_in, 80, np.random.default_rng(3), config, spectral_dims=64)
   np.testing.assert_array_equal(out[:, 64:], features_in[:, 64:])  # prosody untouched
-  np.testing.assert_array_equal(out[80:], 0.0)                      # padding untouched
+  np.testing.assert_array_equal(out[80:], 0.0)  # padding untouched
   assert (out != features_in).any()
 
 
@@ -311,9 +325,11 @@ def _count_cache_writes(monkeypatch) -> list:
   calls would also count the re-featurisation of grain threads that an earlier test's iterator left running.)"""
   calls = []
   original = features.FeatureCache.put
+
   def counted(self, content, arrays, variant=b""):
     calls.append(variant)
     return original(self, content, arrays, variant)
+
   monkeypatch.setattr(features.FeatureCache, "put", counted)
   return calls
 
@@ -344,8 +360,12 @@ def test_feature_copies_are_prepared_once_cached_and_train_only(copies_corpus, t
     np.testing.assert_array_equal(again.arrays[key], train.arrays[key])
   # Deterministic without the cache too (copies are seeded by file content and index, not by thread or order),
   # and raising K keeps copies 0..1, computing only copy 2.
-  fresh = load_split(_copies_config(copies_corpus, tmp_path / "other", **{"data.augment.feature_copies": 2,
-                                                                            "data.feature_threads": 2}).data, "train")
+  fresh = load_split(
+    _copies_config(
+      copies_corpus, tmp_path / "other", **{"data.augment.feature_copies": 2, "data.feature_threads": 2}
+    ).data,
+    "train",
+  )
   np.testing.assert_array_equal(fresh.arrays["augmented_features"], train.arrays["augmented_features"])
   calls.clear()
   config.data.augment.feature_copies = 3
@@ -368,8 +388,9 @@ def test_feature_copies_zero_or_unused_change_nothing(copies_corpus, tmp_path, c
   del config.data.augment["feature_copies"]  # a config.json written before the field existed
   older = load_split(config.data, "train")
   assert default.model_inputs == older.model_inputs == ("features", "num_frames", "label")
-  assert set(default.arrays) == set(older.arrays) == {"features", "num_frames", "length", "label", "speaker", "id",
-                                                      "audio"}
+  assert (
+    set(default.arrays) == set(older.arrays) == {"features", "num_frames", "length", "label", "speaker", "id", "audio"}
+  )
   for key in default.arrays:
     np.testing.assert_array_equal(default.arrays[key], older.arrays[key])
   off = _copies_config(copies_corpus, tmp_path, **{"data.augment.feature_copies": 2, "data.augment.probability": 0.0})
@@ -386,8 +407,9 @@ def test_feature_copies_config_errors(copies_corpus, tmp_path):
     config.data.augment = ml_collections.ConfigDict({**config.data.augment.to_dict(), "feature_copies": bad})
     with pytest.raises(ValueError, match="feature_copies=.* must be an integer >= 0"):
       load_split(config.data, "validation")
-  no_transform = ml_collections.ConfigDict(dict(probability=0.5, pitch_shift_semitones=0.0, time_stretch=0.0,
-                                                add_noise=False, gain_db=0.0))
+  no_transform = ml_collections.ConfigDict(
+    dict(probability=0.5, pitch_shift_semitones=0.0, time_stretch=0.0, add_noise=False, gain_db=0.0)
+  )
   with pytest.raises(ValueError, match="no waveform transform to make copies with"):
     augment.augmented_copy(np.ones(8000, np.float32), 16000, np.random.default_rng(0), no_transform)
 
@@ -395,9 +417,13 @@ def test_feature_copies_config_errors(copies_corpus, tmp_path):
 def _marked_copies(rows: int, count: int = 3, frames: int = 20, dim: int = 4) -> dict:
   """Clean features all 0 with 10 frames; copy k all k + 1 with 11 + k frames, so a row shows what it got."""
   copies = np.broadcast_to(np.arange(1, count + 1, dtype=np.float32)[None, :, None, None], (rows, count, frames, dim))
-  return {"features": np.zeros((rows, frames, dim), np.float32), "num_frames": np.full(rows, 10, np.int32),
-          "augmented_features": np.ascontiguousarray(copies), "label": np.zeros(rows, np.int32),
-          "augmented_num_frames": np.broadcast_to(np.arange(11, 11 + count, dtype=np.int32), (rows, count)).copy()}
+  return {
+    "features": np.zeros((rows, frames, dim), np.float32),
+    "num_frames": np.full(rows, 10, np.int32),
+    "augmented_features": np.ascontiguousarray(copies),
+    "label": np.zeros(rows, np.int32),
+    "augmented_num_frames": np.broadcast_to(np.arange(11, 11 + count, dtype=np.int32), (rows, count)).copy(),
+  }
 
 
 def _check_picks(features_out, frames_out, rate, count=3):
@@ -411,13 +437,17 @@ def _check_picks(features_out, frames_out, rate, count=3):
 
 def test_picking_copies_numpy_and_jnp_at_the_configured_rate(tmp_path):
   import jax
-  config = _copies_config(tmp_path, tmp_path, **{"data.augment.probability": 0.3, "data.augment.time_masks": 0,
-                                                 "data.augment.freq_masks": 0})
+
+  config = _copies_config(
+    tmp_path, tmp_path, **{"data.augment.probability": 0.3, "data.augment.time_masks": 0, "data.augment.freq_masks": 0}
+  )
   rate = augment.waveform_change_probability(config.data.augment)
-  assert rate == pytest.approx(1 - 0.7 ** 4)  # four transforms on: a copy is used as often as today's path augments
+  assert rate == pytest.approx(1 - 0.7**4)  # four transforms on: a copy is used as often as today's path augments
   batch = _marked_copies(2000)
-  examples = [features.augment_speech({k: v[i] for k, v in batch.items()}, np.random.default_rng(i), config.data)
-              for i in range(2000)]
+  examples = [
+    features.augment_speech({k: v[i] for k, v in batch.items()}, np.random.default_rng(i), config.data)
+    for i in range(2000)
+  ]
   assert all(e["features"].shape == (20, 4) and e["num_frames"].dtype == np.int32 for e in examples)
   _check_picks(np.stack([e["features"] for e in examples]), np.stack([e["num_frames"] for e in examples]), rate)
 

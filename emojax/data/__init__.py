@@ -25,31 +25,39 @@ def read_split(config: ml_collections.ConfigDict, split: str) -> Dataset:
   size = config.get("num_train_examples" if split == "train" else "num_eval_examples")  # the synthetic sets' sizes
   if name == "fer2013":
     from emojax.data import fer2013, landmarks
+
     data = fer2013.load(config.root, split, mark_train_duplicates=split != "train")
     return landmarks.attach(data, config, "fer2013", split) if config.get("landmark_cache") else data
   if name == "synthetic":
     from emojax.data import synthetic
+
     return synthetic.load(split, size, seed=config.seed)
   if name == "synthetic_clips":
     from emojax.data import synthetic
+
     return synthetic.load_clips(split, size, seed=config.seed, length=config.clip_length)
   if name == "clips":
     from emojax.data import clips
+
     return clips.load(config, split)
   if name in SPEECH_CORPORA:
     from emojax.data import speech
+
     return speech.load(config, split)
   if name == "goemotions":
     from emojax.data import goemotions
+
     return goemotions.load_tokenized(config, split)
   if name == "labelled_text":
     from emojax.data import labelled_text
+
     return labelled_text.load(config, split)
   if name.removeprefix("multimodal_") in ALIGNED_SETS:  # truly aligned sets: one moment in every modality
     reader = _aligned_reader(name)
     return reader.load(config, split) if name.startswith("multimodal_") else reader.load_modality(config, split)
   if name.startswith("multimodal"):  # label-matched fusion tuples
     from emojax.data import multimodal
+
     if name == "multimodal":
       return multimodal.load(config, split)
     if name == "multimodal_synthetic":
@@ -58,18 +66,22 @@ def read_split(config: ml_collections.ConfigDict, split: str) -> Dataset:
       return multimodal.load_inputs(config, split, read=load_split)
     if name == "multimodal_synthetic_inputs":
       return multimodal.synthetic_inputs(split, size, seed=config.seed)
-  raise ValueError(f"config.data.name={name!r} is not a known dataset; use 'fer2013', 'synthetic', "
-                   "'clips', 'synthetic_clips', 'ravdess', 'tess', 'crema_d', 'goemotions', 'multimodal', "
-                   "'multimodal_synthetic', 'multimodal_inputs', 'multimodal_synthetic_inputs', 'labelled_text', "
-                   "'ravdess_av', 'mosi', 'multimodal_ravdess_av' or 'multimodal_mosi'.")
+  raise ValueError(
+    f"config.data.name={name!r} is not a known dataset; use 'fer2013', 'synthetic', "
+    "'clips', 'synthetic_clips', 'ravdess', 'tess', 'crema_d', 'goemotions', 'multimodal', "
+    "'multimodal_synthetic', 'multimodal_inputs', 'multimodal_synthetic_inputs', 'labelled_text', "
+    "'ravdess_av', 'mosi', 'multimodal_ravdess_av' or 'multimodal_mosi'."
+  )
 
 
 def _aligned_reader(name: str):
   """The reader module of an aligned set (`ravdess_av`, `mosi`), alone or with the prefix `multimodal_`."""
   if name.removeprefix("multimodal_") == "ravdess_av":
     from emojax.data import ravdess_av
+
     return ravdess_av
   from emojax.data import mosi
+
   return mosi
 
 
@@ -79,14 +91,19 @@ def label_space_of(data_config) -> labels_lib.LabelSpace:
   name = data_config.name
   if name == "goemotions":
     from emojax.data.goemotions import SENTIMENTS, LabelSpaces
+
     spaces = LabelSpaces(data_config.root)
     names = spaces.names(data_config.label_space)
-    matrix = {"goemotions28": spaces.groupings["ekman"], "ekman": np.eye(len(labels_lib.EKMAN7)),
-              "sentiment": None}[data_config.label_space]
+    matrix = {"goemotions28": spaces.groupings["ekman"], "ekman": np.eye(len(labels_lib.EKMAN7)), "sentiment": None}[
+      data_config.label_space
+    ]
     return labels_lib.LabelSpace(names, True, None if matrix is None else np.asarray(matrix, np.float64), SENTIMENTS)
   if name in SPEECH_CORPORA:
     from emojax.data import speech
+
     return labels_lib.single_label_space(speech.class_names(data_config))
   if name.removeprefix("multimodal_") in ("ravdess_av", "mosi"):  # truly aligned sets keep their own classes
     return labels_lib.single_label_space(_aligned_reader(name).class_names(data_config))
-  return labels_lib.single_label_space(labels_lib.EKMAN7)  # faces, clips, labelled text and fusion tuples are read into Ekman-7
+  return labels_lib.single_label_space(
+    labels_lib.EKMAN7
+  )  # faces, clips, labelled text and fusion tuples are read into Ekman-7

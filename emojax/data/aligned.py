@@ -39,7 +39,6 @@ from emojax.data.multimodal import TupleDataset
 from emojax.models.context_graph import CONTEXT_SOURCE
 
 
-
 def check_modalities(modalities, known: tuple[str, ...], set_name: str) -> tuple[str, ...]:
   modalities = tuple(modalities)
   unknown = [m for m in modalities if m not in known]
@@ -53,12 +52,16 @@ def split_rows(groups: np.ndarray, split: str, validation_groups, set_name: str,
   if split == "all":
     return np.ones(len(groups), bool)
   if split not in ("train", "validation"):
-    raise ValueError(f"Unknown split {split!r} for {set_name}: it has 'train' and 'validation' (held-out "
-                     f"{group_kind}s carved from the released training data) and 'all'; its test part is not read.")
+    raise ValueError(
+      f"Unknown split {split!r} for {set_name}: it has 'train' and 'validation' (held-out "
+      f"{group_kind}s carved from the released training data) and 'all'; its test part is not read."
+    )
   held_out = np.isin(np.asarray(groups).astype(str), sorted(str(g) for g in validation_groups))
   if held_out.all() or not held_out.any():
-    raise ValueError(f"The validation {group_kind}s {sorted(validation_groups)} leave the "
-                     f"{'train' if held_out.all() else 'validation'} split of {set_name} empty.")
+    raise ValueError(
+      f"The validation {group_kind}s {sorted(validation_groups)} leave the "
+      f"{'train' if held_out.all() else 'validation'} split of {set_name} empty."
+    )
   return held_out if split == "validation" else ~held_out
 
 
@@ -67,8 +70,10 @@ def vector_statistics(features: np.ndarray) -> dict:
   column gets std 1, so it standardises to 0 instead of dividing by zero."""
   features = np.asarray(features, np.float64)
   std = features.std(0)
-  return {"input_mean": tuple(float(v) for v in features.mean(0)),
-          "input_std": tuple(float(v) if v > 1e-8 else 1.0 for v in std)}
+  return {
+    "input_mean": tuple(float(v) for v in features.mean(0)),
+    "input_std": tuple(float(v) if v > 1e-8 else 1.0 for v in std),
+  }
 
 
 def export_source(run: str, split: str, class_names, modality: str) -> Dataset:
@@ -76,25 +81,43 @@ def export_source(run: str, split: str, class_names, modality: str) -> Dataset:
   as a Dataset of `embedding`, `logits`, `label` and `id`, its classes checked against the set's."""
   path = Path(os.path.expanduser(run)) / "export" / f"{split}.npz"
   if not path.is_file():
-    raise FileNotFoundError(f"No {path} for modality {modality!r}: train that encoder run and export it "
-                            f"(python -m emojax.main --config <its config> --workdir {run} --mode=export), or leave "
-                            f"config.data.exports.{modality} empty to read the modality's raw inputs.")
+    raise FileNotFoundError(
+      f"No {path} for modality {modality!r}: train that encoder run and export it "
+      f"(python -m emojax.main --config <its config> --workdir {run} --mode=export), or leave "
+      f"config.data.exports.{modality} empty to read the modality's raw inputs."
+    )
   with np.load(path, allow_pickle=False) as export:
     export = dict(export)
   names = tuple(str(n) for n in export["class_names"])
   if names != tuple(class_names):
-    raise ValueError(f"{path} predicts {names}, but this set's classes are {tuple(class_names)}: train the "
-                     f"{modality} encoder in the same label space (e.g. labels=ekman7 for both).")
+    raise ValueError(
+      f"{path} predicts {names}, but this set's classes are {tuple(class_names)}: train the "
+      f"{modality} encoder in the same label space (e.g. labels=ekman7 for both)."
+    )
   if "label" not in export:
     raise ValueError(f"{path} has no single-label `label` column; aligned fusion reads single-label encoder runs.")
-  return Dataset({"embedding": export["embedding"].astype(np.float32), "logits": export["logits"].astype(np.float32),
-                  "label": export["label"].astype(np.int32), "id": export["id"].astype(str)},
-                 class_names=names, model_inputs=("embedding", "logits"))
+  return Dataset(
+    {
+      "embedding": export["embedding"].astype(np.float32),
+      "logits": export["logits"].astype(np.float32),
+      "label": export["label"].astype(np.int32),
+      "id": export["id"].astype(str),
+    },
+    class_names=names,
+    model_inputs=("embedding", "logits"),
+  )
 
 
-def join(sources: Mapping[str, Dataset], class_names, split: str, set_name: str, groups: Mapping[str, str],
-         extra: Mapping[str, Mapping[str, object]] | None = None, encoder_kwargs: Mapping | None = None,
-         skipped: list[str] | None = None) -> TupleDataset:
+def join(
+  sources: Mapping[str, Dataset],
+  class_names,
+  split: str,
+  set_name: str,
+  groups: Mapping[str, str],
+  extra: Mapping[str, Mapping[str, object]] | None = None,
+  encoder_kwargs: Mapping | None = None,
+  skipped: list[str] | None = None,
+) -> TupleDataset:
   """The fusion examples of one split from per-modality Datasets that name their moments by `id`.
 
   One example per id that any source has, in the order the sources first list them; `{m}_row` is the id's row in
@@ -126,18 +149,25 @@ def join(sources: Mapping[str, Dataset], class_names, split: str, set_name: str,
     raise ValueError(f"No {set_name} {split} examples: none of {modalities} has a row in this split.")
   index = {m: np.array([rows[m].get(key, -1) for key in kept], np.int64) for m in modalities}
   missing = {m: int((index[m] < 0).sum()) for m in modalities}
-  arrays = {"label": np.array(labels, np.int32),
-            "present": np.stack([index[m] >= 0 for m in modalities], 1).astype(np.float32),
-            "id": np.array(kept), "group": np.array([groups[key] for key in kept]),
-            **{f"{m}_row": index[m] for m in modalities}}
+  arrays = {
+    "label": np.array(labels, np.int32),
+    "present": np.stack([index[m] >= 0 for m in modalities], 1).astype(np.float32),
+    "id": np.array(kept),
+    "group": np.array([groups[key] for key in kept]),
+    **{f"{m}_row": index[m] for m in modalities},
+  }
   for column, values in (extra or {}).items():
     arrays[column] = np.array([values[key] for key in kept])
   report_skipped(skipped, f"{set_name} {split} rows")
-  logging.info("%s %s: %d examples; missing %s (each keeps the modalities it has)", set_name, split, len(kept),
-               ", ".join(f"{m} {n}" for m, n in missing.items()) or "nothing")
+  logging.info(
+    "%s %s: %d examples; missing %s (each keeps the modalities it has)",
+    set_name,
+    split,
+    len(kept),
+    ", ".join(f"{m} {n}" for m, n in missing.items()) or "nothing",
+  )
   metadata = {"missing": missing, "model_kwargs": {"encoder_kwargs": dict(encoder_kwargs or {})}}
-  return TupleDataset(arrays, class_names=tuple(class_names), sources=dict(sources), skipped=skipped,
-                      metadata=metadata)
+  return TupleDataset(arrays, class_names=tuple(class_names), sources=dict(sources), skipped=skipped, metadata=metadata)
 
 
 def utterance_context(data: TupleDataset, max_utterances: int = 0) -> TupleDataset:
@@ -158,7 +188,7 @@ def utterance_context(data: TupleDataset, max_utterances: int = 0) -> TupleDatas
     members = np.flatnonzero(groups == group)
     members = members[np.argsort(positions[members], kind="stable")]
     step = max_utterances if max_utterances > 0 else len(members)
-    pieces += [members[i:i + step] for i in range(0, len(members), step)]
+    pieces += [members[i : i + step] for i in range(0, len(members), step)]
   slots = max(len(p) for p in pieces)
   piece_of, slot_of = np.zeros(len(data), np.int64), np.zeros(len(data), np.int32)
   for p, members in enumerate(pieces):
@@ -176,14 +206,20 @@ def utterance_context(data: TupleDataset, max_utterances: int = 0) -> TupleDatas
       arrays[key] = stacked
     arrays["present"] = np.zeros((len(pieces), slots), np.float32)
     for p, members in enumerate(pieces):
-      arrays["present"][p, :len(members)] = rows[members] >= 0
+      arrays["present"][p, : len(members)] = rows[members] >= 0
     sources[m] = Dataset(arrays, class_names=data.class_names, model_inputs=tuple(arrays))
   if CONTEXT_SOURCE in sources:
     raise ValueError(f"A modality may not be named {CONTEXT_SOURCE!r}: the context dataset uses that name.")
   sources[CONTEXT_SOURCE] = Dataset({"position": slot_of}, class_names=data.class_names, model_inputs=("position",))
   arrays = {k: v for k, v in data.arrays.items() if not k.endswith("_row")}
-  arrays["present"] = np.stack([sources[m].arrays["present"].any(1)[piece_of] for m in data.sources], 1
-                               ).astype(np.float32)
+  arrays["present"] = np.stack([sources[m].arrays["present"].any(1)[piece_of] for m in data.sources], 1).astype(
+    np.float32
+  )
   arrays.update({f"{m}_row": piece_of for m in data.sources}, **{f"{CONTEXT_SOURCE}_row": np.arange(len(data))})
-  return TupleDataset(arrays, class_names=data.class_names, sources=sources, skipped=data.skipped,
-                      metadata={**data.metadata, "context_slots": slots})
+  return TupleDataset(
+    arrays,
+    class_names=data.class_names,
+    sources=sources,
+    skipped=data.skipped,
+    metadata={**data.metadata, "context_slots": slots},
+  )

@@ -64,7 +64,7 @@ def prepare_clip(wave: np.ndarray, config: ml_collections.ConfigDict) -> np.ndar
   max_samples = max_clip_samples(config)
   if len(wave) > max_samples:  # keep the middle: onsets and releases are the least informative
     start = (len(wave) - max_samples) // 2
-    wave = wave[start:start + max_samples]
+    wave = wave[start : start + max_samples]
   return np.ascontiguousarray(wave, dtype=np.float32)
 
 
@@ -77,18 +77,23 @@ def trimmed_speech(wave: np.ndarray, config: ml_collections.ConfigDict) -> np.nd
     raise BadAudio(f"silent (peak amplitude {peak:.2e} < config.data.audio.silence_peak={config.silence_peak})")
   clipped = float(np.mean(np.abs(wave) >= 0.999 * max(peak, 1e-9))) if peak >= 0.999 else 0.0
   if clipped > config.max_clipped_fraction:
-    raise BadAudio(f"clipped: {clipped:.0%} of samples sit at full scale "
-                   f"(> config.data.audio.max_clipped_fraction={config.max_clipped_fraction})")
+    raise BadAudio(
+      f"clipped: {clipped:.0%} of samples sit at full scale "
+      f"(> config.data.audio.max_clipped_fraction={config.max_clipped_fraction})"
+    )
   if config.trim_top_db > 0:
     wave, _ = librosa.effects.trim(wave, top_db=config.trim_top_db, frame_length=512, hop_length=128)
   if len(wave) < config.min_seconds * rate:
-    raise BadAudio(f"too short: {len(wave) / rate:.2f} s of sound after trimming silence "
-                   f"(< config.data.audio.min_seconds={config.min_seconds})")
+    raise BadAudio(
+      f"too short: {len(wave) / rate:.2f} s of sound after trimming silence "
+      f"(< config.data.audio.min_seconds={config.min_seconds})"
+    )
   return np.ascontiguousarray(wave, dtype=np.float32)
 
 
-def sliding_windows(wave: np.ndarray, config: ml_collections.ConfigDict, hop_seconds: float,
-                    long_seconds: float) -> list[tuple[int, int]]:
+def sliding_windows(
+  wave: np.ndarray, config: ml_collections.ConfigDict, hop_seconds: float, long_seconds: float
+) -> list[tuple[int, int]]:
   """(start, end) sample ranges to score a trimmed recording by. Up to `long_seconds`, one: the clip the readers
   keep (`prepare_clip`'s centre crop of at most `max_seconds`), so a recording of a corpus's length is scored as
   its validation split was. A longer recording is cut into windows of `max_seconds` every `hop_seconds`, the last
@@ -112,13 +117,15 @@ def max_clip_samples(config: ml_collections.ConfigDict) -> int:
 
 def validate(config: ml_collections.ConfigDict) -> None:
   checks = {
-      "sample_rate": config.sample_rate >= 4000,
-      "min_seconds": 0 < config.min_seconds <= config.max_seconds,
-      "max_seconds": config.max_seconds > 0,
-      "trim_top_db": config.trim_top_db >= 0,
-      "max_clipped_fraction": 0 < config.max_clipped_fraction <= 1,
+    "sample_rate": config.sample_rate >= 4000,
+    "min_seconds": 0 < config.min_seconds <= config.max_seconds,
+    "max_seconds": config.max_seconds > 0,
+    "trim_top_db": config.trim_top_db >= 0,
+    "max_clipped_fraction": 0 < config.max_clipped_fraction <= 1,
   }
   for field, ok in checks.items():
     if not ok:
-      raise ValueError(f"config.data.audio.{field}={config[field]} is out of range (sample_rate >= 4000, "
-                       "0 < min_seconds <= max_seconds, trim_top_db >= 0, 0 < max_clipped_fraction <= 1).")
+      raise ValueError(
+        f"config.data.audio.{field}={config[field]} is out of range (sample_rate >= 4000, "
+        "0 < min_seconds <= max_seconds, trim_top_db >= 0, 0 < max_clipped_fraction <= 1)."
+      )

@@ -12,17 +12,19 @@ from scipy import ndimage
 
 def validate(config: ml_collections.ConfigDict) -> None:
   checks = {
-      "crop_padding": config.crop_padding >= 0,
-      "rotation_degrees": 0 <= config.rotation_degrees <= 180,
-      "contrast": 0 <= config.contrast < 1,
-      "brightness": 0 <= config.brightness < 1,
-      "random_erasing": 0 <= config.get("random_erasing", 0.0) <= 1,
+    "crop_padding": config.crop_padding >= 0,
+    "rotation_degrees": 0 <= config.rotation_degrees <= 180,
+    "contrast": 0 <= config.contrast < 1,
+    "brightness": 0 <= config.brightness < 1,
+    "random_erasing": 0 <= config.get("random_erasing", 0.0) <= 1,
   }
   for field, ok in checks.items():
     if not ok:
-      raise ValueError(f"config.data.augment.{field}={config[field]} is out of range "
-                       "(crop_padding >= 0, rotation_degrees in [0, 180], contrast and brightness in [0, 1), "
-                       "random_erasing in [0, 1]).")
+      raise ValueError(
+        f"config.data.augment.{field}={config[field]} is out of range "
+        "(crop_padding >= 0, rotation_degrees in [0, 180], contrast and brightness in [0, 1), "
+        "random_erasing in [0, 1])."
+      )
 
 
 def augment_image(image: np.ndarray, rng: np.random.Generator, config: ml_collections.ConfigDict) -> np.ndarray:
@@ -42,10 +44,13 @@ def augment_image_and_points(image: np.ndarray, points, rng: np.random.Generator
   shift = rng.integers(-config.crop_padding, config.crop_padding + 1, size=2)
   if angle or flip < 0 or shift.any():
     matrix, offset = warp_matrix_and_offset(angle, flip, shift, height, width)
-    image = np.stack([
+    image = np.stack(
+      [
         ndimage.affine_transform(image[..., c], matrix, offset=offset, order=1, mode="nearest")
         for c in range(image.shape[-1])
-    ], axis=-1)
+      ],
+      axis=-1,
+    )
     if points is not None:
       points = move_points(points, matrix, offset, height, width).astype(np.float32)
   if config.contrast:
@@ -96,7 +101,7 @@ def random_erase(image: np.ndarray, rng: np.random.Generator, area=(0.02, 0.33),
     if 0 < h < height and 0 < w < width:
       top, left = rng.integers(0, height - h + 1), rng.integers(0, width - w + 1)
       image = image.copy()
-      image[top:top + h, left:left + w] = rng.random((h, w) + image.shape[2:])
+      image[top : top + h, left : left + w] = rng.random((h, w) + image.shape[2:])
       return image
   return image
 
@@ -107,29 +112,33 @@ def random_erase(image: np.ndarray, rng: np.random.Generator, area=(0.02, 0.33),
 # ----------------------------------------------------------------------------------------------
 def validate_speech(config: ml_collections.ConfigDict) -> None:
   checks = {
-      "probability": 0 <= config.probability <= 1,
-      "pitch_shift_semitones": 0 <= config.pitch_shift_semitones <= 12,
-      "time_stretch": 0 <= config.time_stretch < 1,
-      "snr_db_high": config.snr_db_low <= config.snr_db_high,
-      "gain_db": config.gain_db >= 0,
-      **{field: config[field] >= 0 for field in ("time_masks", "time_mask_frames", "freq_masks", "freq_mask_bins")},
+    "probability": 0 <= config.probability <= 1,
+    "pitch_shift_semitones": 0 <= config.pitch_shift_semitones <= 12,
+    "time_stretch": 0 <= config.time_stretch < 1,
+    "snr_db_high": config.snr_db_low <= config.snr_db_high,
+    "gain_db": config.gain_db >= 0,
+    **{field: config[field] >= 0 for field in ("time_masks", "time_mask_frames", "freq_masks", "freq_mask_bins")},
   }
   for field, ok in checks.items():
     if not ok:
-      raise ValueError(f"config.data.augment.{field}={config[field]} is out of range (probability in [0, 1], "
-                       "pitch_shift_semitones in [0, 12], time_stretch in [0, 1), snr_db_low <= snr_db_high, "
-                       "gain_db, mask counts and widths >= 0).")
+      raise ValueError(
+        f"config.data.augment.{field}={config[field]} is out of range (probability in [0, 1], "
+        "pitch_shift_semitones in [0, 12], time_stretch in [0, 1), snr_db_low <= snr_db_high, "
+        "gain_db, mask counts and widths >= 0)."
+      )
 
 
 def pitch_shift(wave: np.ndarray, sample_rate: int, semitones: float) -> np.ndarray:
   """Same length and rate, pitch moved by `semitones` (phase vocoder + resampling)."""
   import librosa
+
   return librosa.effects.pitch_shift(wave, sr=sample_rate, n_steps=semitones, res_type="soxr_hq").astype(np.float32)
 
 
 def time_stretch(wave: np.ndarray, rate: float) -> np.ndarray:
   """Same pitch, duration divided by `rate` (rate > 1 is faster)."""
   import librosa
+
   return librosa.effects.time_stretch(wave, rate=rate).astype(np.float32)
 
 
@@ -141,8 +150,14 @@ def add_noise(wave: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.n
   return (wave + noise).astype(np.float32)
 
 
-def spec_augment(features: np.ndarray, num_frames: int, rng: np.random.Generator,
-                 config: ml_collections.ConfigDict, spectral_dims: int, band_blocks: int = 1) -> np.ndarray:
+def spec_augment(
+  features: np.ndarray,
+  num_frames: int,
+  rng: np.random.Generator,
+  config: ml_collections.ConfigDict,
+  spectral_dims: int,
+  band_blocks: int = 1,
+) -> np.ndarray:
   """SpecAugment (Park et al., 2019) without time warping: masks random time spans and frequency bands.
 
   Masks cover valid frames and spectral dims only (prosody dims beyond `spectral_dims` stay) and
@@ -155,7 +170,7 @@ def spec_augment(features: np.ndarray, num_frames: int, rng: np.random.Generator
   for _ in range(config.time_masks):
     width = int(rng.integers(0, min(config.time_mask_frames, num_frames) + 1))
     start = int(rng.integers(0, num_frames - width + 1))
-    features[start:start + width, :spectral_dims] = mean
+    features[start : start + width, :spectral_dims] = mean
   block = spectral_dims // band_blocks
   for _ in range(config.freq_masks):
     width = int(rng.integers(0, min(config.freq_mask_bins, block) + 1))
@@ -166,8 +181,9 @@ def spec_augment(features: np.ndarray, num_frames: int, rng: np.random.Generator
   return features
 
 
-def augment_waveform(wave: np.ndarray, sample_rate: int, rng: np.random.Generator,
-                     config: ml_collections.ConfigDict) -> tuple[np.ndarray, bool]:
+def augment_waveform(
+  wave: np.ndarray, sample_rate: int, rng: np.random.Generator, config: ml_collections.ConfigDict
+) -> tuple[np.ndarray, bool]:
   """Pitch shift, time stretch, noise and gain, each applied with `config.probability`: (wave, whether any was)."""
   changed = False
   if config.pitch_shift_semitones > 0 and rng.random() < config.probability:
@@ -188,13 +204,13 @@ def waveform_change_probability(config: ml_collections.ConfigDict) -> float:
   (`augmented_copy`), so an example sees each transform as often as `augment_waveform` applies it per example:
   turning copies on changes how many distinct draws a file gets, not how strong the augmentation is.
   """
-  enabled = sum([config.pitch_shift_semitones > 0, config.time_stretch > 0, bool(config.add_noise),
-                 config.gain_db > 0])
+  enabled = sum([config.pitch_shift_semitones > 0, config.time_stretch > 0, bool(config.add_noise), config.gain_db > 0])
   return 1.0 - (1.0 - config.probability) ** enabled if enabled else 0.0
 
 
-def augmented_copy(wave: np.ndarray, sample_rate: int, rng: np.random.Generator,
-                   config: ml_collections.ConfigDict) -> np.ndarray:
+def augmented_copy(
+  wave: np.ndarray, sample_rate: int, rng: np.random.Generator, config: ml_collections.ConfigDict
+) -> np.ndarray:
   """One feature copy's waveform: `augment_waveform` redrawn until at least one transform applies.
 
   A copy equal to the clean clip would only lower the rate of augmented examples; conditioning on a change
@@ -202,8 +218,10 @@ def augmented_copy(wave: np.ndarray, sample_rate: int, rng: np.random.Generator,
   within the augmented examples at what the per-example path gives.
   """
   if waveform_change_probability(config) == 0:
-    raise ValueError("config.data.augment has no waveform transform to make copies with (probability > 0 and one "
-                     "of pitch_shift_semitones, time_stretch, add_noise, gain_db is needed).")
+    raise ValueError(
+      "config.data.augment has no waveform transform to make copies with (probability > 0 and one "
+      "of pitch_shift_semitones, time_stretch, add_noise, gain_db is needed)."
+    )
   while True:
     out, changed = augment_waveform(wave, sample_rate, rng, config)
     if changed:
@@ -221,6 +239,7 @@ def pick_feature_copies(key, batch: dict, probability: float) -> dict:
   """
   import jax
   import jax.numpy as jnp
+
   batch = dict(batch)
   copies, copy_frames = batch.pop("augmented_features"), batch.pop("augmented_num_frames")
   rows, count = copies.shape[:2]

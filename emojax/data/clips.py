@@ -30,13 +30,16 @@ SIZE = 48
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".mpg", ".mpeg", ".m4v"}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 CK_PLUS_CODES = ("neutral", "anger", "contempt", "disgust", "fear", "happiness", "sadness", "surprise")
-_CLASS_ALIASES = {**{name: name for name in labels.EKMAN7},
-                  **{fer: labels.EKMAN7[i] for fer, i in labels.FER2013_FOLDER_TO_INDEX.items()}}
+_CLASS_ALIASES = {
+  **{name: name for name in labels.EKMAN7},
+  **{fer: labels.EKMAN7[i] for fer, i in labels.FER2013_FOLDER_TO_INDEX.items()},
+}
 FACE_CROPS = ("none", "center", "haar")
 LAYOUT_HELP = (
-    "Clips are read from `<root>/<split>/<class>/<clip>` (a clip is a video file or a folder of frames; class "
-    f"folders named {', '.join(labels.EKMAN7)} or FER2013's names) or from CK+ as released "
-    "(`<root>/cohn-kanade-images` and `<root>/Emotion`). Point --config.data.root at that folder.")
+  "Clips are read from `<root>/<split>/<class>/<clip>` (a clip is a video file or a folder of frames; class "
+  f"folders named {', '.join(labels.EKMAN7)} or FER2013's names) or from CK+ as released "
+  "(`<root>/cohn-kanade-images` and `<root>/Emotion`). Point --config.data.root at that folder."
+)
 
 
 def load(config, split: str) -> Dataset:
@@ -69,10 +72,17 @@ def load(config, split: str) -> Dataset:
   if not clips:
     raise FileNotFoundError(f"No readable clips for split {split!r} under {root}. {LAYOUT_HELP}")
   return Dataset(
-      arrays={"clip": np.stack(clips), "clip_mask": np.stack(masks), "label": np.array(label_ids, np.int32),
-              "id": np.array(ids)},
-      class_names=labels.EKMAN7, skipped=skipped, model_inputs=("clip", "clip_mask", "label"),
-      metadata={"clips_without_face": no_face})
+    arrays={
+      "clip": np.stack(clips),
+      "clip_mask": np.stack(masks),
+      "label": np.array(label_ids, np.int32),
+      "id": np.array(ids),
+    },
+    class_names=labels.EKMAN7,
+    skipped=skipped,
+    model_inputs=("clip", "clip_mask", "label"),
+    metadata={"clips_without_face": no_face},
+  )
 
 
 def _class_folder_sources(root: Path, split: str):
@@ -83,8 +93,7 @@ def _class_folder_sources(root: Path, split: str):
   for class_dir in sorted(p for p in split_dir.iterdir() if p.is_dir()):
     label = _CLASS_ALIASES.get(class_dir.name.lower())
     if label is None:
-      raise ValueError(f"{class_dir} is not a class folder this reader knows ({sorted(_CLASS_ALIASES)}). "
-                       f"{LAYOUT_HELP}")
+      raise ValueError(f"{class_dir} is not a class folder this reader knows ({sorted(_CLASS_ALIASES)}). {LAYOUT_HELP}")
     for entry in sorted(class_dir.iterdir()):
       if entry.is_dir() or entry.suffix.lower() in VIDEO_SUFFIXES:
         sources.append((entry, label))
@@ -95,8 +104,10 @@ def _class_folder_sources(root: Path, split: str):
 
 def _ck_plus_sources(root: Path, split: str, num_folds: int, fold: int):
   if split not in ("train", "validation"):
-    raise ValueError(f"CK+ has no official splits; split={split!r} must be 'train' or 'validation' "
-                     "(subject folds: config.data.num_folds, config.data.fold).")
+    raise ValueError(
+      f"CK+ has no official splits; split={split!r} must be 'train' or 'validation' "
+      "(subject folds: config.data.num_folds, config.data.fold)."
+    )
   if not 0 <= fold < num_folds:
     raise ValueError(f"config.data.fold={fold} must be in 0..{num_folds - 1} (config.data.num_folds={num_folds}).")
   subjects = sorted(p.name for p in (root / "Emotion").iterdir() if p.is_dir()) if (root / "Emotion").is_dir() else []
@@ -164,7 +175,7 @@ def to_clip(frames: list[np.ndarray], length: int, face_crop: str = "none"):
     frame = frames[index]
     if frame.shape != frames[0].shape:
       raise ValueError(f"frame {index} is {frame.shape}, the first {frames[0].shape}: frames must share one size")
-    crop = frame[top:top + side, left:left + side]
+    crop = frame[top : top + side, left : left + side]
     clip[row, :, :, 0] = cv2.resize(crop, (SIZE, SIZE), interpolation=cv2.INTER_AREA)
   mask = (np.arange(length) < len(picks)).astype(np.float32)
   return clip, mask, found

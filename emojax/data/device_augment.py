@@ -18,9 +18,9 @@ import numpy as np
 
 from emojax.data import augment as augment_lib
 
-ERASE_AREA = (0.02, 0.33)    # random erasing: fraction of the image, as augment.random_erase
-ERASE_ASPECT = (0.3, 3.3)    # height / width, drawn log-uniformly
-ERASE_ATTEMPTS = 10          # rectangles drawn per example; the first that fits is used
+ERASE_AREA = (0.02, 0.33)  # random erasing: fraction of the image, as augment.random_erase
+ERASE_ASPECT = (0.3, 3.3)  # height / width, drawn log-uniformly
+ERASE_ATTEMPTS = 10  # rectangles drawn per example; the first that fits is used
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
@@ -28,8 +28,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
   augment_lib.validate(config)
   for field in ("mixup_alpha", "cutmix_alpha"):
     if config.get(field, 0.0) < 0:
-      raise ValueError(f"config.data.augment.{field}={config[field]} must be >= 0 (0 turns it off; "
-                       "1.0 draws the mixing weight uniformly).")
+      raise ValueError(
+        f"config.data.augment.{field}={config[field]} must be >= 0 (0 turns it off; "
+        "1.0 draws the mixing weight uniformly)."
+      )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -44,8 +46,7 @@ def affine_warp(image: jax.Array, matrix: jax.Array, offset: jax.Array) -> jax.A
   interpolation, replicating the edge pixel is the same as clamping the sample coordinate to the image.
   """
   height, width = image.shape[-3:-1]
-  rows, cols = jnp.meshgrid(jnp.arange(height, dtype=jnp.float32), jnp.arange(width, dtype=jnp.float32),
-                            indexing="ij")
+  rows, cols = jnp.meshgrid(jnp.arange(height, dtype=jnp.float32), jnp.arange(width, dtype=jnp.float32), indexing="ij")
   source_rows = jnp.clip(matrix[0, 0] * rows + matrix[0, 1] * cols + offset[0], 0, height - 1)
   source_cols = jnp.clip(matrix[1, 0] * rows + matrix[1, 1] * cols + offset[1], 0, width - 1)
   top, left = jnp.floor(source_rows), jnp.floor(source_cols)
@@ -76,11 +77,13 @@ def draw_face_augmentation(key: jax.Array, batch_size: int, image_shape, config:
     uniform_key, noise_key = jax.random.split(key)
     u = jax.random.uniform(uniform_key, (_NUM_UNIFORMS,))
     degrees, padding = config.rotation_degrees, config.crop_padding
-    params = dict(angle=jnp.deg2rad(degrees * (2 * u[_ANGLE] - 1)) if degrees else jnp.float32(0),
-                  flip=jnp.where(u[_FLIP] < 0.5, -1.0, 1.0) if config.flip else jnp.float32(1),
-                  shift=_uniform_integer(u[_SHIFT], -padding, padding),
-                  contrast=1 + config.contrast * (2 * u[_CONTRAST] - 1),
-                  brightness=config.brightness * (2 * u[_BRIGHTNESS] - 1))
+    params = dict(
+      angle=jnp.deg2rad(degrees * (2 * u[_ANGLE] - 1)) if degrees else jnp.float32(0),
+      flip=jnp.where(u[_FLIP] < 0.5, -1.0, 1.0) if config.flip else jnp.float32(1),
+      shift=_uniform_integer(u[_SHIFT], -padding, padding),
+      contrast=1 + config.contrast * (2 * u[_CONTRAST] - 1),
+      brightness=config.brightness * (2 * u[_BRIGHTNESS] - 1),
+    )
     if config.get("random_erasing", 0.0):
       params["erase_box"], fits = _erase_box(u, height, width)
       params["erase"] = (u[_ERASE] < config.random_erasing) & fits
@@ -217,9 +220,9 @@ def mix_batch(key: jax.Array, batch: dict, config: ml_collections.ConfigDict, nu
     top, bottom = center_row - box_height // 2, center_row + box_height - box_height // 2
     left, right = center_col - box_width // 2, center_col + box_width - box_width // 2
     rows, cols = jnp.arange(height), jnp.arange(width)
-    in_rows = (rows >= top[:, None]) & (rows < bottom[:, None])             # [B, H]
-    in_cols = (cols >= left[:, None]) & (cols < right[:, None])             # [B, W]
-    pasted = in_rows[:, :, None] & in_cols[:, None, :]                      # [B, H, W], clipped by construction
+    in_rows = (rows >= top[:, None]) & (rows < bottom[:, None])  # [B, H]
+    in_cols = (cols >= left[:, None]) & (cols < right[:, None])  # [B, W]
+    pasted = in_rows[:, :, None] & in_cols[:, None, :]  # [B, H, W], clipped by construction
     kept = 1 - pasted.mean(axis=(1, 2), dtype=jnp.float32)
     pasted = pasted.reshape((batch_size,) + (1,) * (images.ndim - 4) + (height, width, 1))
     candidates.append((jnp.where(pasted, partner_images, images), kept))
@@ -233,8 +236,14 @@ def mix_batch(key: jax.Array, batch: dict, config: ml_collections.ConfigDict, nu
 # ----------------------------------------------------------------------------------------------
 # Speech: SpecAugment masks on a batch of padded feature sequences.
 # ----------------------------------------------------------------------------------------------
-def spec_augment(key: jax.Array, features: jax.Array, num_frames: jax.Array, config: ml_collections.ConfigDict,
-                 spectral_dims: int, band_blocks: int = 1) -> jax.Array:
+def spec_augment(
+  key: jax.Array,
+  features: jax.Array,
+  num_frames: jax.Array,
+  config: ml_collections.ConfigDict,
+  spectral_dims: int,
+  band_blocks: int = 1,
+) -> jax.Array:
   """augment.spec_augment on a batch: features [B, T, D] with `num_frames` [B] valid frames each.
 
   Per example, config.time_masks spans of 0..min(time_mask_frames, num_frames) valid frames and
@@ -247,13 +256,17 @@ def spec_augment(key: jax.Array, features: jax.Array, num_frames: jax.Array, con
   batch_size, frames, dims = features.shape
   num_frames = jnp.asarray(num_frames, jnp.int32)
   frame_index, dim_index = jnp.arange(frames), jnp.arange(dims)
-  valid = frame_index[None, :] < num_frames[:, None]                                          # [B, T]
+  valid = frame_index[None, :] < num_frames[:, None]  # [B, T]
   mean = jnp.where(valid[..., None], features, 0).sum(1) / jnp.maximum(num_frames, 1)[:, None].astype(features.dtype)
   time_key, freq_key = jax.random.split(key)
   time_mask = jnp.zeros((batch_size, frames), bool)
   if config.time_masks:
-    start, width = _draw_spans(time_key, (batch_size, config.time_masks),
-                               jnp.minimum(config.time_mask_frames, num_frames)[:, None], num_frames[:, None])
+    start, width = _draw_spans(
+      time_key,
+      (batch_size, config.time_masks),
+      jnp.minimum(config.time_mask_frames, num_frames)[:, None],
+      num_frames[:, None],
+    )
     time_mask = _in_spans(frame_index, start, width)
   block = spectral_dims // band_blocks
   freq_mask = jnp.zeros((batch_size, dims), bool)

@@ -45,22 +45,29 @@ def unsupported_reason(dataset: Dataset, data_config: ml_collections.ConfigDict,
   augment = data_config.get("augment", ml_collections.ConfigDict({"enabled": False}))
   if training and data_config.name in SPEECH_CORPORA and augment.enabled:
     if data_config.get("input", "features") == "waveform":
-      return ("waveform augmentation (pitch, stretch, noise on raw audio) runs on the host; use "
-              "config.data.input='features' or config.data.augment.enabled=False")
+      return (
+        "waveform augmentation (pitch, stretch, noise on raw audio) runs on the host; use "
+        "config.data.input='features' or config.data.augment.enabled=False"
+      )
     waveform_augmentation = augment.get("probability", 0.0) > 0 and (
-        augment.pitch_shift_semitones > 0 or augment.time_stretch > 0 or augment.add_noise or augment.gain_db > 0)
+      augment.pitch_shift_semitones > 0 or augment.time_stretch > 0 or augment.add_noise or augment.gain_db > 0
+    )
     if waveform_augmentation and "augmented_features" not in dataset.arrays:
-      return ("waveform augmentations re-featurise audio on the host; set config.data.augment.feature_copies > 0 "
-              "(augmented copies prepared once into the feature cache) or config.data.augment.probability=0")
+      return (
+        "waveform augmentations re-featurise audio on the host; set config.data.augment.feature_copies > 0 "
+        "(augmented copies prepared once into the feature cache) or config.data.augment.probability=0"
+      )
   limit = data_config.get("device_max_bytes", 4 * 2**30)
   if device_bytes(dataset) > limit:
-    return (f"the split's model inputs take {device_bytes(dataset) / 2**20:.0f} MiB per device, above "
-            f"config.data.device_max_bytes={limit}")
+    return (
+      f"the split's model inputs take {device_bytes(dataset) / 2**20:.0f} MiB per device, above "
+      f"config.data.device_max_bytes={limit}"
+    )
   return None
 
 
 def resolve(dataset: Dataset, data_config: ml_collections.ConfigDict, training: bool = True) -> str:
-  """"device" or "grain" for `config.data.pipeline` ("auto": device where it applies, else grain, logged).
+  """ "device" or "grain" for `config.data.pipeline` ("auto": device where it applies, else grain, logged).
   `dataset` is the training split, or the evaluation split of a run that only evaluates (`training=False`)."""
   choice = data_config.get("pipeline", "auto")
   if choice not in PIPELINES:
@@ -106,12 +113,15 @@ class DeviceData:
     self.dataset, self.mesh = dataset, mesh
     self.num_rows = len(dataset)
     self.lengths = pipeline.token_lengths(dataset)
-    self.tuple_keys = ({m: tuple(dataset.input_keys[m]) for m in dataset.sources}
-                       if getattr(dataset, "sources", None) else None)
+    self.tuple_keys = (
+      {m: tuple(dataset.input_keys[m]) for m in dataset.sources} if getattr(dataset, "sources", None) else None
+    )
     replicated = sharding.replicated(mesh)
     # From a callback, so each process fills its own devices (multi-host) from the split it has in memory.
-    self.arrays = {k: jax.make_array_from_callback(v.shape, replicated, lambda index, v=v: v[index])
-                   for k, v in source_arrays(dataset).items()}
+    self.arrays = {
+      k: jax.make_array_from_callback(v.shape, replicated, lambda index, v=v: v[index])
+      for k, v in source_arrays(dataset).items()
+    }
     self.nbytes = sum(int(np.prod(v.shape)) * v.dtype.itemsize for v in self.arrays.values())
 
   def width(self, rows: np.ndarray, widths) -> int | None:
@@ -131,6 +141,7 @@ class DeviceData:
 def gather(arrays: dict, rows: jax.Array, width: int | None, tuple_keys=None) -> dict:
   """Traced: the batch at `rows` [B] of a `DeviceData`'s arrays, decoded like `pipeline.decode` (uint8 -> float32
   in [0, 1]) and token arrays cut to `width`."""
+
   def take(key, value, index):
     if width is not None and is_token_array(key):
       value = value[:, :width]
@@ -174,12 +185,14 @@ class DeviceFeed:
 
 def make_prepare(data: DeviceData, augmenter, mesh):
   """Traced `prepare(arrays, rows [B], step, width) -> batch`: gather, decode, augment with a key of the step."""
+
   def prepare(arrays, rows, step, width, augment_key):
     batch = gather(arrays, rows, width, data.tuple_keys)
     batch = jax.lax.with_sharding_constraint(batch, sharding.batch_sharding(mesh))
     if augmenter is not None:
       batch = augmenter(jax.random.fold_in(augment_key, step), batch)
     return batch
+
   return prepare
 
 
@@ -188,8 +201,10 @@ def make_prepare(data: DeviceData, augmenter, mesh):
 # ----------------------------------------------------------------------------------------------
 def make_eval_step(predict_step, data: DeviceData):
   """A jitted (variables, arrays, rows [B], width) -> outputs: gather on device, then `predict_step`."""
-  return jax.jit(lambda variables, arrays, rows, width: predict_step(
-      variables, gather(arrays, rows, width, data.tuple_keys)), static_argnums=3)
+  return jax.jit(
+    lambda variables, arrays, rows, width: predict_step(variables, gather(arrays, rows, width, data.tuple_keys)),
+    static_argnums=3,
+  )
 
 
 def predict(eval_step, variables, data: DeviceData, batch_size: int, widths) -> dict:
@@ -201,12 +216,12 @@ def predict(eval_step, variables, data: DeviceData, batch_size: int, widths) -> 
   num_batches = math.ceil(data.num_rows / batch_size)
   chunks = []
   for b in range(num_batches):
-    rows = order[b * batch_size:(b + 1) * batch_size]
+    rows = order[b * batch_size : (b + 1) * batch_size]
     padded = np.zeros(batch_size, np.int64)
-    padded[:len(rows)] = rows
+    padded[: len(rows)] = rows
     outputs = eval_step(variables, data.arrays, data.rows_array(padded), data.width(rows, widths))
     outputs = jax.tree.map(lambda x: np.asarray(multihost_utils.process_allgather(x, tiled=True)), outputs)
-    chunks.append({k: v[:len(rows)] for k, v in outputs.items()})
+    chunks.append({k: v[: len(rows)] for k, v in outputs.items()})
   outputs = {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
   inverse = np.empty_like(order)
   inverse[order] = np.arange(len(order))
@@ -222,8 +237,9 @@ def drop_modalities(key, present: jax.Array, rate: float) -> jax.Array:
   present = present.astype(jnp.float32)
   kept = present * (jax.random.uniform(drop_key, present.shape) >= rate)
   # Where everything was dropped, one of the present modalities (uniformly) comes back.
-  chosen = jax.nn.one_hot(jnp.argmax(present * jax.random.uniform(keep_key, present.shape, minval=0.1), -1),
-                          present.shape[-1])
+  chosen = jax.nn.one_hot(
+    jnp.argmax(present * jax.random.uniform(keep_key, present.shape, minval=0.1), -1), present.shape[-1]
+  )
   restore = (kept.sum(-1, keepdims=True) == 0) & (present.sum(-1, keepdims=True) > 0)
   return jnp.where(restore, chosen, kept)
 
@@ -232,6 +248,7 @@ def make_batch_mixer(data_config: ml_collections.ConfigDict, num_classes: int):
   """Traced mixup / cutmix over a whole face batch (`device_augment.mix_batch`), or None when off. The grain path
   uses it too: mixing needs the batch, so it runs on device whichever pipeline fed it."""
   from emojax.data import device_augment
+
   config = data_config.get("augment", ml_collections.ConfigDict({"enabled": False}))
   if not config.enabled or not (config.get("mixup_alpha", 0.0) or config.get("cutmix_alpha", 0.0)):
     return None
@@ -242,6 +259,7 @@ def make_augmenter(data_config: ml_collections.ConfigDict, num_classes: int):
   """Traced `augment(key, batch) -> batch` for the config's modality, or None when augmentation is off."""
   from emojax.data import augment as augment_lib
   from emojax.data import device_augment
+
   config = data_config.augment
   if not config.enabled:
     return None
@@ -252,6 +270,7 @@ def make_augmenter(data_config: ml_collections.ConfigDict, num_classes: int):
     return lambda key, batch: {**batch, "present": drop_modalities(key, batch["present"], rate)}
   if data_config.name in SPEECH_CORPORA:
     from emojax.data import features as features_lib
+
     augment_lib.validate_speech(config)
     settings = data_config.features
     spectral_dims = features_lib.spectral_dim(settings)
@@ -262,14 +281,19 @@ def make_augmenter(data_config: ml_collections.ConfigDict, num_classes: int):
       if "augmented_features" in batch:
         batch = augment_lib.pick_feature_copies(copy_key, batch, augment_lib.waveform_change_probability(config))
       if config.time_masks or config.freq_masks:
-        batch = {**batch, "features": device_augment.spec_augment(mask_key, batch["features"], batch["num_frames"],
-                                                                 config, spectral_dims, blocks)}
+        batch = {
+          **batch,
+          "features": device_augment.spec_augment(
+            mask_key, batch["features"], batch["num_frames"], config, spectral_dims, blocks
+          ),
+        }
       return batch
+
     return augment_speech
   device_augment.validate(config)
 
   def augment_faces(key, batch):
     face_key, mix_key = jax.random.split(key)
-    return device_augment.mix_batch(mix_key, device_augment.augment_faces(face_key, batch, config), config,
-                                    num_classes)
+    return device_augment.mix_batch(mix_key, device_augment.augment_faces(face_key, batch, config), config, num_classes)
+
   return augment_faces

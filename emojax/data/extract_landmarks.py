@@ -31,8 +31,10 @@ _MESH = None
 def _init_worker(min_confidence: float):
   global _MESH
   import mediapipe as mp  # pylint: disable=import-outside-toplevel
-  _MESH = mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1, refine_landmarks=False,
-                                          min_detection_confidence=min_confidence)
+
+  _MESH = mp.solutions.face_mesh.FaceMesh(
+    static_image_mode=True, max_num_faces=1, refine_landmarks=False, min_detection_confidence=min_confidence
+  )
 
 
 def _detect(image: np.ndarray, size: int, pad: float):
@@ -44,8 +46,9 @@ def _detect(image: np.ndarray, size: int, pad: float):
   result = _MESH.process(np.asarray(scaled))
   if not result.multi_face_landmarks:
     return None
-  points = np.array([(p.x, p.y) for p in result.multi_face_landmarks[0].landmark[:landmarks.NUM_MESH_POINTS]],
-                    np.float32)
+  points = np.array(
+    [(p.x, p.y) for p in result.multi_face_landmarks[0].landmark[: landmarks.NUM_MESH_POINTS]], np.float32
+  )
   # fractions of the padded image -> fractions of the original one
   points[:, 0] = (points[:, 0] * padded.shape[1] - border) / width
   points[:, 1] = (points[:, 1] * padded.shape[0] - border) / height
@@ -97,19 +100,32 @@ def main(argv=None):
     data = fer2013.load(args.root, split, mark_train_duplicates=False)
     images, ids = data.arrays["image"], data.arrays["id"]
     if args.limit:
-      images, ids = images[:args.limit], ids[:args.limit]
+      images, ids = images[: args.limit], ids[: args.limit]
     start = time.perf_counter()
     points, tries = extract(images, args.size, args.pad, args.workers, args.min_confidence)
     seconds = time.perf_counter() - start
     path = landmarks.cache_path(args.out, args.dataset, split)
-    np.savez_compressed(path, ids=ids, landmarks=points.astype(np.float16), found=tries > 0,
-             points=np.arange(landmarks.NUM_MESH_POINTS, dtype=np.int32))
+    np.savez_compressed(
+      path,
+      ids=ids,
+      landmarks=points.astype(np.float16),
+      found=tries > 0,
+      points=np.arange(landmarks.NUM_MESH_POINTS, dtype=np.int32),
+    )
     summary = {
-        "dataset": args.dataset, "split": split, "images": int(len(ids)),
-        "found": float(np.mean(tries > 0)), "found_first_try": float(np.mean(tries == 1)),
-        "found_with_border": float(np.mean(tries == 2)), "not_found": int(np.sum(tries == 0)),
-        "seconds": round(seconds, 1), "images_per_second": round(len(ids) / seconds, 1),
-        "workers": args.workers, "size": args.size, "pad": args.pad, "min_confidence": args.min_confidence,
+      "dataset": args.dataset,
+      "split": split,
+      "images": int(len(ids)),
+      "found": float(np.mean(tries > 0)),
+      "found_first_try": float(np.mean(tries == 1)),
+      "found_with_border": float(np.mean(tries == 2)),
+      "not_found": int(np.sum(tries == 0)),
+      "seconds": round(seconds, 1),
+      "images_per_second": round(len(ids) / seconds, 1),
+      "workers": args.workers,
+      "size": args.size,
+      "pad": args.pad,
+      "min_confidence": args.min_confidence,
     }
     path.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n")
     print(json.dumps(summary))

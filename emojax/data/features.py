@@ -40,8 +40,16 @@ from emojax.data import augment as augment_lib
 CACHE_VERSION = 1  # bump when a feature's definition changes, so old entries are not reused
 COPY_VERSION = 1  # bump when the way a copy is drawn (`augment.augmented_copy`) changes
 # What a copy depends on beyond the clean clip (not SpecAugment's settings: it runs later, on every draw).
-COPY_SETTINGS = ("probability", "pitch_shift_semitones", "time_stretch", "add_noise", "snr_db_low", "snr_db_high",
-                 "gain_db", "feature_copies_seed")
+COPY_SETTINGS = (
+  "probability",
+  "pitch_shift_semitones",
+  "time_stretch",
+  "add_noise",
+  "snr_db_low",
+  "snr_db_high",
+  "gain_db",
+  "feature_copies_seed",
+)
 PROSODY_DIMS = 4
 EGEMAPS_DIMS = 88
 
@@ -71,8 +79,15 @@ def validate(config: ml_collections.ConfigDict) -> None:
 
 def frame_features(wave: np.ndarray, sample_rate: int, config: ml_collections.ConfigDict) -> np.ndarray:
   """float32 mono wave -> float32 [num_frames(len(wave)), feature_dim(config)]."""
-  mel = librosa.feature.melspectrogram(y=wave, sr=sample_rate, n_fft=config.n_fft, hop_length=config.hop_length,
-                                       n_mels=config.n_mels, fmin=config.fmin, fmax=config.fmax)
+  mel = librosa.feature.melspectrogram(
+    y=wave,
+    sr=sample_rate,
+    n_fft=config.n_fft,
+    hop_length=config.hop_length,
+    n_mels=config.n_mels,
+    fmin=config.fmin,
+    fmax=config.fmax,
+  )
   log_mel = np.log(mel + 1e-6)
   if config.kind == "log_mel":
     spectral = log_mel
@@ -81,8 +96,13 @@ def frame_features(wave: np.ndarray, sample_rate: int, config: ml_collections.Co
     if config.deltas:
       frames = spectral.shape[1]  # >= 9 for clips of min_seconds (speech.load checks); shorter after stretching
       width = min(9, frames if frames % 2 else frames - 1)  # librosa wants an odd width <= the frame count
-      spectral = np.concatenate([spectral, librosa.feature.delta(spectral, width=width, order=1),
-                                 librosa.feature.delta(spectral, width=width, order=2)])
+      spectral = np.concatenate(
+        [
+          spectral,
+          librosa.feature.delta(spectral, width=width, order=1),
+          librosa.feature.delta(spectral, width=width, order=2),
+        ]
+      )
   spectral = spectral.T
   if config.normalize == "utterance":
     spectral = (spectral - spectral.mean(0)) / (spectral.std(0) + 1e-5)
@@ -97,12 +117,14 @@ def prosody(wave: np.ndarray, sample_rate: int, config: ml_collections.ConfigDic
   hop, frame = config.hop_length, config.pitch_frame_length
   padded = np.pad(wave, (0, max(0, frame - len(wave))))  # pitch trackers need one full frame
   if config.pitch_method == "pyin":
-    f0, _, voicing = librosa.pyin(padded, fmin=config.pitch_fmin, fmax=config.pitch_fmax, sr=sample_rate,
-                                  frame_length=frame, hop_length=hop)
+    f0, _, voicing = librosa.pyin(
+      padded, fmin=config.pitch_fmin, fmax=config.pitch_fmax, sr=sample_rate, frame_length=frame, hop_length=hop
+    )
     f0 = np.nan_to_num(f0, nan=0.0)
   else:
-    f0 = librosa.yin(padded, fmin=config.pitch_fmin, fmax=config.pitch_fmax, sr=sample_rate,
-                     frame_length=frame, hop_length=hop)
+    f0 = librosa.yin(
+      padded, fmin=config.pitch_fmin, fmax=config.pitch_fmax, sr=sample_rate, frame_length=frame, hop_length=hop
+    )
   rms = librosa.feature.rms(y=wave, frame_length=config.n_fft, hop_length=hop)[0]
   zcr = librosa.feature.zero_crossing_rate(wave, frame_length=config.n_fft, hop_length=hop)[0]
   frames = num_frames(len(wave), hop)
@@ -122,8 +144,8 @@ def _fit(values: np.ndarray, frames: int) -> np.ndarray:
 @functools.cache
 def _egemaps_extractor():
   import opensmile  # imported on first use: only the eGeMAPS paths need it
-  return opensmile.Smile(feature_set=opensmile.FeatureSet.eGeMAPSv02,
-                         feature_level=opensmile.FeatureLevel.Functionals)
+
+  return opensmile.Smile(feature_set=opensmile.FeatureSet.eGeMAPSv02, feature_level=opensmile.FeatureLevel.Functionals)
 
 
 def functionals(wave: np.ndarray, sample_rate: int) -> np.ndarray:
@@ -166,8 +188,13 @@ def clip_features(clip: np.ndarray, data_config: ml_collections.ConfigDict) -> d
   return arrays
 
 
-def extract_copies(path: str | os.PathLike, clip: np.ndarray, data_config: ml_collections.ConfigDict, count: int,
-                   cache: "FeatureCache | None") -> list[dict]:
+def extract_copies(
+  path: str | os.PathLike,
+  clip: np.ndarray,
+  data_config: ml_collections.ConfigDict,
+  count: int,
+  cache: "FeatureCache | None",
+) -> list[dict]:
   """`count` augmented copies of one file's frame features: [{"features": [frames, D]}, ...].
 
   Copy k is the clean `clip` (what `extract` returned for `path`) put through `augment.augmented_copy` with a
@@ -183,8 +210,9 @@ def extract_copies(path: str | os.PathLike, clip: np.ndarray, data_config: ml_co
   rate, max_samples = data_config.audio.sample_rate, audio_lib.max_clip_samples(data_config.audio)
   copies = []
   for copy in range(count):
-    variant = json.dumps({"copy": copy, "version": COPY_VERSION, **{k: settings.get(k, 0) for k in COPY_SETTINGS}},
-                         sort_keys=True).encode()
+    variant = json.dumps(
+      {"copy": copy, "version": COPY_VERSION, **{k: settings.get(k, 0) for k in COPY_SETTINGS}}, sort_keys=True
+    ).encode()
     arrays = cache.get(content, variant) if cache is not None else None
     if arrays is None:
       rng = np.random.default_rng([settings.get("feature_copies_seed", 0), identity, copy])
@@ -197,18 +225,27 @@ def extract_copies(path: str | os.PathLike, clip: np.ndarray, data_config: ml_co
 
 
 def whisper_summaries(wave: np.ndarray, data_config) -> dict:
-  """`whisper_features.encoder_summaries` of a prepared clip with the settings of `config.data.features`, through a cache of their own.
+  """`whisper_features.encoder_summaries` of a prepared clip with the settings of `config.data.features`, through a
+  cache of their own.
 
   Keyed by the clip's samples (already decoded, trimmed and cut by the audio settings) and the Whisper settings
   only, in `<config.data.cache_dir>/whisper/`, so switching log-mel, prosody or eGeMAPS settings, which makes new
   feature-cache entries, does not run the encoder again. No cache_dir: computed every time.
   """
   from emojax.data import whisper_features  # the Whisper encoder: only for configs that ask for it
+
   window, layer = data_config.features.whisper, whisper_features.frames_layer(data_config.features)
   if not data_config.get("cache_dir", ""):
     return whisper_features.encoder_summaries(wave, window, layer)
-  cache = FeatureCache(Path(data_config.cache_dir) / "whisper", ml_collections.ConfigDict(
-      {"audio": {}, "features": {"window": window, "frames_from_layer": layer, "version": whisper_features.SUMMARY_VERSION}}))
+  cache = FeatureCache(
+    Path(data_config.cache_dir) / "whisper",
+    ml_collections.ConfigDict(
+      {
+        "audio": {},
+        "features": {"window": window, "frames_from_layer": layer, "version": whisper_features.SUMMARY_VERSION},
+      }
+    ),
+  )
   content = np.ascontiguousarray(wave, np.float32).tobytes()
   arrays = cache.get(content)
   if arrays is None:
@@ -225,8 +262,11 @@ class FeatureCache:
 
   def __init__(self, directory: str | os.PathLike, data_config: ml_collections.ConfigDict):
     self.directory = Path(directory).expanduser()
-    settings = {"audio": data_config.audio.to_dict(), "features": data_config.features.to_dict(),
-                "version": CACHE_VERSION}
+    settings = {
+      "audio": data_config.audio.to_dict(),
+      "features": data_config.features.to_dict(),
+      "version": CACHE_VERSION,
+    }
     self._salt = json.dumps(settings, sort_keys=True).encode()
     self.hits = self.misses = 0
 
@@ -283,21 +323,22 @@ def augment_speech(example: dict, rng: np.random.Generator, data_config: ml_coll
       copy = int(rng.integers(len(copies)))
       example.update(features=copies[copy], num_frames=np.int32(copy_frames[copy]))
   elif "audio" in example:
-    wave, changed = augment_lib.augment_waveform(example["audio"][:example["length"]], rate, rng, config)
+    wave, changed = augment_lib.augment_waveform(example["audio"][: example["length"]], rate, rng, config)
     if changed:
       max_samples = len(example["audio"])
       wave = wave[:max_samples]
       audio = np.zeros(max_samples, np.float32)
-      audio[:len(wave)] = wave
+      audio[: len(wave)] = wave
       example.update(audio=audio, length=np.int32(len(wave)))
       if data_config.input == "features":
         frames = frame_features(wave, rate, data_config.features)
         padded = np.zeros_like(example["features"])
-        padded[:len(frames)] = frames[:len(padded)]
+        padded[: len(frames)] = frames[: len(padded)]
         example.update(features=padded, num_frames=np.int32(min(len(frames), len(padded))))
   if data_config.input == "features" and (config.time_masks or config.freq_masks):
     settings = data_config.features
     blocks = 3 if settings.kind == "mfcc" and settings.deltas else 1
-    example["features"] = augment_lib.spec_augment(example["features"], int(example["num_frames"]), rng, config,
-                                       spectral_dim(settings), blocks)
+    example["features"] = augment_lib.spec_augment(
+      example["features"], int(example["num_frames"]), rng, config, spectral_dim(settings), blocks
+    )
   return example

@@ -24,19 +24,19 @@ from emojax.data.base import Dataset, report_skipped
 from emojax.data.images import IMAGE_SIZE, decode_image
 
 _FOLDER_SPLITS = {
-    "train": ("train", "Training", "training"),
-    "validation": ("validation", "val", "PublicTest", "publictest"),
-    "test": ("test", "PrivateTest", "privatetest"),
+  "train": ("train", "Training", "training"),
+  "validation": ("validation", "val", "PublicTest", "publictest"),
+  "test": ("test", "PrivateTest", "privatetest"),
 }
 _CSV_USAGE = {"train": "Training", "validation": "PublicTest", "test": "PrivateTest"}
 _CSV_NAMES = ("fer2013.csv", "icml_face_data.csv")
 _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
 
 LAYOUT_HELP = (
-    "FER2013 is read from either an image-folder layout `<root>/<split>/<class>/*.jpg` "
-    "(split folders `train`, `validation` or `test`; class folders "
-    f"{', '.join(sorted(labels.FER2013_FOLDER_TO_INDEX))}) or the Kaggle CSV `<root>/fer2013.csv` "
-    "with columns emotion,pixels,Usage. Point --config.data.root at the folder holding one of them."
+  "FER2013 is read from either an image-folder layout `<root>/<split>/<class>/*.jpg` "
+  "(split folders `train`, `validation` or `test`; class folders "
+  f"{', '.join(sorted(labels.FER2013_FOLDER_TO_INDEX))}) or the Kaggle CSV `<root>/fer2013.csv` "
+  "with columns emotion,pixels,Usage. Point --config.data.root at the folder holding one of them."
 )
 
 
@@ -53,10 +53,10 @@ def load(root: str | os.PathLike, split: str, mark_train_duplicates: bool = True
     duplicate = np.array([_pixel_hash(image) in train_hashes for image in images], dtype=bool)
     subsets["without_train_duplicates"] = ~duplicate
   return Dataset(
-      arrays={"image": images, "label": label_ids, "id": ids},
-      class_names=labels.EKMAN7,
-      eval_subsets=subsets,
-      skipped=skipped,
+    arrays={"image": images, "label": label_ids, "id": ids},
+    class_names=labels.EKMAN7,
+    eval_subsets=subsets,
+    skipped=skipped,
   )
 
 
@@ -80,8 +80,9 @@ def _read_split(root: str, split: str):
       return _read_folder(path / folder)
   found = sorted(p.name for p in path.iterdir())[:20]
   raise FileNotFoundError(
-      f"No FER2013 {split!r} split under {path} (found: {found}). Expected a split folder named one "
-      f"of {list(_FOLDER_SPLITS[split])} or a CSV named one of {list(_CSV_NAMES)}. {LAYOUT_HELP}")
+    f"No FER2013 {split!r} split under {path} (found: {found}). Expected a split folder named one "
+    f"of {list(_FOLDER_SPLITS[split])} or a CSV named one of {list(_CSV_NAMES)}. {LAYOUT_HELP}"
+  )
 
 
 def _read_folder(split_dir: Path):
@@ -89,8 +90,8 @@ def _read_folder(split_dir: Path):
   unknown = [p.name for p in class_dirs if p.name.lower() not in labels.FER2013_FOLDER_TO_INDEX]
   if unknown or not class_dirs:
     raise FileNotFoundError(
-        f"{split_dir} should hold one folder per class; found unexpected entries {unknown or 'none'}. "
-        f"{LAYOUT_HELP}")
+      f"{split_dir} should hold one folder per class; found unexpected entries {unknown or 'none'}. {LAYOUT_HELP}"
+    )
   images, label_ids, ids, skipped = [], [], [], []
   for class_dir in class_dirs:
     label = labels.FER2013_FOLDER_TO_INDEX[class_dir.name.lower()]

@@ -30,10 +30,12 @@ SENTIMENTS = ("positive", "negative", "ambiguous", "neutral")
 # ekman_mapping.json names Ekman's happiness "joy"; the common space of every modality says happiness.
 _EKMAN_FILE_NAMES = {"joy": "happiness"}
 
-LAYOUT_HELP = ("GoEmotions is read from the folder of the official release: train.tsv / dev.tsv (rows "
-               "`text<TAB>label ids<TAB>comment id`), emotions.txt, ekman_mapping.json and sentiment_dict.json. "
-               "Point --config.data.root at that folder (github.com/google-research/google-research, "
-               "goemotions/data).")
+LAYOUT_HELP = (
+  "GoEmotions is read from the folder of the official release: train.tsv / dev.tsv (rows "
+  "`text<TAB>label ids<TAB>comment id`), emotions.txt, ekman_mapping.json and sentiment_dict.json. "
+  "Point --config.data.root at that folder (github.com/google-research/google-research, "
+  "goemotions/data)."
+)
 
 
 class LabelSpaces:
@@ -49,8 +51,10 @@ class LabelSpaces:
       raise ValueError(f"{root / 'emotions.txt'}: the last label should be 'neutral', got {self.emotions[-1]!r}.")
     ekman = {_EKMAN_FILE_NAMES.get(k, k): v for k, v in json.loads((root / "ekman_mapping.json").read_text()).items()}
     sentiment = json.loads((root / "sentiment_dict.json").read_text())
-    self.groupings = {"ekman": self._grouping(ekman, labels_lib.EKMAN7, root / "ekman_mapping.json"),
-                      "sentiment": self._grouping(sentiment, SENTIMENTS, root / "sentiment_dict.json")}
+    self.groupings = {
+      "ekman": self._grouping(ekman, labels_lib.EKMAN7, root / "ekman_mapping.json"),
+      "sentiment": self._grouping(sentiment, SENTIMENTS, root / "sentiment_dict.json"),
+    }
 
   def _grouping(self, mapping: dict, group_names: tuple, path: Path) -> np.ndarray:
     """A [28, groups] 0/1 matrix: emotion i belongs to group j. `neutral` is its own group in both spaces."""
@@ -135,6 +139,7 @@ def load(root: str | os.PathLike, split: str, label_space: str = "goemotions28",
   names = spaces.names(label_space)
   if tfds_dir:
     from emojax.data import prepared  # imports tensorflow_datasets only when asked for
+
     texts, multi_hot_28, ids = prepared.load_goemotions(tfds_dir, split)
     skipped = []  # rows were skipped, counted and logged when the files were prepared
   else:
@@ -143,12 +148,22 @@ def load(root: str | os.PathLike, split: str, label_space: str = "goemotions28",
   if not texts:
     raise ValueError(f"{path} holds no usable rows ({len(skipped)} skipped). {LAYOUT_HELP}")
   return Dataset(
-      arrays={"text": np.asarray(texts, dtype=object), "id": np.asarray(ids, dtype=object),
-              "labels": spaces.project(multi_hot_28, label_space), "labels_28": multi_hot_28,
-              "sentiment": spaces.sentiment_distribution(multi_hot_28)},
-      class_names=names, skipped=skipped, model_inputs=("labels", "sentiment"), multi_label=True,
-      metadata={"groupings": {space: (spaces.names(space), spaces.groupings[space]) for space in spaces.groupings},
-                "sentiment_names": SENTIMENTS})
+    arrays={
+      "text": np.asarray(texts, dtype=object),
+      "id": np.asarray(ids, dtype=object),
+      "labels": spaces.project(multi_hot_28, label_space),
+      "labels_28": multi_hot_28,
+      "sentiment": spaces.sentiment_distribution(multi_hot_28),
+    },
+    class_names=names,
+    skipped=skipped,
+    model_inputs=("labels", "sentiment"),
+    multi_label=True,
+    metadata={
+      "groupings": {space: (spaces.names(space), spaces.groupings[space]) for space in spaces.groupings},
+      "sentiment_names": SENTIMENTS,
+    },
+  )
 
 
 def load_tokenized(config, split: str) -> Dataset:
@@ -158,18 +173,25 @@ def load_tokenized(config, split: str) -> Dataset:
   tfds_dir (rows from the array_record files `emojax.data.tfds_builders` prepared, instead of the TSVs).
   """
   from emojax.data import text
+
   dataset = load(config.root, split, config.label_space, tfds_dir=config.get("tfds_dir", ""))
   arrays = dict(dataset.arrays)
   if config.max_examples > 0 and len(dataset) > config.max_examples:  # smoke runs: a seeded sample of rows
-    keep = np.sort(np.random.default_rng(0).permutation(len(dataset))[:config.max_examples])
+    keep = np.sort(np.random.default_rng(0).permutation(len(dataset))[: config.max_examples])
     arrays = {k: v[keep] for k, v in arrays.items()}
   arrays.update(text.tokenize(arrays["text"], config.tokenizer, config.max_length))
   inputs = ("input_ids", "attention_mask") + dataset.model_inputs
   if config.lexicon:
     arrays["lexicon"] = text.lexicon_features(arrays["text"], config.cache_dir)
     inputs += ("lexicon",)
-  return Dataset(arrays=arrays, class_names=dataset.class_names, skipped=dataset.skipped, model_inputs=inputs,
-                 multi_label=True, metadata=dataset.metadata)
+  return Dataset(
+    arrays=arrays,
+    class_names=dataset.class_names,
+    skipped=dataset.skipped,
+    model_inputs=inputs,
+    multi_label=True,
+    metadata=dataset.metadata,
+  )
 
 
 def ekman_matrix(root: str, names=None) -> np.ndarray:

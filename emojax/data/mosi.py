@@ -52,14 +52,15 @@ def class_names(config=None) -> tuple[str, ...]:
 @dataclasses.dataclass(frozen=True)
 class Utterances:
   """Every readable utterance, in transcripts.csv order."""
-  ids: np.ndarray           # [N] `<video>_<n>`
-  videos: np.ndarray        # [N] the video's id
-  positions: np.ndarray     # [N] n: the utterance's place in its video
-  labels: np.ndarray        # [N] 0 negative, 1 positive
-  transcripts: np.ndarray   # [N] the words
-  features: dict            # {text|audio|video: [N, D] float32, zeros where absent}
-  has: dict                 # {text|audio|video: bool [N]}
-  skipped: tuple            # descriptions of skipped rows
+
+  ids: np.ndarray  # [N] `<video>_<n>`
+  videos: np.ndarray  # [N] the video's id
+  positions: np.ndarray  # [N] n: the utterance's place in its video
+  labels: np.ndarray  # [N] 0 negative, 1 positive
+  transcripts: np.ndarray  # [N] the words
+  features: dict  # {text|audio|video: [N, D] float32, zeros where absent}
+  has: dict  # {text|audio|video: bool [N]}
+  skipped: tuple  # descriptions of skipped rows
 
 
 def _rows(path: Path) -> list[list[str]]:
@@ -116,12 +117,15 @@ def read(root: str) -> Utterances:
   for m, file in FEATURE_FILES.items():
     rows = [_numbers(r) for r in _rows(folder / file)]
     if table_labels is not None and len(rows) != len(table_labels):
-      raise ValueError(f"{folder / file} has {len(rows)} rows, {FEATURE_FILES['text']} {len(table_labels)}: the "
-                       f"release's feature files are row-aligned ({LAYOUT}).")
+      raise ValueError(
+        f"{folder / file} has {len(rows)} rows, {FEATURE_FILES['text']} {len(table_labels)}: the "
+        f"release's feature files are row-aligned ({LAYOUT})."
+      )
     tables[m] = rows
     labels_here = [None if r is None or not r else _label(r[-1]) for r in rows]
-    table_labels = labels_here if table_labels is None else [a if a == b else None
-                                                             for a, b in zip(table_labels, labels_here)]
+    table_labels = (
+      labels_here if table_labels is None else [a if a == b else None for a, b in zip(table_labels, labels_here)]
+    )
   widths = {m: max((len(r) - 1 for r in rows if r), default=0) for m, rows in tables.items()}
 
   # text_train.csv: feature row -> transcripts.csv row, confirmed by the text features it repeats.
@@ -138,17 +142,25 @@ def read(root: str) -> Utterances:
       skipped.append(f"{where}: unreadable, of the wrong width, or its label differs between the feature files")
       continue
     text = tables["text"][r][:-1]
-    same_row = r < len(index_rows) and index_rows[r] is not None and len(index_rows[r]) == widths["text"] + 1 and (
-        same(index_rows[r][1:], text))
+    same_row = (
+      r < len(index_rows)
+      and index_rows[r] is not None
+      and len(index_rows[r]) == widths["text"] + 1
+      and (same(index_rows[r][1:], text))
+    )
     candidates = [r] if same_row else [usable[i] for i in np.flatnonzero(same(index_features, text))]
     if len(candidates) != 1:
-      skipped.append(f"{where}: {'no' if not candidates else 'several'} rows of {TRANSCRIPT_INDEX} carry its text "
-                     "features, so it has no utterance id or video")
+      skipped.append(
+        f"{where}: {'no' if not candidates else 'several'} rows of {TRANSCRIPT_INDEX} carry its text "
+        "features, so it has no utterance id or video"
+      )
       continue
     transcript = int(index_rows[candidates[0]][0])
     if transcript not in row_of_transcript or transcript in taken:
-      skipped.append(f"{where}: {TRANSCRIPT_INDEX} points at transcript row {transcript + 1}, which is "
-                     f"{'unreadable or missing' if transcript not in row_of_transcript else 'taken by another row'}")
+      skipped.append(
+        f"{where}: {TRANSCRIPT_INDEX} points at transcript row {transcript + 1}, which is "
+        f"{'unreadable or missing' if transcript not in row_of_transcript else 'taken by another row'}"
+      )
       continue
     n = row_of_transcript[transcript]
     if labels[n] != label:
@@ -160,8 +172,16 @@ def read(root: str) -> Utterances:
       has[m][n] = True
   if not count:
     raise ValueError(f"No readable utterance in {folder / TRANSCRIPTS} ({skipped[:3]}).")
-  return Utterances(np.array([ids[i] for i in kept_transcripts]), np.array(videos), np.array(positions, np.int32),
-                    np.array(labels, np.int32), np.array(words), features, has, tuple(skipped))
+  return Utterances(
+    np.array([ids[i] for i in kept_transcripts]),
+    np.array(videos),
+    np.array(positions, np.int32),
+    np.array(labels, np.int32),
+    np.array(words),
+    features,
+    has,
+    tuple(skipped),
+  )
 
 
 def validation_videos(videos: np.ndarray, config) -> set[str]:
@@ -182,19 +202,24 @@ def validation_videos(videos: np.ndarray, config) -> set[str]:
 
 def modality_source(utterances: Utterances, m: str, rows: np.ndarray, config) -> Dataset:
   """Modality m's rows `rows` (those that have it) as a Dataset keyed by utterance id."""
-  base = {"label": utterances.labels[rows], "id": utterances.ids[rows], "video": utterances.videos[rows],
-          "position": utterances.positions[rows]}
+  base = {
+    "label": utterances.labels[rows],
+    "id": utterances.ids[rows],
+    "video": utterances.videos[rows],
+    "position": utterances.positions[rows],
+  }
   if m == "transcript":
     from emojax.data import text
+
     tokens = text.tokenize(utterances.transcripts[rows].tolist(), config.tokenizer, config.max_length)
     return Dataset({**tokens, **base}, class_names=CLASS_NAMES, model_inputs=("input_ids", "attention_mask", "label"))
-  return Dataset({"features": utterances.features[m][rows], **base}, class_names=CLASS_NAMES,
-                 model_inputs=("features", "label"))
+  return Dataset(
+    {"features": utterances.features[m][rows], **base}, class_names=CLASS_NAMES, model_inputs=("features", "label")
+  )
 
 
 def _split(utterances: Utterances, split: str, config) -> np.ndarray:
-  return aligned.split_rows(utterances.videos, split, validation_videos(utterances.videos, config), "cmu_mosi",
-                            "video")
+  return aligned.split_rows(utterances.videos, split, validation_videos(utterances.videos, config), "cmu_mosi", "video")
 
 
 def _has(utterances: Utterances, m: str) -> np.ndarray:
@@ -229,17 +254,27 @@ def load(config, split: str) -> Dataset:
       sources[m] = aligned.export_source(config.exports[m], split, CLASS_NAMES, m)
       foreign = sorted(set(sources[m].arrays["id"]) - set(utterances.ids[in_split]))
       if foreign:
-        raise ValueError(f"The {m} run {config.exports[m]} exported {len(foreign)} {split} utterances that are not "
-                         f"in this {split} split (e.g. {foreign[:3]}): train it with the same video split "
-                         "(config.data.validation_fraction, split_seed, validation_videos).")
+        raise ValueError(
+          f"The {m} run {config.exports[m]} exported {len(foreign)} {split} utterances that are not "
+          f"in this {split} split (e.g. {foreign[:3]}): train it with the same video split "
+          "(config.data.validation_fraction, split_seed, validation_videos)."
+        )
       continue
     sources[m] = modality_source(utterances, m, np.flatnonzero(in_split & _has(utterances, m)), config)
     if m in VECTOR_MODALITIES:
       encoder_kwargs[m] = aligned.vector_statistics(utterances.features[m][train & utterances.has[m]])
   groups = dict(zip(utterances.ids.tolist(), utterances.videos.tolist()))
   positions = dict(zip(utterances.ids.tolist(), utterances.positions.tolist()))
-  data = aligned.join(sources, CLASS_NAMES, split, "cmu_mosi", groups, {"position": positions},
-                      encoder_kwargs=encoder_kwargs, skipped=list(utterances.skipped))
+  data = aligned.join(
+    sources,
+    CLASS_NAMES,
+    split,
+    "cmu_mosi",
+    groups,
+    {"position": positions},
+    encoder_kwargs=encoder_kwargs,
+    skipped=list(utterances.skipped),
+  )
   if config.get("context", False):
     data = aligned.utterance_context(data, config.get("max_utterances", 0))
   return data

@@ -69,8 +69,10 @@ def ekman_labels(names, labels, matrix=None) -> np.ndarray:
 def require_ekman7(names) -> None:
   """Single-label classes must already be Ekman-7, in its order: there is nothing to map them through."""
   if tuple(names) != labels_lib.EKMAN7:
-    raise ValueError(f"Classes {tuple(names)} are not in Ekman-7 order {labels_lib.EKMAN7}; train the encoder with "
-                     "Ekman labels (FER2013; speech with labels=ekman7).")
+    raise ValueError(
+      f"Classes {tuple(names)} are not in Ekman-7 order {labels_lib.EKMAN7}; train the encoder with "
+      "Ekman labels (FER2013; speech with labels=ekman7)."
+    )
 
 
 def label_matched_indices(labels_by_modality: dict[str, np.ndarray], seed: int, max_per_class: int = 0):
@@ -100,8 +102,9 @@ def label_matched_indices(labels_by_modality: dict[str, np.ndarray], seed: int, 
   return {m: np.concatenate(v) for m, v in indices.items()}, np.concatenate(tuple_labels).astype(np.int32)
 
 
-def tuples_dataset(views: dict[str, tuple], split: str, seed: int, max_per_class: int = 0,
-                   aligned: bool = False) -> Dataset:
+def tuples_dataset(
+  views: dict[str, tuple], split: str, seed: int, max_per_class: int = 0, aligned: bool = False
+) -> Dataset:
   """A fusion `Dataset` from per-modality (label, logits, embedding) views of one split."""
   modalities = tuple(views)
   absent = [m for m in modalities if views[m] is None]  # no source: absent from every example
@@ -118,8 +121,7 @@ def tuples_dataset(views: dict[str, tuple], split: str, seed: int, max_per_class
     index, label = {m: i[keep] for m, i in index.items()}, label[keep].astype(np.int32)
   else:
     # Split-specific seed: train and validation tuples never share a pairing pattern.
-    index, label = label_matched_indices({m: v[0] for m, v in views.items()}, seed + (split != "train"),
-                                         max_per_class)
+    index, label = label_matched_indices({m: v[0] for m, v in views.items()}, seed + (split != "train"), max_per_class)
   for m in absent:
     index[m] = np.full(len(label), -1)
     views[m] = (None, np.zeros((1, len(labels_lib.EKMAN7)), np.float32), np.zeros((1, 1), np.float32))
@@ -140,8 +142,10 @@ def load(config, split: str) -> Dataset:
   protocol ("train", or "crossfit" with num_folds and fold: see `crossfit_rows`)."""
   protocol = config.get("protocol", "train")
   if protocol not in ("train", "crossfit"):
-    raise ValueError(f"config.data.protocol={protocol!r}; expected 'train' (fusion learns on the train exports) or "
-                     "'crossfit' (on the other folds of the validation exports).")
+    raise ValueError(
+      f"config.data.protocol={protocol!r}; expected 'train' (fusion learns on the train exports) or "
+      "'crossfit' (on the other folds of the validation exports)."
+    )
   views = {}
   for modality, folder in config.sources.items():
     if not folder:
@@ -150,14 +154,17 @@ def load(config, split: str) -> Dataset:
     export_split = config.eval_split if protocol == "crossfit" else split
     path = Path(os.path.expanduser(folder)) / f"{export_split}.npz"
     if not path.is_file():
-      raise FileNotFoundError(f"No {path} for modality {modality!r}: export the trained encoder first with "
-                              f"`python -m emojax.main --config <its config> --workdir <its run> --mode=export`.")
+      raise FileNotFoundError(
+        f"No {path} for modality {modality!r}: export the trained encoder first with "
+        f"`python -m emojax.main --config <its config> --workdir <its run> --mode=export`."
+      )
     with np.load(path, allow_pickle=False) as export:
       export = dict(export)
     label, logits, embedding = ekman_view(export, config.goemotions_root)
     if protocol == "crossfit":
-      in_fold = crossfit_rows(export.get("speaker", np.arange(len(label))), config.num_folds, config.fold,
-                              config.get("fold_seed", 0))
+      in_fold = crossfit_rows(
+        export.get("speaker", np.arange(len(label))), config.num_folds, config.fold, config.get("fold_seed", 0)
+      )
       label = np.where(in_fold if split != "train" else ~in_fold, label, -1)  # -1: joins no tuple
     views[modality] = (label, logits, embedding)
   size = config.max_per_class_train if split == "train" else config.max_per_class_eval
@@ -213,15 +220,19 @@ class TupleDataset(Dataset):
   `text_input_ids`, ...), zeros where the modality is absent. Nothing is copied per tuple, so speech
   features or token arrays are stored once however often the pairing reuses them.
   """
+
   sources: Mapping[str, Dataset] = dataclasses.field(default_factory=dict)
 
   def __post_init__(self):
     super().__post_init__()
     # A speech run's augmented feature copies are training augmentation of that encoder, not fusion inputs.
-    self.input_keys = {m: tuple(k for k in d.model_inputs if k not in LABEL_KEYS and not k.startswith("augmented_"))
-                       for m, d in self.sources.items()}
-    self._zeros = {m: {k: np.zeros_like(np.asarray(d.arrays[k][0])) for k in self.input_keys[m]}
-                   for m, d in self.sources.items()}
+    self.input_keys = {
+      m: tuple(k for k in d.model_inputs if k not in LABEL_KEYS and not k.startswith("augmented_"))
+      for m, d in self.sources.items()
+    }
+    self._zeros = {
+      m: {k: np.zeros_like(np.asarray(d.arrays[k][0])) for k in self.input_keys[m]} for m, d in self.sources.items()
+    }
     self.model_inputs = ("label", "present") + tuple(f"{m}_{k}" for m in self.sources for k in self.input_keys[m])
 
   def __getitem__(self, index: int) -> dict[str, np.ndarray]:
@@ -280,42 +291,66 @@ def load_inputs(config, split: str, read) -> TupleDataset:
   else:
     size = config.max_per_class_train if split == "train" else config.max_per_class_eval
     index, label = label_matched_indices(labels, config.seed + (split != "train"), size)
-  arrays = {"label": label, "present": np.stack([index[m] >= 0 for m in sources], 1).astype(np.float32),
-            "id": np.array([f"{split}_{i}" for i in range(len(label))]),
-            **{f"{m}_row": index[m] for m in sources}}
-  return TupleDataset(arrays, class_names=labels_lib.EKMAN7, sources=sources,
-                      metadata={"model_kwargs": {"label_maps": label_maps}})
+  arrays = {
+    "label": label,
+    "present": np.stack([index[m] >= 0 for m in sources], 1).astype(np.float32),
+    "id": np.array([f"{split}_{i}" for i in range(len(label))]),
+    **{f"{m}_row": index[m] for m in sources},
+  }
+  return TupleDataset(
+    arrays, class_names=labels_lib.EKMAN7, sources=sources, metadata={"model_kwargs": {"label_maps": label_maps}}
+  )
 
 
-def synthetic_inputs(split: str, num_examples: int, seed: int = 0, frames: int = 40, mel_bins: int = 24,
-                     tokens: int = 12, vocab: int = 64) -> Dataset:
+def synthetic_inputs(
+  split: str, num_examples: int, seed: int = 0, frames: int = 40, mel_bins: int = 24, tokens: int = 12, vocab: int = 64
+) -> Dataset:
   """The built-in multimodal default: a drawn face, a spectrogram-like feature sequence and a token sequence
   per example, all of one Ekman class, with 20% of the modalities missing. Faces are the synthetic face
   set's drawings; speech frames carry a class-specific band of energy under noise; texts draw a few tokens
   from a class-specific part of the vocabulary among uniform ones. For the demo and tests only."""
   from emojax.data import synthetic
+
   rng = np.random.default_rng([seed, {"train": 0, "validation": 1, "test": 2}[split], 7])
   label = rng.integers(7, size=num_examples).astype(np.int32)
   present = (rng.random((num_examples, 3)) > 0.2).astype(np.float32)
   present[present.sum(1) == 0, 0] = 1
   faces = np.stack([synthetic.draw_face(y, rng) for y in label])[..., None]
-  bands = np.exp(-0.5 * ((np.arange(mel_bins)[None] - (2 + 3 * np.arange(7))[:, None]) / 1.5) ** 2)    # [7, bins]
+  bands = np.exp(-0.5 * ((np.arange(mel_bins)[None] - (2 + 3 * np.arange(7))[:, None]) / 1.5) ** 2)  # [7, bins]
   num_frames = rng.integers(frames // 2, frames + 1, num_examples).astype(np.int32)
   speech = 0.8 * bands[label][:, None] * rng.random((num_examples, frames, 1)) + rng.standard_normal(
-      (num_examples, frames, mel_bins))
-  speech *= (np.arange(frames)[None, :, None] < num_frames[:, None, None])
+    (num_examples, frames, mel_bins)
+  )
+  speech *= np.arange(frames)[None, :, None] < num_frames[:, None, None]
   length = rng.integers(tokens // 2, tokens + 1, num_examples)
   ids = rng.integers(8, vocab, (num_examples, tokens))
-  cue = rng.random((num_examples, tokens)) < 0.3                     # class words among filler
+  cue = rng.random((num_examples, tokens)) < 0.3  # class words among filler
   ids = np.where(cue, 8 * label[:, None] + rng.integers(0, 8, (num_examples, tokens)) + 8, ids) % vocab
   mask = (np.arange(tokens)[None] < length[:, None]).astype(np.int32)
   ids = np.where(mask > 0, ids, 0)
   ids[:, 0] = 1  # a [CLS]-like first token
-  arrays = {"label": label, "present": present, "face_image": faces.astype(np.uint8),
-            "speech_features": speech.astype(np.float32), "speech_num_frames": num_frames,
-            "text_input_ids": ids.astype(np.int32), "text_attention_mask": mask,
-            "id": np.array([f"synthetic_inputs_{split}_{i}" for i in range(num_examples)])}
-  inputs = ("label", "present", "face_image", "speech_features", "speech_num_frames", "text_input_ids",
-            "text_attention_mask")
-  return Dataset(arrays, class_names=labels_lib.EKMAN7, model_inputs=inputs,
-                 metadata={"model_kwargs": {"label_maps": {m: None for m in MODALITIES}}})
+  arrays = {
+    "label": label,
+    "present": present,
+    "face_image": faces.astype(np.uint8),
+    "speech_features": speech.astype(np.float32),
+    "speech_num_frames": num_frames,
+    "text_input_ids": ids.astype(np.int32),
+    "text_attention_mask": mask,
+    "id": np.array([f"synthetic_inputs_{split}_{i}" for i in range(num_examples)]),
+  }
+  inputs = (
+    "label",
+    "present",
+    "face_image",
+    "speech_features",
+    "speech_num_frames",
+    "text_input_ids",
+    "text_attention_mask",
+  )
+  return Dataset(
+    arrays,
+    class_names=labels_lib.EKMAN7,
+    model_inputs=inputs,
+    metadata={"model_kwargs": {"label_maps": {m: None for m in MODALITIES}}},
+  )

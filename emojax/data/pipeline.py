@@ -20,7 +20,6 @@ from emojax.data import SPEECH_CORPORA
 from emojax.data import augment as augment_lib
 from emojax.data.base import Dataset
 
-
 AUGMENTATION_ONLY = ("augmented_features", "augmented_num_frames")  # speech copies, consumed by augmentation
 
 
@@ -46,6 +45,7 @@ def make_augmenter(data_config: ml_collections.ConfigDict):
   if data_config.name in SPEECH_CORPORA:
     augment_lib.validate_speech(config)
     from emojax.data import features as features_lib  # speech-only dependency (librosa)
+
     return functools.partial(features_lib.augment_speech, data_config=data_config)
   augment_lib.validate(config)
   return functools.partial(augment_face, config=config)
@@ -59,8 +59,10 @@ def augment_face(example: dict, rng: np.random.Generator, config: ml_collections
     return {**example, "image": image, **({} if points is None else {"landmarks": points})}
   seed = rng.integers(2**32)
   frames = decode(example, ("clip",))["clip"]
-  return {**example, "clip": np.stack([augment_lib.augment_image(f, np.random.default_rng(seed), config)
-                                       for f in frames])}
+  return {
+    **example,
+    "clip": np.stack([augment_lib.augment_image(f, np.random.default_rng(seed), config) for f in frames]),
+  }
 
 
 def drop_modalities(example: dict, rng: np.random.Generator, rate: float) -> dict:
@@ -77,8 +79,9 @@ def drop_modalities(example: dict, rng: np.random.Generator, rate: float) -> dic
 def per_process_batch_size(global_batch_size: int) -> int:
   processes = jax.process_count()
   if global_batch_size % processes:
-    raise ValueError(f"config.train.batch_size={global_batch_size} must be divisible by the number of "
-                     f"processes ({processes}).")
+    raise ValueError(
+      f"config.train.batch_size={global_batch_size} must be divisible by the number of processes ({processes})."
+    )
   return global_batch_size // processes
 
 
@@ -93,8 +96,9 @@ DEFAULT_TOKEN_WIDTHS = (32, 64, 128)
 def token_width(longest: int, full_width: int, widths=DEFAULT_TOKEN_WIDTHS) -> int:
   """The smallest of `widths` that holds `longest` tokens, capped at the arrays' `full_width`."""
   if not widths or any(int(w) <= 0 for w in widths):
-    raise ValueError(f"config.data.token_widths={tuple(widths)} must be a non-empty list of positive widths, "
-                     "e.g. (32, 64, 128).")
+    raise ValueError(
+      f"config.data.token_widths={tuple(widths)} must be a non-empty list of positive widths, e.g. (32, 64, 128)."
+    )
   fitting = [int(w) for w in sorted(widths) if int(w) >= longest]
   return min(fitting[0] if fitting else full_width, full_width)
 
@@ -113,12 +117,14 @@ def trim_padding(batch: dict, widths=DEFAULT_TOKEN_WIDTHS, width: int | None = N
   if jax.process_count() > 1 and width is None:
     return batch
   for mask_key in token_mask_keys(batch):
-    prefix = mask_key[:-len("attention_mask")]
+    prefix = mask_key[: -len("attention_mask")]
     full = batch[mask_key].shape[-1]
-    cut = width if width is not None else token_width(int(np.asarray(batch[mask_key]).sum(-1).max(initial=1)),
-                                                      full, widths)
-    batch = {k: (v[:, :cut] if k.removeprefix(prefix) in TOKEN_KEYS and k.startswith(prefix) else v)
-             for k, v in batch.items()}
+    cut = (
+      width if width is not None else token_width(int(np.asarray(batch[mask_key]).sum(-1).max(initial=1)), full, widths)
+    )
+    batch = {
+      k: (v[:, :cut] if k.removeprefix(prefix) in TOKEN_KEYS and k.startswith(prefix) else v) for k, v in batch.items()
+    }
   return batch
 
 
@@ -149,8 +155,10 @@ class StreamOrder:
     if lengths is not None and len(lengths) != num_rows:
       raise ValueError(f"{len(lengths)} lengths for {num_rows} rows.")
     if lengths is not None and (batch_size < 1 or window_batches < 1):
-      raise ValueError(f"Length-grouped order needs batch_size >= 1 and config.data.bucket_window_batches >= 1, "
-                       f"got {batch_size} and {window_batches}.")
+      raise ValueError(
+        f"Length-grouped order needs batch_size >= 1 and config.data.bucket_window_batches >= 1, "
+        f"got {batch_size} and {window_batches}."
+      )
     self.num_rows, self.seed = num_rows, seed
     self._lengths = None if lengths is None else np.asarray(lengths)
     self._batch_size, self._window = batch_size, window_batches
@@ -167,9 +175,9 @@ class StreamOrder:
       window = self._batch_size * self._window
       grouped = []
       for start in range(0, len(order), window):
-        rows = order[start:start + window]
+        rows = order[start : start + window]
         rows = rows[np.argsort(self._lengths[rows], kind="stable")]
-        batches = [rows[i:i + self._batch_size] for i in range(0, len(rows), self._batch_size)]
+        batches = [rows[i : i + self._batch_size] for i in range(0, len(rows), self._batch_size)]
         grouped.extend(batches[i] for i in rng.permutation(len(batches)))
       order = np.concatenate(grouped)
     self._cache = (epoch, order)
@@ -231,8 +239,9 @@ class ProcessSlice(grain.MapDataset):
     return self._parent[batch * self._global + self._offset + row]
 
 
-def train_iterator(dataset: Dataset, config: ml_collections.ConfigDict, seed: int,
-                   start_batch: int = 0) -> grain.DatasetIterator:
+def train_iterator(
+  dataset: Dataset, config: ml_collections.ConfigDict, seed: int, start_batch: int = 0
+) -> grain.DatasetIterator:
   """An endless, deterministic iterator of this process's part of each global training batch, from global batch
   `start_batch` on. Batch b is a pure function of (seed, b) (shuffles and augmentation are seeded by position), so
   resuming at step b needs only b: no iterator state is saved, and a run may resume on another number of
@@ -250,8 +259,9 @@ def train_iterator(dataset: Dataset, config: ml_collections.ConfigDict, seed: in
     ds = ds.map(functools.partial(trim_padding, widths=token_widths(config.data)))
   if start_batch:
     ds = ds[start_batch:]
-  iter_ds = ds.to_iter_dataset(grain.ReadOptions(num_threads=config.data.read_threads,
-                                                 prefetch_buffer_size=config.data.prefetch))
+  iter_ds = ds.to_iter_dataset(
+    grain.ReadOptions(num_threads=config.data.read_threads, prefetch_buffer_size=config.data.prefetch)
+  )
   if config.data.worker_count > 0:
     iter_ds = iter_ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=config.data.worker_count))
   return iter(iter_ds)
@@ -270,6 +280,7 @@ class GrainFeed:
     from jax.sharding import NamedSharding, PartitionSpec
 
     from emojax import sharding
+
     self._iterator = train_iterator(dataset, config, seed=seed, start_batch=start_step)
     self._sharding = NamedSharding(mesh, PartitionSpec(None, sharding.BATCH_AXES))
     self._next_step = start_step
@@ -297,14 +308,14 @@ def eval_batches(dataset: Dataset, global_batch_size: int, widths=DEFAULT_TOKEN_
   longest row (the indices say where each row belongs).
   """
   batch_size = per_process_batch_size(global_batch_size)
-  indices = np.arange(len(dataset))[jax.process_index()::jax.process_count()]
+  indices = np.arange(len(dataset))[jax.process_index() :: jax.process_count()]
   lengths = token_lengths(dataset)
   if lengths is not None:
     indices = indices[np.argsort(lengths[indices], kind="stable")]
   num_batches = math.ceil(math.ceil(len(dataset) / jax.process_count()) / batch_size)
   template = decode(dataset[0], dataset.model_inputs)
   for b in range(num_batches):
-    chunk = indices[b * batch_size:(b + 1) * batch_size]
+    chunk = indices[b * batch_size : (b + 1) * batch_size]
     examples = [decode(dataset[i], dataset.model_inputs) for i in chunk]
     batch = {k: np.zeros((batch_size,) + np.shape(v), np.asarray(v).dtype) for k, v in template.items()}
     for row, example in enumerate(examples):

@@ -26,23 +26,28 @@ def _version(folder: Path) -> tuple[int, ...]:
 def data_source(dataset: str, data_dir: str | os.PathLike, split: str):
   """The random-access `tfds` data source of a prepared split (its newest prepared version)."""
   import tensorflow_datasets as tfds
+
   if dataset not in BUILDER_NAMES:
     raise ValueError(f"Unknown dataset {dataset!r}; prepared datasets are {sorted(BUILDER_NAMES)}.")
   data_dir = Path(data_dir).expanduser()
   folder = data_dir / BUILDER_NAMES[dataset]
-  versions = [p for p in folder.iterdir() if _version(p) and (p / "dataset_info.json").is_file()] \
-      if folder.is_dir() else []
+  versions = (
+    [p for p in folder.iterdir() if _version(p) and (p / "dataset_info.json").is_file()] if folder.is_dir() else []
+  )
   if not versions:
     raise FileNotFoundError(
-        f"No prepared {dataset} under {data_dir} (expected {folder}/<version>). Prepare it once with "
-        f"`python -m emojax.data.tfds_builders --dataset {dataset} --source <release folder> --data_dir {data_dir}`.")
+      f"No prepared {dataset} under {data_dir} (expected {folder}/<version>). Prepare it once with "
+      f"`python -m emojax.data.tfds_builders --dataset {dataset} --source <release folder> --data_dir {data_dir}`."
+    )
   builder = tfds.builder_from_directory(str(max(versions, key=_version)))
   split = SPLIT_ALIASES.get(split, split)
   if split not in builder.info.splits:
     raise ValueError(f"{builder.data_path} has splits {sorted(builder.info.splits)}, not {split!r}.")
   if builder.info.file_format != tfds.core.FileFormat.ARRAY_RECORD:
-    raise ValueError(f"{builder.data_path} holds {builder.info.file_format.value} files; random access needs "
-                     "array_record. Prepare it again with `tfds_builders.prepare(..., overwrite=True)`.")
+    raise ValueError(
+      f"{builder.data_path} holds {builder.info.file_format.value} files; random access needs "
+      "array_record. Prepare it again with `tfds_builders.prepare(..., overwrite=True)`."
+    )
   return builder.as_data_source(split=split)
 
 
@@ -53,6 +58,9 @@ def load_goemotions(data_dir: str | os.PathLike, split: str) -> tuple[list[str],
   examples = source.__getitems__(range(len(source)))  # one batched read instead of N lookups
   texts = [example["text"].decode("utf-8") for example in examples]
   ids = [example["comment_id"].decode("utf-8") for example in examples]
-  multi_hot = np.stack([example["labels"] for example in examples]).astype(np.float32) if examples else \
-      np.zeros((0, GOEMOTIONS_NUM_LABELS), np.float32)
+  multi_hot = (
+    np.stack([example["labels"] for example in examples]).astype(np.float32)
+    if examples
+    else np.zeros((0, GOEMOTIONS_NUM_LABELS), np.float32)
+  )
   return texts, multi_hot, ids

@@ -41,9 +41,11 @@ def settings(config) -> tuple[str, str]:
   """(drop_duplicates, class_balance) of `config.data`, checked; configs without the fields mean "none"."""
   drop, balance = config.get("drop_duplicates", "none"), config.get("class_balance", "none")
   if drop not in DROP_DUPLICATES:
-    raise ValueError(f"config.data.drop_duplicates={drop!r}; choose one of {DROP_DUPLICATES} (from_train drops "
-                     "training rows that copy an evaluation row, from_validation the evaluation rows that copy a "
-                     "training row).")
+    raise ValueError(
+      f"config.data.drop_duplicates={drop!r}; choose one of {DROP_DUPLICATES} (from_train drops "
+      "training rows that copy an evaluation row, from_validation the evaluation rows that copy a "
+      "training row)."
+    )
   if balance not in CLASS_BALANCE:
     raise ValueError(f"config.data.class_balance={balance!r}; choose one of {CLASS_BALANCE}.")
   return drop, balance
@@ -56,13 +58,16 @@ def row_keys(dataset: Dataset) -> list:
   with; texts: the raw string. Other data (speech features, fusion tuples) has no notion of a copy here.
   """
   from emojax.data import fer2013  # the data layer's one pixel hash
+
   for key in ("image", "clip"):
     if key in dataset.arrays:
       return [fer2013._pixel_hash(row) for row in dataset.arrays[key]]
   if "text" in dataset.arrays:
     return [str(text) for text in dataset.arrays["text"]]
-  raise ValueError(f"config.data.drop_duplicates needs image, clip or text rows to compare; this dataset has "
-                   f"{sorted(dataset.arrays)}. Set config.data.drop_duplicates='none' for it.")
+  raise ValueError(
+    f"config.data.drop_duplicates needs image, clip or text rows to compare; this dataset has "
+    f"{sorted(dataset.arrays)}. Set config.data.drop_duplicates='none' for it."
+  )
 
 
 def label_rows(dataset: Dataset) -> np.ndarray:
@@ -94,8 +99,11 @@ def copies_of(dataset: Dataset, other: Dataset) -> tuple[np.ndarray, np.ndarray]
 
 def take(dataset: Dataset, rows: np.ndarray) -> Dataset:
   """The dataset restricted to (or repeated along) `rows`, evaluation subsets included."""
-  return dataclasses.replace(dataset, arrays={k: np.asarray(v)[rows] for k, v in dataset.arrays.items()},
-                             eval_subsets={k: np.asarray(v)[rows] for k, v in dataset.eval_subsets.items()})
+  return dataclasses.replace(
+    dataset,
+    arrays={k: np.asarray(v)[rows] for k, v in dataset.arrays.items()},
+    eval_subsets={k: np.asarray(v)[rows] for k, v in dataset.eval_subsets.items()},
+  )
 
 
 def with_metadata(dataset: Dataset, **metadata) -> Dataset:
@@ -148,27 +156,36 @@ def apply(dataset: Dataset, config, split: str, read_split: Callable[[str], Data
   is_train = split == "train"
   if (drop == "from_train" and is_train) or (drop == "from_validation" and not is_train):
     if eval_split == "train":
-      raise ValueError("config.data.drop_duplicates compares the train split with config.data.eval_split, "
-                       "which is 'train' here; set eval_split to the evaluation split.")
+      raise ValueError(
+        "config.data.drop_duplicates compares the train split with config.data.eval_split, "
+        "which is 'train' here; set eval_split to the evaluation split."
+      )
     other_split = eval_split if is_train else "train"
     copied, other_label = copies_of(dataset, read_split(other_split))
     ids = dataset.arrays.get("id", np.arange(len(dataset)))
-    record.update(drop_duplicates=drop, compared_with=other_split, dropped=int(copied.sum()),
-                  dropped_with_other_label=int(other_label.sum()),
-                  dropped_ids=[str(i) for i in np.asarray(ids)[copied]])
+    record.update(
+      drop_duplicates=drop,
+      compared_with=other_split,
+      dropped=int(copied.sum()),
+      dropped_with_other_label=int(other_label.sum()),
+      dropped_ids=[str(i) for i in np.asarray(ids)[copied]],
+    )
     dataset = take(dataset, np.flatnonzero(~copied))
   if balance != "none" and is_train:
     if dataset.multi_label:
-      raise ValueError(f"config.data.class_balance={balance!r} is for single-label data; multi-label data such "
-                       "as GoEmotions weights its labels with config.train.class_weight_power instead.")
+      raise ValueError(
+        f"config.data.class_balance={balance!r} is for single-label data; multi-label data such "
+        "as GoEmotions weights its labels with config.train.class_weight_power instead."
+      )
     labels = np.asarray(dataset.arrays["label"])
     before = class_counts(labels, dataset.num_classes)
     record.update(class_balance=balance, class_counts_before=before.tolist())
     if balance == "resample":
       seed = int(config.get("class_balance_seed", 0))
       dataset = take(dataset, resample_rows(labels, dataset.num_classes, seed))
-      record.update(class_balance_seed=seed,
-                    class_counts_after=class_counts(dataset.arrays["label"], dataset.num_classes).tolist())
+      record.update(
+        class_balance_seed=seed, class_counts_after=class_counts(dataset.arrays["label"], dataset.num_classes).tolist()
+      )
     else:
       weights = balanced_class_weights(labels, dataset.num_classes)
       record["class_weights"] = [round(float(w), 6) for w in weights]

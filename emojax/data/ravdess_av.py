@@ -27,8 +27,8 @@ from pathlib import Path
 import ml_collections
 import numpy as np
 
-from emojax.data import aligned
 from emojax import labels as labels_lib
+from emojax.data import aligned
 from emojax.data.base import Dataset
 
 ACTION_UNITS_FILE = "openface_action_units.csv"
@@ -39,6 +39,7 @@ def recording(stem: str) -> tuple[str, str, str]:
   """A stem of either modality -> (the audio-only stem that names the example, actor, native class).
   '01-01-05-02-01-01-12' (video) and '03-01-05-02-01-01-12' (audio) -> ('03-01-05-02-01-01-12', '12', 'angry')."""
   from emojax.data.speech import ravdess_emotion_from_filename
+
   parts = Path(stem).stem.split("-")
   if len(parts) != 7 or parts[0] not in ("01", "02", "03"):
     raise ValueError(f"expected a RAVDESS stem MM-VV-EE-II-SS-RR-AA with modality 01, 02 or 03, got {stem!r}")
@@ -54,13 +55,17 @@ def read_action_units(path: str) -> tuple[tuple[str, ...], np.ndarray, tuple[str
   recording is skipped and named."""
   file = Path(path)
   if not file.is_file():
-    raise FileNotFoundError(f"No {file}: config.data.root should be the ravdess_av folder holding {ACTION_UNITS_FILE} "
-                            "(../shared/data/ravdess_av).")
+    raise FileNotFoundError(
+      f"No {file}: config.data.root should be the ravdess_av folder holding {ACTION_UNITS_FILE} "
+      "(../shared/data/ravdess_av)."
+    )
   with open(file, newline="") as f:
     rows = list(csv.reader(f))
   if not rows or not rows[0] or rows[0][0] != "file":
-    raise ValueError(f"{file}: the header should start with `file` (the recording's stem) followed by the action-unit "
-                     f"columns; got {rows[0][:3] if rows else 'an empty file'}.")
+    raise ValueError(
+      f"{file}: the header should start with `file` (the recording's stem) followed by the action-unit "
+      f"columns; got {rows[0][:3] if rows else 'an empty file'}."
+    )
   header = tuple(rows[0][1:])
   stems, features, skipped, seen = [], [], [], set()
   for line, row in enumerate(rows[1:], 2):
@@ -114,6 +119,7 @@ def actors_read(config, actors) -> np.ndarray:
 def validation_actors(config) -> set[str]:
   """The held-out actors: `validation_speakers`, else fold `fold` of `num_folds` over the actors read."""
   from emojax.data.speech import validation_speakers
+
   stems = read_action_units(str(Path(config.root).expanduser() / ACTION_UNITS_FILE))[0]
   actors = np.array([recording(s)[1] for s in stems])
   return validation_speakers(sorted(set(actors[actors_read(config, actors)])), config)
@@ -122,8 +128,10 @@ def validation_actors(config) -> set[str]:
 def load_modality(config, split: str) -> Dataset:
   """The face alone: action units, labels, actors and ids of one split (`config.data.name = "ravdess_av"`)."""
   if config.get("modality", "face") != "face":
-    raise ValueError(f"config.data.modality={config.modality!r}: ravdess_av alone is the face (action units); "
-                     "train speech alone with configs/speech.py.")
+    raise ValueError(
+      f"config.data.modality={config.modality!r}: ravdess_av alone is the face (action units); "
+      "train speech alone with configs/speech.py."
+    )
   return face(config, split)
 
 
@@ -134,13 +142,22 @@ def face(config, split: str) -> Dataset:
   label = np.array([label_of(recording(s)[2], config) for s in stems], dtype=object)
   labelled = np.array([v is not None for v in label]) & actors_read(config, actors)
   held_out = validation_actors(config)
-  statistics = aligned.vector_statistics(features[aligned.split_rows(actors, "train", held_out, "ravdess_av",
-                                                                     "actor") & labelled])
+  statistics = aligned.vector_statistics(
+    features[aligned.split_rows(actors, "train", held_out, "ravdess_av", "actor") & labelled]
+  )
   keep = aligned.split_rows(actors, split, held_out, "ravdess_av", "actor") & labelled
-  return Dataset({"features": features[keep], "label": label[keep].astype(np.int32), "speaker": actors[keep],
-                  "id": np.array(stems)[keep]}, class_names=class_names(config), skipped=list(skipped),
-                 model_inputs=("features", "label"),
-                 metadata={"model_kwargs": statistics, "feature_names": columns})
+  return Dataset(
+    {
+      "features": features[keep],
+      "label": label[keep].astype(np.int32),
+      "speaker": actors[keep],
+      "id": np.array(stems)[keep],
+    },
+    class_names=class_names(config),
+    skipped=list(skipped),
+    model_inputs=("features", "label"),
+    metadata={"model_kwargs": statistics, "feature_names": columns},
+  )
 
 
 def speech(config, split: str, held_out: set[str]) -> tuple[Dataset, list[str]]:
@@ -152,17 +169,21 @@ def speech(config, split: str, held_out: set[str]) -> tuple[Dataset, list[str]]:
     actors = np.array([recording(s)[1] for s in data.arrays["id"]])
     chosen = actors_read(config, actors)
     if not chosen.all():
-      data = Dataset({k: v[chosen] for k, v in data.arrays.items()}, class_names=data.class_names,
-                     model_inputs=data.model_inputs)
+      data = Dataset(
+        {k: v[chosen] for k, v in data.arrays.items()}, class_names=data.class_names, model_inputs=data.model_inputs
+      )
       actors = actors[chosen]
     in_validation = np.isin(actors, sorted(held_out))
     wrong = sorted(set(actors[in_validation if split == "train" else ~in_validation]))
     if wrong:
-      raise ValueError(f"The speech run {run} exported actors {wrong} as {split}, but they are in the other split "
-                       f"here (validation actors {sorted(held_out)}): train it with the same actor split "
-                       "(configs/speech.py: --config.data.fold / validation_speakers).")
+      raise ValueError(
+        f"The speech run {run} exported actors {wrong} as {split}, but they are in the other split "
+        f"here (validation actors {sorted(held_out)}): train it with the same actor split "
+        "(configs/speech.py: --config.data.fold / validation_speakers)."
+      )
     return data, []
   from emojax.data import speech as speech_lib
+
   speech_config = ml_collections.ConfigDict(config.speech.to_dict())
   speech_config.split_by, speech_config.speakers = "speaker", tuple(config.get("speakers", ()))
   speech_config.validation_speakers = tuple(sorted(held_out))
@@ -187,5 +208,6 @@ def load(config, split: str) -> Dataset:
       sources[m], dropped = speech(config, split, held_out)
       skipped += dropped
   groups = {key: recording(key)[1] for m in sources for key in sources[m].arrays["id"]}
-  return aligned.join(sources, class_names(config), split, "ravdess_av", groups, encoder_kwargs=encoder_kwargs,
-                      skipped=skipped)
+  return aligned.join(
+    sources, class_names(config), split, "ravdess_av", groups, encoder_kwargs=encoder_kwargs, skipped=skipped
+  )

@@ -25,10 +25,10 @@ from pathlib import Path
 import ml_collections
 import numpy as np
 
+from emojax import labels
 from emojax.data import audio as audio_lib
 from emojax.data import augment as augment_lib
 from emojax.data import features as features_lib
-from emojax import labels
 from emojax.data import whisper_features
 from emojax.data.base import Dataset, report_skipped
 
@@ -47,18 +47,19 @@ def ravdess_emotion_from_filename(name: str) -> tuple[str, str]:
   """'03-01-05-02-01-01-12.wav' -> ('12', 'angry'). Audio-only speech (03-01) is accepted."""
   parts = Path(name).stem.split("-")
   if len(parts) != 7 or not all(re.fullmatch(r"\d\d", p) for p in parts):
-    raise BadFileName(f"expected 7 two-digit parts MM-VV-EE-II-SS-RR-AA ({', '.join(_RAVDESS_PARTS)}), "
-                      f"got {Path(name).stem!r}")
+    raise BadFileName(
+      f"expected 7 two-digit parts MM-VV-EE-II-SS-RR-AA ({', '.join(_RAVDESS_PARTS)}), got {Path(name).stem!r}"
+    )
   modality, channel, emotion, intensity, statement, repetition, actor = (int(p) for p in parts)
   checks = [
-      (modality == 3, 0, "modality must be 03 (audio-only); 01/02 are the video files"),
-      (channel == 1, 1, "vocal channel must be 01 (speech); 02 is song"),
-      (1 <= emotion <= 8, 2, "emotion must be 01-08"),
-      (intensity in (1, 2), 3, "intensity must be 01 (normal) or 02 (strong)"),
-      (not (emotion == 1 and intensity == 2), 3, "neutral (01) has no strong intensity (02)"),
-      (statement in (1, 2), 4, "statement must be 01 or 02"),
-      (repetition in (1, 2), 5, "repetition must be 01 or 02"),
-      (1 <= actor <= 24, 6, "actor must be 01-24"),
+    (modality == 3, 0, "modality must be 03 (audio-only); 01/02 are the video files"),
+    (channel == 1, 1, "vocal channel must be 01 (speech); 02 is song"),
+    (1 <= emotion <= 8, 2, "emotion must be 01-08"),
+    (intensity in (1, 2), 3, "intensity must be 01 (normal) or 02 (strong)"),
+    (not (emotion == 1 and intensity == 2), 3, "neutral (01) has no strong intensity (02)"),
+    (statement in (1, 2), 4, "statement must be 01 or 02"),
+    (repetition in (1, 2), 5, "repetition must be 01 or 02"),
+    (1 <= actor <= 24, 6, "actor must be 01-24"),
   ]
   for ok, index, rule in checks:
     if not ok:
@@ -66,9 +67,17 @@ def ravdess_emotion_from_filename(name: str) -> tuple[str, str]:
   return parts[6], labels.RAVDESS_CLASSES[emotion - 1]
 
 
-_TESS_EMOTIONS = {"angry": "angry", "disgust": "disgust", "fear": "fear", "happy": "happy", "neutral": "neutral",
-                  "ps": "pleasant_surprise", "pleasant_surprise": "pleasant_surprise",
-                  "pleasant_surprised": "pleasant_surprise", "sad": "sad"}
+_TESS_EMOTIONS = {
+  "angry": "angry",
+  "disgust": "disgust",
+  "fear": "fear",
+  "happy": "happy",
+  "neutral": "neutral",
+  "ps": "pleasant_surprise",
+  "pleasant_surprise": "pleasant_surprise",
+  "pleasant_surprised": "pleasant_surprise",
+  "sad": "sad",
+}
 
 
 def tess_emotion_from_filename(name: str) -> tuple[str, str]:
@@ -109,9 +118,9 @@ def crema_d_emotion_from_filename(name: str) -> tuple[str, str]:
 
 
 CORPORA = {
-    "ravdess": (ravdess_emotion_from_filename, labels.RAVDESS_CLASSES),
-    "tess": (tess_emotion_from_filename, labels.TESS_CLASSES),
-    "crema_d": (crema_d_emotion_from_filename, labels.CREMA_D_CLASSES),
+  "ravdess": (ravdess_emotion_from_filename, labels.RAVDESS_CLASSES),
+  "tess": (tess_emotion_from_filename, labels.TESS_CLASSES),
+  "crema_d": (crema_d_emotion_from_filename, labels.CREMA_D_CLASSES),
 }
 
 
@@ -126,12 +135,14 @@ def validation_speakers(speakers: list[str], config: ml_collections.ConfigDict) 
     chosen = {s for s in speakers if s in given or (s.isdigit() and str(int(s)) in given)}
     known = set(speakers) | {str(int(s)) for s in speakers if s.isdigit()}
     if given - known:
-      raise ValueError(f"config.data.validation_speakers names {sorted(given - known)}, not among this "
-                       f"corpus's speakers {speakers}.")
+      raise ValueError(
+        f"config.data.validation_speakers names {sorted(given - known)}, not among this corpus's speakers {speakers}."
+      )
     return chosen
   if not 2 <= config.num_folds <= len(speakers):
-    raise ValueError(f"config.data.num_folds={config.num_folds} must be between 2 and the number of speakers "
-                     f"({len(speakers)}).")
+    raise ValueError(
+      f"config.data.num_folds={config.num_folds} must be between 2 and the number of speakers ({len(speakers)})."
+    )
   if not 0 <= config.fold < config.num_folds:
     raise ValueError(f"config.data.fold={config.fold} must be in [0, num_folds={config.num_folds}).")
   return {str(s) for s in np.array_split(np.array(speakers), config.num_folds)[config.fold]}
@@ -141,8 +152,10 @@ def _in_split(split: str, speakers: np.ndarray, config: ml_collections.ConfigDic
   if split == "all":  # every file, whatever the split settings: a whole corpus scored by a model trained elsewhere
     return np.ones(len(speakers), bool)
   if split not in ("train", "validation"):
-    raise ValueError(f"Unknown split {split!r} for {config.name}: speech corpora have 'train' and 'validation' "
-                     "(held-out speakers), and 'all' (every file); the official test speakers are not read here.")
+    raise ValueError(
+      f"Unknown split {split!r} for {config.name}: speech corpora have 'train' and 'validation' "
+      "(held-out speakers), and 'all' (every file); the official test speakers are not read here."
+    )
   if config.split_by == "speaker":
     held_out = np.isin(speakers, sorted(validation_speakers(sorted(set(speakers)), config)))
     field = "validation_speakers (or num_folds / fold)"
@@ -154,8 +167,10 @@ def _in_split(split: str, speakers: np.ndarray, config: ml_collections.ConfigDic
   else:
     raise ValueError(f"config.data.split_by={config.split_by!r}; expected 'speaker' (default) or 'random'.")
   if held_out.all() or not held_out.any():
-    raise ValueError(f"config.data.{field} leaves the {'train' if held_out.all() else 'validation'} split of "
-                     f"{config.name} empty ({len(speakers)} files, speakers {sorted(set(speakers))}).")
+    raise ValueError(
+      f"config.data.{field} leaves the {'train' if held_out.all() else 'validation'} split of "
+      f"{config.name} empty ({len(speakers)} files, speakers {sorted(set(speakers))})."
+    )
   return held_out if split == "validation" else ~held_out
 
 
@@ -164,13 +179,16 @@ def _in_split(split: str, speakers: np.ndarray, config: ml_collections.ConfigDic
 # ----------------------------------------------------------------------------------------------
 def find_files(root: Path, corpus: str) -> list[Path]:
   if not root.is_dir():
-    raise FileNotFoundError(f"{corpus} root {root} does not exist. Point --config.data.root at the folder holding "
-                            f"the corpus's audio files (searched recursively for "
-                            f"{', '.join(audio_lib.AUDIO_SUFFIXES)}).")
+    raise FileNotFoundError(
+      f"{corpus} root {root} does not exist. Point --config.data.root at the folder holding "
+      f"the corpus's audio files (searched recursively for "
+      f"{', '.join(audio_lib.AUDIO_SUFFIXES)})."
+    )
   files = sorted(p for p in walk_files(root) if p.suffix.lower() in audio_lib.AUDIO_SUFFIXES)
   if not files:
-    raise FileNotFoundError(f"No audio files ({', '.join(audio_lib.AUDIO_SUFFIXES)}) under {root}; "
-                            f"is --config.data.root the {corpus} folder?")
+    raise FileNotFoundError(
+      f"No audio files ({', '.join(audio_lib.AUDIO_SUFFIXES)}) under {root}; is --config.data.root the {corpus} folder?"
+    )
   return files
 
 
@@ -203,8 +221,10 @@ def load(config: ml_collections.ConfigDict, split: str) -> Dataset:
   audio_lib.validate(config.audio)
   features_lib.validate(config.features)
   if config.audio.min_seconds * config.audio.sample_rate < 9 * config.features.hop_length:
-    raise ValueError(f"config.data.audio.min_seconds={config.audio.min_seconds} gives fewer than 9 feature frames "
-                     f"(hop_length={config.features.hop_length}); deltas and the models need more: raise it.")
+    raise ValueError(
+      f"config.data.audio.min_seconds={config.audio.min_seconds} gives fewer than 9 feature frames "
+      f"(hop_length={config.features.hop_length}); deltas and the models need more: raise it."
+    )
   parse = CORPORA[config.name][0]
   names = class_names(config)
   root = Path(config.root).expanduser()
@@ -225,6 +245,7 @@ def load(config: ml_collections.ConfigDict, split: str) -> Dataset:
 
   copies = feature_copies(config, split)
   cache = features_lib.FeatureCache(config.cache_dir, config) if config.cache_dir else None
+
   def work(entry):
     try:
       arrays = features_lib.extract(entry[0], config, cache)
@@ -233,6 +254,7 @@ def load(config: ml_collections.ConfigDict, split: str) -> Dataset:
     if copies:
       arrays["copies"] = features_lib.extract_copies(entry[0], arrays["audio"], config, copies, cache)
     return arrays
+
   with concurrent.futures.ThreadPoolExecutor(max(1, config.feature_threads)) as pool:
     results = list(pool.map(work, entries))
   kept = [(entry, arrays) for entry, arrays in zip(entries, results) if isinstance(arrays, dict)]
@@ -241,10 +263,22 @@ def load(config: ml_collections.ConfigDict, split: str) -> Dataset:
   if not kept:
     raise ValueError(f"No usable {config.name} {split} audio under {root} ({len(skipped)} skipped).")
   if cache is not None:
-    logging.info("%s %s: %d files%s, feature cache %s (%d hits, %d computed)", config.name, split, len(kept),
-                 f" x {copies} augmented copies" if copies else "", cache.directory, cache.hits, cache.misses)
-  return Dataset(arrays=_stack(kept, config, copies), class_names=names, skipped=skipped,
-                 model_inputs=model_inputs(config, with_copies=copies > 0))
+    logging.info(
+      "%s %s: %d files%s, feature cache %s (%d hits, %d computed)",
+      config.name,
+      split,
+      len(kept),
+      f" x {copies} augmented copies" if copies else "",
+      cache.directory,
+      cache.hits,
+      cache.misses,
+    )
+  return Dataset(
+    arrays=_stack(kept, config, copies),
+    class_names=names,
+    skipped=skipped,
+    model_inputs=model_inputs(config, with_copies=copies > 0),
+  )
 
 
 def feature_copies(config: ml_collections.ConfigDict, split: str) -> int:
@@ -262,18 +296,26 @@ def feature_copies(config: ml_collections.ConfigDict, split: str) -> int:
   augment = config.augment
   count = augment.get("feature_copies", 0)
   if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 0:
-    raise ValueError(f"config.data.augment.feature_copies={count!r} must be an integer >= 0 (0: no copies, "
-                     "waveforms are augmented per example).")
+    raise ValueError(
+      f"config.data.augment.feature_copies={count!r} must be an integer >= 0 (0: no copies, "
+      "waveforms are augmented per example)."
+    )
   if count and config.input != "features":
-    raise ValueError(f"config.data.augment.feature_copies={count} needs config.data.input='features': copies are "
-                     f"feature matrices, and input={config.input!r} models read the waveform, which is augmented "
-                     "per example. Set --config.data.augment.feature_copies=0.")
+    raise ValueError(
+      f"config.data.augment.feature_copies={count} needs config.data.input='features': copies are "
+      f"feature matrices, and input={config.input!r} models read the waveform, which is augmented "
+      "per example. Set --config.data.augment.feature_copies=0."
+    )
   if not count or split != "train":
     return 0
   if not waveform_augmentation_enabled(augment):
-    logging.warning("config.data.augment.feature_copies=%d is unused: waveform augmentation is off (enabled=%s, "
-                    "probability=%s, or no transform); no copies are made.", count, augment.enabled,
-                    augment.probability)
+    logging.warning(
+      "config.data.augment.feature_copies=%d is unused: waveform augmentation is off (enabled=%s, "
+      "probability=%s, or no transform); no copies are made.",
+      count,
+      augment.enabled,
+      augment.probability,
+    )
     return 0
   augment_lib.validate_speech(augment)  # the copies are drawn with these settings now, not at training time
   return int(count)
@@ -285,9 +327,12 @@ def model_inputs(config: ml_collections.ConfigDict, with_copies: bool = False) -
   if config.input == "waveform":
     return ("audio", "length", "label")
   if config.input == "features":
-    return (("features", "num_frames", "label") + (("functionals",) if config.features.egemaps else ())
-            + (("augmented_features", "augmented_num_frames") if with_copies else ())
-            + whisper_features.model_inputs(config.features))
+    return (
+      ("features", "num_frames", "label")
+      + (("functionals",) if config.features.egemaps else ())
+      + (("augmented_features", "augmented_num_frames") if with_copies else ())
+      + whisper_features.model_inputs(config.features)
+    )
   raise ValueError(f"config.data.input={config.input!r}; expected 'features' (frame features) or 'waveform'.")
 
 
@@ -298,29 +343,30 @@ def _stack(kept: list, config: ml_collections.ConfigDict, copies: int = 0) -> di
   max_frames = features_lib.num_frames(max_samples, config.features.hop_length)
   count, dim = len(kept), kept[0][1]["features"].shape[1]
   arrays = {
-      "features": np.zeros((count, max_frames, dim), np.float32),
-      "num_frames": np.array([a["features"].shape[0] for _, a in kept], np.int32),
-      "length": np.array([len(a["audio"]) for _, a in kept], np.int32),
-      "label": np.array([label for (_, _, label), _ in kept], np.int32),
-      "speaker": np.array([speaker for (_, speaker, _), _ in kept]),
-      "id": np.array([path.stem for (path, _, _), _ in kept]),
+    "features": np.zeros((count, max_frames, dim), np.float32),
+    "num_frames": np.array([a["features"].shape[0] for _, a in kept], np.int32),
+    "length": np.array([len(a["audio"]) for _, a in kept], np.int32),
+    "label": np.array([label for (_, _, label), _ in kept], np.int32),
+    "speaker": np.array([speaker for (_, speaker, _), _ in kept]),
+    "id": np.array([path.stem for (path, _, _), _ in kept]),
   }
   for row, (_, a) in enumerate(kept):
-    arrays["features"][row, :len(a["features"])] = a["features"]
+    arrays["features"][row, : len(a["features"])] = a["features"]
   if copies:
     arrays["augmented_features"] = np.zeros((count, copies, max_frames, dim), np.float32)
     arrays["augmented_num_frames"] = np.zeros((count, copies), np.int32)
     for row, (_, a) in enumerate(kept):
       for copy, c in enumerate(a["copies"]):
         frames = c["features"][:max_frames]
-        arrays["augmented_features"][row, copy, :len(frames)] = frames
+        arrays["augmented_features"][row, copy, : len(frames)] = frames
         arrays["augmented_num_frames"][row, copy] = len(frames)
   # Waveforms are kept when the model reads them or augmentation has to re-featurise them (not with copies).
-  if config.input == "waveform" or (waveform_augmentation_enabled(config.augment)
-                                    and not config.augment.get("feature_copies", 0)):
+  if config.input == "waveform" or (
+    waveform_augmentation_enabled(config.augment) and not config.augment.get("feature_copies", 0)
+  ):
     arrays["audio"] = np.zeros((count, max_samples), np.float32)
     for row, (_, a) in enumerate(kept):
-      arrays["audio"][row, :len(a["audio"])] = a["audio"]
+      arrays["audio"][row, : len(a["audio"])] = a["audio"]
   if config.features.egemaps:
     arrays["functionals"] = np.stack([a["functionals"] for _, a in kept])
   arrays.update(whisper_features.stacked([a for _, a in kept], config))
@@ -328,5 +374,8 @@ def _stack(kept: list, config: ml_collections.ConfigDict, copies: int = 0) -> di
 
 
 def waveform_augmentation_enabled(config: ml_collections.ConfigDict) -> bool:
-  return bool(config.enabled and config.probability > 0 and (
-      config.pitch_shift_semitones > 0 or config.time_stretch > 0 or config.add_noise or config.gain_db > 0))
+  return bool(
+    config.enabled
+    and config.probability > 0
+    and (config.pitch_shift_semitones > 0 or config.time_stretch > 0 or config.add_noise or config.gain_db > 0)
+  )

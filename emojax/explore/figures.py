@@ -45,8 +45,13 @@ def barh(values: np.ndarray, names, title: str, xlabel: str = "count"):
   return fig
 
 
-def histograms(panels: dict[str, dict[str, np.ndarray]], bins: int = 40, columns: int = 3, density: bool = True,
-               log_y: tuple[str, ...] = ()):
+def histograms(
+  panels: dict[str, dict[str, np.ndarray]],
+  bins: int = 40,
+  columns: int = 3,
+  density: bool = True,
+  log_y: tuple[str, ...] = (),
+):
   """One panel per metric (title -> {group: values}), each group an outline histogram on shared bins."""
   rows = int(np.ceil(len(panels) / columns))
   fig, axes = plt.subplots(rows, columns, figsize=(3.6 * columns, 2.6 * rows), squeeze=False)
@@ -63,21 +68,29 @@ def histograms(panels: dict[str, dict[str, np.ndarray]], bins: int = 40, columns
       ax.set_yscale("log")
     if len(groups) > 1:
       ax.legend(fontsize=6)
-  for ax in list(axes.flat)[len(panels):]:
+  for ax in list(axes.flat)[len(panels) :]:
     ax.axis("off")
   fig.tight_layout()
   return fig
 
 
-def heatmap(matrix: np.ndarray, row_names, column_names, title: str, annotate: bool = True, log: bool = False,
-            cmap: str = "viridis", fmt: str = "{:,.0f}", size=None):
+def heatmap(
+  matrix: np.ndarray,
+  row_names,
+  column_names,
+  title: str,
+  annotate: bool = True,
+  log: bool = False,
+  cmap: str = "viridis",
+  fmt: str = "{:,.0f}",
+  size=None,
+):
   matrix = np.asarray(matrix, np.float64)
   size = size or (max(4.0, 0.42 * len(column_names) + 2), max(3.0, 0.32 * len(row_names) + 1.4))
   fig, ax = plt.subplots(figsize=size)
   shown = np.log10(matrix + 1) if log else matrix
   image = ax.imshow(shown, cmap=cmap, aspect="auto")
-  ax.set_xticks(np.arange(len(column_names)), column_names, rotation=90 if len(column_names) > 8 else 0,
-                fontsize=7)
+  ax.set_xticks(np.arange(len(column_names)), column_names, rotation=90 if len(column_names) > 8 else 0, fontsize=7)
   ax.set_yticks(np.arange(len(row_names)), row_names, fontsize=7)
   ax.set_title(title, fontsize=10)
   colorbar = fig.colorbar(image, ax=ax, fraction=0.04)
@@ -87,18 +100,35 @@ def heatmap(matrix: np.ndarray, row_names, column_names, title: str, annotate: b
   if annotate and matrix.size <= 400:
     threshold = np.nanmax(shown) / 2 if shown.size else 0
     for (i, j), value in np.ndenumerate(matrix):
-      ax.text(j, i, fmt.format(value), ha="center", va="center", fontsize=6,
-              color="black" if shown[i, j] > threshold else "white")
+      ax.text(
+        j,
+        i,
+        fmt.format(value),
+        ha="center",
+        va="center",
+        fontsize=6,
+        color="black" if shown[i, j] > threshold else "white",
+      )
   fig.tight_layout()
   return fig
 
 
-def image_grid(images: list[list[np.ndarray | None]], row_names=None, column_names=None, title: str = "",
-               cmap: str = "gray", scale: float = 0.9, vmin=0, vmax=255, captions=None):
+def image_grid(
+  images: list[list[np.ndarray | None]],
+  row_names=None,
+  column_names=None,
+  title: str = "",
+  cmap: str = "gray",
+  scale: float = 0.9,
+  vmin=0,
+  vmax=255,
+  captions=None,
+):
   """Rows of 2-D images (None leaves a cell empty); `captions[r][c]` under each image."""
   rows, columns = len(images), max(len(r) for r in images)
-  fig, axes = plt.subplots(rows, columns, figsize=(scale * columns + (0.9 if row_names else 0), scale * rows + 0.4),
-                           squeeze=False)
+  fig, axes = plt.subplots(
+    rows, columns, figsize=(scale * columns + (0.9 if row_names else 0), scale * rows + 0.4), squeeze=False
+  )
   for r in range(rows):
     for c in range(columns):
       ax = axes[r, c]
@@ -121,20 +151,31 @@ def image_grid(images: list[list[np.ndarray | None]], row_names=None, column_nam
   return fig
 
 
-def mosaic(rows: list[list[np.ndarray]], row_names, title: str = "", gap: int = 2, zoom: float = 1.5,
-           cmap: str = "gray", vmin=0, vmax=255, dpi: int = 80):
+def mosaic(
+  rows: list[list[np.ndarray]],
+  row_names,
+  title: str = "",
+  gap: int = 2,
+  zoom: float = 1.5,
+  cmap: str = "gray",
+  vmin=0,
+  vmax=255,
+  dpi: int = 80,
+):
   """Rows of same-size 2-D images tiled into one picture (one imshow: a much smaller PNG than a grid of axes)."""
   height, width = np.squeeze(rows[0][0]).shape
   columns = max(len(r) for r in rows)
   canvas = np.full((len(rows) * (height + gap), columns * (width + gap)), np.nan, np.float32)
   for r, row in enumerate(rows):
     for c, image in enumerate(row):
-      canvas[r * (height + gap):r * (height + gap) + height, c * (width + gap):c * (width + gap) + width] = \
-          np.squeeze(image)
+      canvas[r * (height + gap) : r * (height + gap) + height, c * (width + gap) : c * (width + gap) + width] = (
+        np.squeeze(image)
+      )
   label_inches = 1.0
   fig = plt.figure(figsize=(canvas.shape[1] * zoom / dpi + label_inches, canvas.shape[0] * zoom / dpi + 0.35))
-  ax = fig.add_axes((label_inches / fig.get_figwidth(), 0, 1 - label_inches / fig.get_figwidth(),
-                     1 - 0.35 / fig.get_figheight()))
+  ax = fig.add_axes(
+    (label_inches / fig.get_figwidth(), 0, 1 - label_inches / fig.get_figwidth(), 1 - 0.35 / fig.get_figheight())
+  )
   colormap = plt.get_cmap(cmap).with_extremes(bad="white")
   ax.imshow(canvas, cmap=colormap, vmin=vmin, vmax=vmax, interpolation="nearest", aspect="equal")
   ax.set_xticks([])
@@ -155,8 +196,12 @@ def boxes(groups: dict[str, np.ndarray], title: str, ylabel: str, ax=None):
   data = [np.asarray(v, np.float64)[np.isfinite(v)] for v in groups.values()]
   keep = [i for i, d in enumerate(data) if d.size]
   ax.boxplot([data[i] for i in keep], showfliers=False)
-  ax.set_xticks(np.arange(1, len(keep) + 1), [f"{list(groups)[i]}\n({data[i].size:,})" for i in keep],
-                rotation=90 if len(groups) > 8 else 0, fontsize=7)
+  ax.set_xticks(
+    np.arange(1, len(keep) + 1),
+    [f"{list(groups)[i]}\n({data[i].size:,})" for i in keep],
+    rotation=90 if len(groups) > 8 else 0,
+    fontsize=7,
+  )
   ax.set_ylabel(ylabel, fontsize=8)
   ax.set_title(title, fontsize=9)
   ax.tick_params(axis="y", labelsize=7)
@@ -175,14 +220,15 @@ def scatter_panels(panels: list[tuple[str, np.ndarray, np.ndarray, list[str]]], 
     for index, name in enumerate(names):
       member = groups == index
       if member.any():
-        ax.scatter(points[member, 0], points[member, 1], s=6, alpha=0.7, color=cmap(index % cmap.N), label=name,
-                   linewidths=0)
+        ax.scatter(
+          points[member, 0], points[member, 1], s=6, alpha=0.7, color=cmap(index % cmap.N), label=name, linewidths=0
+        )
     ax.set_title(title, fontsize=9)
     ax.set_xticks([])
     ax.set_yticks([])
     if len(names) <= 24:
       ax.legend(fontsize=6, markerscale=2, ncol=2 if len(names) > 10 else 1, loc="best")
-  for ax in list(axes.flat)[len(panels):]:
+  for ax in list(axes.flat)[len(panels) :]:
     ax.axis("off")
   fig.tight_layout()
   return fig

@@ -10,14 +10,16 @@ import numpy as np
 FOLDS = 5
 
 
-def cross_validate(features: np.ndarray, labels: np.ndarray, groups: np.ndarray | None = None, seed: int = 0,
-                   folds: int = FOLDS) -> dict:
+def cross_validate(
+  features: np.ndarray, labels: np.ndarray, groups: np.ndarray | None = None, seed: int = 0, folds: int = FOLDS
+) -> dict:
   """{accuracy, balanced_accuracy, macro_f1, chance (the majority class's share), folds}."""
   from sklearn.linear_model import LogisticRegression
   from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
   from sklearn.model_selection import GroupKFold, StratifiedKFold, cross_val_predict
   from sklearn.pipeline import make_pipeline
   from sklearn.preprocessing import StandardScaler
+
   features = np.nan_to_num(np.asarray(features, np.float64))
   labels = np.asarray(labels)
   if groups is not None:
@@ -28,10 +30,19 @@ def cross_validate(features: np.ndarray, labels: np.ndarray, groups: np.ndarray 
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
   chance = float(np.bincount(np.unique(labels, return_inverse=True)[1]).max() / len(labels))
   if folds < 2:
-    return {"accuracy": float("nan"), "balanced_accuracy": float("nan"), "macro_f1": float("nan"),
-            "chance": chance, "folds": folds}
+    return {
+      "accuracy": float("nan"),
+      "balanced_accuracy": float("nan"),
+      "macro_f1": float("nan"),
+      "chance": chance,
+      "folds": folds,
+    }
   model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, C=1.0))
   predicted = cross_val_predict(model, features, labels, groups=groups, cv=splitter)
-  return {"accuracy": float(accuracy_score(labels, predicted)),
-          "balanced_accuracy": float(balanced_accuracy_score(labels, predicted)),
-          "macro_f1": float(f1_score(labels, predicted, average="macro")), "chance": chance, "folds": folds}
+  return {
+    "accuracy": float(accuracy_score(labels, predicted)),
+    "balanced_accuracy": float(balanced_accuracy_score(labels, predicted)),
+    "macro_f1": float(f1_score(labels, predicted, average="macro")),
+    "chance": chance,
+    "folds": folds,
+  }

@@ -157,25 +157,32 @@ class Report:
       elif block[0] == "figure":
         _, file, caption = block
         data = base64.b64encode((self.out_dir / file).read_bytes()).decode()
-        body.append(f"<figure><img alt='{html.escape(caption, quote=True)}' src='data:image/png;base64,{data}'>"
-                    f"<figcaption>{_inline(caption)}</figcaption></figure>")
+        body.append(
+          f"<figure><img alt='{html.escape(caption, quote=True)}' src='data:image/png;base64,{data}'>"
+          f"<figcaption>{_inline(caption)}</figcaption></figure>"
+        )
     body.insert(2, f"<nav><ol>{''.join(toc)}</ol></nav>")
-    return (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{html.escape(self.title)}</title>"
-            f"<style>{_CSS}</style></head><body>{''.join(body)}</body></html>\n")
+    return (
+      f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{html.escape(self.title)}</title>"
+      f"<style>{_CSS}</style></head><body>{''.join(body)}</body></html>\n"
+    )
 
 
-_CSS = ("body{font:15px/1.45 system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
-        "table{border-collapse:collapse;margin:.6em 0;font-size:13px}td,th{border:1px solid #ccc;padding:2px 6px;"
-        "text-align:right}th{background:#f2f2f2}td:first-child,th:first-child{text-align:left}"
-        "caption{caption-side:top;text-align:left;font-style:italic;padding:2px 0}figure{margin:1em 0}"
-        "img{max-width:100%}figcaption{font-style:italic;font-size:13px}.note{background:#fff8e0;padding:.5em}"
-        "code{background:#f3f3f3;padding:0 3px}nav ol{columns:2}")
+_CSS = (
+  "body{font:15px/1.45 system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
+  "table{border-collapse:collapse;margin:.6em 0;font-size:13px}td,th{border:1px solid #ccc;padding:2px 6px;"
+  "text-align:right}th{background:#f2f2f2}td:first-child,th:first-child{text-align:left}"
+  "caption{caption-side:top;text-align:left;font-style:italic;padding:2px 0}figure{margin:1em 0}"
+  "img{max-width:100%}figcaption{font-style:italic;font-size:13px}.note{background:#fff8e0;padding:.5em}"
+  "code{background:#f3f3f3;padding:0 3px}nav ol{columns:2}"
+)
 
 
 def _shrink_png(path: Path) -> None:
   """Rewrites matplotlib's RGBA PNG as 8-bit gray (when every pixel is gray, exactly) or a 256-colour palette:
   a third of the bytes or less, which matters when the HTML embeds every figure."""
   from PIL import Image
+
   with Image.open(path) as image:
     rgb = image.convert("RGB")
   channels = np.asarray(rgb)

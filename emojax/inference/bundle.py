@@ -28,8 +28,8 @@ import numpy as np
 from emojax import checkpoint
 from emojax import data as data_lib
 from emojax import labels as labels_lib
-from emojax.pretrained import sha256_of
 from emojax.inference import inputs as inputs_lib
+from emojax.pretrained import sha256_of
 
 FORMAT = "emojax-bundle"
 FORMAT_VERSION = 1
@@ -42,9 +42,19 @@ PRETRAINED_FIELDS = ("pretrained", "wav2vec2_path", "tokenizer")
 # Config fields naming data or caches of the training machine: blanked in a bundle.
 MACHINE_FIELDS = ("root", "cache_dir", "landmark_cache", "tfds_dir", "goemotions_root", "compilation_cache_dir")
 # What a Hugging Face folder contributes to a bundle: the architecture and the tokenizer, never the weights.
-ENCODER_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt",
-                 "vocab.json", "merges.txt", "added_tokens.json", "spm.model", "sentencepiece.bpe.model",
-                 "preprocessor_config.json")
+ENCODER_FILES = (
+  "config.json",
+  "tokenizer.json",
+  "tokenizer_config.json",
+  "special_tokens_map.json",
+  "vocab.txt",
+  "vocab.json",
+  "merges.txt",
+  "added_tokens.json",
+  "spm.model",
+  "sentencepiece.bpe.model",
+  "preprocessor_config.json",
+)
 
 
 class BundleError(ValueError):
@@ -58,6 +68,7 @@ class TrainedModel:
   `thresholds` [C] are the per-label decision thresholds of a multi-label model, tuned on the validation split;
   `validation` the validation report of these variables (None when unknown); `source` says where it came from.
   """
+
   config: ml_collections.ConfigDict
   model: object
   variables: dict
@@ -80,8 +91,14 @@ def load_run(workdir: str | Path, which: str = "best") -> TrainedModel:
   space = data_lib.label_space_of(config.data)
   variables, step = checkpoint.restore_variables(workdir, which)
   report = _matching_report(workdir, config, step)
-  return _assemble(config, space, variables, model_kwargs_of(config), report,
-                   {"kind": "workdir", "path": str(workdir), "checkpoint": which, "step": step})
+  return _assemble(
+    config,
+    space,
+    variables,
+    model_kwargs_of(config),
+    report,
+    {"kind": "workdir", "path": str(workdir), "checkpoint": which, "step": step},
+  )
 
 
 def model_kwargs_of(config: ml_collections.ConfigDict) -> dict:
@@ -90,6 +107,7 @@ def model_kwargs_of(config: ml_collections.ConfigDict) -> dict:
   if config.model.name != "fusion.end_to_end":
     return {}
   from emojax.data import multimodal
+
   if config.data.name == "multimodal_synthetic_inputs":
     return {"label_maps": {m: None for m in config.model.encoders}}
   maps = {}
@@ -113,6 +131,7 @@ def _matching_report(workdir: Path, config, step: int) -> dict | None:
 
 def _assemble(config, space, variables, model_kwargs, report, source) -> TrainedModel:
   from emojax.models import get_model
+
   model = get_model(config.model, len(space.class_names), **model_kwargs)
   spec = inputs_lib.input_spec(config.data)
   check_variables(model, spec, variables, source.get("path", ""))
@@ -131,21 +150,33 @@ def check_variables(model, spec: inputs_lib.InputSpec, variables: dict, where: s
   """Fails unless `variables` have exactly the names and shapes the model builds (a damaged bundle, or a run whose
   model code or config changed since it was trained), naming the first differences."""
   example = {k: v[None] for k, v in spec.example.items()}
-  abstract = jax.eval_shape(lambda: model.init({"params": jax.random.key(0), "dropout": jax.random.key(1)},
-                                               example, train=False))
-  expected = {path: tuple(leaf.shape) for path, leaf in flatten(dict(abstract)).items()
-              if path.split("/")[0] in ("params", "batch_stats")}
+  abstract = jax.eval_shape(
+    lambda: model.init({"params": jax.random.key(0), "dropout": jax.random.key(1)}, example, train=False)
+  )
+  expected = {
+    path: tuple(leaf.shape)
+    for path, leaf in flatten(dict(abstract)).items()
+    if path.split("/")[0] in ("params", "batch_stats")
+  }
   found = {path: tuple(np.shape(leaf)) for path, leaf in flatten(variables).items()}
   missing = sorted(set(expected) - set(found))
   unexpected = sorted(set(found) - set(expected))
   reshaped = sorted(p for p in set(expected) & set(found) if expected[p] != found[p])
   if missing or unexpected or reshaped:
-    details = "; ".join(part for part in (
-        f"missing {missing[:3]}" if missing else "", f"unexpected {unexpected[:3]}" if unexpected else "",
-        f"shapes differ at {[(p, found[p], expected[p]) for p in reshaped[:3]]}" if reshaped else "") if part)
-    raise BundleError(f"The variables of {where or 'this model'} do not fit the model its config builds ({details}). "
-                      "The model code or config changed since it was trained, or the weights are damaged: export "
-                      "the bundle again from its training workdir.")
+    details = "; ".join(
+      part
+      for part in (
+        f"missing {missing[:3]}" if missing else "",
+        f"unexpected {unexpected[:3]}" if unexpected else "",
+        f"shapes differ at {[(p, found[p], expected[p]) for p in reshaped[:3]]}" if reshaped else "",
+      )
+      if part
+    )
+    raise BundleError(
+      f"The variables of {where or 'this model'} do not fit the model its config builds ({details}). "
+      "The model code or config changed since it was trained, or the weights are damaged: export "
+      "the bundle again from its training workdir."
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -159,10 +190,13 @@ def load(path: str | Path, which: str = "best") -> TrainedModel:
   if (path / "config.json").is_file():
     return load_run(path, which)
   if not path.is_dir():
-    raise BundleError(f"No model at {path}: give a bundle folder (written by `emojax export-model`) or a training "
-                      "workdir.")
-  raise BundleError(f"{path} is neither a bundle (no {MANIFEST}) nor a training workdir (no config.json); "
-                    "`emojax export-model --workdir <run> --out <bundle>` writes a bundle.")
+    raise BundleError(
+      f"No model at {path}: give a bundle folder (written by `emojax export-model`) or a training workdir."
+    )
+  raise BundleError(
+    f"{path} is neither a bundle (no {MANIFEST}) nor a training workdir (no config.json); "
+    "`emojax export-model --workdir <run> --out <bundle>` writes a bundle."
+  )
 
 
 def read_manifest(path: str | Path) -> dict:
@@ -175,14 +209,21 @@ def read_manifest(path: str | Path) -> dict:
   except (json.JSONDecodeError, UnicodeDecodeError) as error:
     raise BundleError(f"Damaged bundle {path}: {MANIFEST} is not valid JSON ({error}); export it again.") from None
   if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-    raise BundleError(f"{path / MANIFEST} is not an emojax bundle manifest (format "
-                      f"{manifest.get('format') if isinstance(manifest, dict) else None!r}, expected {FORMAT!r}).")
+    raise BundleError(
+      f"{path / MANIFEST} is not an emojax bundle manifest (format "
+      f"{manifest.get('format') if isinstance(manifest, dict) else None!r}, expected {FORMAT!r})."
+    )
   version = manifest.get("format_version")
   if version != FORMAT_VERSION:
-    advice = ("upgrade emojax to read it" if isinstance(version, int) and version > FORMAT_VERSION
-              else "export it again from its training workdir with this emojax")
-    raise BundleError(f"Bundle {path} has format version {version}; this emojax ({emojax_version()}) reads version "
-                      f"{FORMAT_VERSION}: {advice}.")
+    advice = (
+      "upgrade emojax to read it"
+      if isinstance(version, int) and version > FORMAT_VERSION
+      else "export it again from its training workdir with this emojax"
+    )
+    raise BundleError(
+      f"Bundle {path} has format version {version}; this emojax ({emojax_version()}) reads version "
+      f"{FORMAT_VERSION}: {advice}."
+    )
   return manifest
 
 
@@ -193,8 +234,10 @@ def verify_files(path: Path, manifest: dict) -> None:
     if not file.is_file():
       raise BundleError(f"Damaged bundle {path}: {name} is missing; copy the whole folder again or re-export it.")
     if file.stat().st_size != expected["bytes"] or sha256_of(file) != expected["sha256"]:
-      raise BundleError(f"Damaged bundle {path}: {name} differs from what was exported ({file.stat().st_size} bytes, "
-                        f"expected {expected['bytes']}, or another checksum); copy it again or re-export the bundle.")
+      raise BundleError(
+        f"Damaged bundle {path}: {name} differs from what was exported ({file.stat().st_size} bytes, "
+        f"expected {expected['bytes']}, or another checksum); copy it again or re-export the bundle."
+      )
   if WEIGHTS not in manifest.get("files", {}):
     raise BundleError(f"Damaged bundle {path}: the manifest lists no {WEIGHTS}.")
 
@@ -208,14 +251,23 @@ def load_bundle(path: str | Path, verify: bool = True) -> TrainedModel:
   config = ml_collections.ConfigDict(checkpoint.as_tuples(_resolve_bundled(manifest["config"], path)))
   space = labels_lib.LabelSpace.from_dict(manifest["labels"])
   variables = load_variables(path / WEIGHTS)
-  trained = _assemble(config, space, variables, checkpoint.as_tuples(manifest.get("model_kwargs", {})), None,
-                      {"kind": "bundle", "path": str(path), "step": manifest["source"].get("step")})
+  trained = _assemble(
+    config,
+    space,
+    variables,
+    checkpoint.as_tuples(manifest.get("model_kwargs", {})),
+    None,
+    {"kind": "bundle", "path": str(path), "step": manifest["source"].get("step")},
+  )
   report_path = path / VALIDATION_REPORT
   report = json.loads(report_path.read_text()) if report_path.is_file() else None
   thresholds = manifest.get("thresholds")
-  return dataclasses.replace(trained, validation=report,
-                             thresholds=None if thresholds is None else np.asarray(thresholds, np.float32),
-                             source={**trained.source, "manifest": manifest})
+  return dataclasses.replace(
+    trained,
+    validation=report,
+    thresholds=None if thresholds is None else np.asarray(thresholds, np.float32),
+    source={**trained.source, "manifest": manifest},
+  )
 
 
 def _resolve_bundled(value, root: Path):
@@ -224,9 +276,9 @@ def _resolve_bundled(value, root: Path):
   if isinstance(value, list):
     return [_resolve_bundled(v, root) for v in value]
   if isinstance(value, str) and value.startswith(BUNDLED):
-    folder = root / value[len(BUNDLED):]
+    folder = root / value[len(BUNDLED) :]
     if not folder.is_dir():
-      raise BundleError(f"Damaged bundle {root}: the folder {value[len(BUNDLED):]} its config names is missing.")
+      raise BundleError(f"Damaged bundle {root}: the folder {value[len(BUNDLED) :]} its config names is missing.")
     return str(folder)
   return value
 
@@ -259,6 +311,7 @@ def unflatten(flat: dict[str, np.ndarray]) -> dict:
 
 def save_variables(variables: dict, path: Path) -> None:
   from safetensors.numpy import save_file
+
   flat = {name: np.ascontiguousarray(np.asarray(value)) for name, value in flatten(variables).items()}
   save_file(flat, str(path), metadata={"format": FORMAT, "format_version": str(FORMAT_VERSION)})
   path.chmod(0o644)  # safetensors writes owner-only files; a bundle is meant to be shared
@@ -267,6 +320,7 @@ def save_variables(variables: dict, path: Path) -> None:
 def load_variables(path: Path) -> dict:
   from safetensors import SafetensorError
   from safetensors.numpy import load_file
+
   try:
     variables = unflatten(load_file(str(path)))
   except (SafetensorError, OSError, ValueError) as error:

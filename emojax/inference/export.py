@@ -12,10 +12,25 @@ from pathlib import Path
 
 from emojax.inference import inputs as inputs_lib
 from emojax.inference import scoring
-from emojax.inference.bundle import (BUNDLED, ENCODER_FILES, FORMAT, FORMAT_VERSION, MACHINE_FIELDS, MANIFEST,
-                                     PRETRAINED_FIELDS, VALIDATION_REPORT, WEIGHTS, TrainedModel, bundle_size,
-                                     emojax_version, human_size, load_run, model_kwargs_of, save_variables,
-                                     tuned_thresholds)
+from emojax.inference.bundle import (
+  BUNDLED,
+  ENCODER_FILES,
+  FORMAT,
+  FORMAT_VERSION,
+  MACHINE_FIELDS,
+  MANIFEST,
+  PRETRAINED_FIELDS,
+  VALIDATION_REPORT,
+  WEIGHTS,
+  TrainedModel,
+  bundle_size,
+  emojax_version,
+  human_size,
+  load_run,
+  model_kwargs_of,
+  save_variables,
+  tuned_thresholds,
+)
 from emojax.metrics import HEADLINE
 from emojax.pretrained import sha256_of
 
@@ -28,11 +43,14 @@ def export_bundle(workdir: str | Path, out: str | Path | None = None, which: str
   trained = load_run(workdir, which)
   report = trained.validation
   if report is None:
-    logging.info("No validation report of step %d in %s: evaluating it on its own %s split.",
-                 trained.source["step"], workdir, trained.config.data.eval_split)
+    logging.info(
+      "No validation report of step %d in %s: evaluating it on its own %s split.",
+      trained.source["step"],
+      workdir,
+      trained.config.data.eval_split,
+    )
     report = scoring.validation_report(trained)
-    trained = dataclasses.replace(trained, validation=report,
-                                  thresholds=tuned_thresholds(trained.label_space, report))
+    trained = dataclasses.replace(trained, validation=report, thresholds=tuned_thresholds(trained.label_space, report))
   out = Path(out) if out is not None else workdir / "bundle"
   partial = out.with_name(out.name + ".partial")
   shutil.rmtree(partial, ignore_errors=True)
@@ -43,49 +61,71 @@ def export_bundle(workdir: str | Path, out: str | Path | None = None, which: str
   save_variables(trained.variables, partial / WEIGHTS)
   (partial / VALIDATION_REPORT).write_text(json.dumps(report, indent=2))
   manifest = {
-      "format": FORMAT, "format_version": FORMAT_VERSION,
-      "emojax_version": emojax_version(), "commit": _git_commit(),
-      "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-      "source": {**trained.source, "path": str(workdir.resolve()), "encoder_folders": folders,
-                 "data_root": trained.config.data.get("root", "")},
-      "model": trained.config.model.name, "modalities": list(trained.spec.modalities),
-      "inputs": dict(trained.spec.kinds),
-      "labels": trained.label_space.to_dict(),
-      "thresholds": None if trained.thresholds is None else [float(t) for t in trained.thresholds],
-      "validation": _headline(report, trained.config),
-      "model_kwargs": model_kwargs_of(trained.config),
-      "inference": inference_settings(trained),
-      "config": config,
+    "format": FORMAT,
+    "format_version": FORMAT_VERSION,
+    "emojax_version": emojax_version(),
+    "commit": _git_commit(),
+    "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    "source": {
+      **trained.source,
+      "path": str(workdir.resolve()),
+      "encoder_folders": folders,
+      "data_root": trained.config.data.get("root", ""),
+    },
+    "model": trained.config.model.name,
+    "modalities": list(trained.spec.modalities),
+    "inputs": dict(trained.spec.kinds),
+    "labels": trained.label_space.to_dict(),
+    "thresholds": None if trained.thresholds is None else [float(t) for t in trained.thresholds],
+    "validation": _headline(report, trained.config),
+    "model_kwargs": model_kwargs_of(trained.config),
+    "inference": inference_settings(trained),
+    "config": config,
   }
-  manifest["files"] = {str(p.relative_to(partial)): {"bytes": p.stat().st_size, "sha256": sha256_of(p)}
-                       for p in sorted(partial.rglob("*")) if p.is_file()}
+  manifest["files"] = {
+    str(p.relative_to(partial)): {"bytes": p.stat().st_size, "sha256": sha256_of(p)}
+    for p in sorted(partial.rglob("*"))
+    if p.is_file()
+  }
   (partial / MANIFEST).write_text(json.dumps(manifest, indent=2))
   shutil.rmtree(out, ignore_errors=True)
   partial.rename(out)
-  logging.info("Wrote bundle %s (%s) of %s, step %d.", out, human_size(bundle_size(out)), workdir,
-               trained.source["step"])
+  logging.info(
+    "Wrote bundle %s (%s) of %s, step %d.", out, human_size(bundle_size(out)), workdir, trained.source["step"]
+  )
   return out
 
 
 def inference_settings(trained: TrainedModel) -> dict:
   """What a Recognizer of the bundle compiles (batch sizes, each sequence axis's lengths) and how it windows long
   recordings."""
-  settings = {"batch_sizes": list(inputs_lib.DEFAULT_BATCH_SIZES),
-              "sequence_buckets": {",".join(axis.keys): list(axis.buckets) for axis in trained.spec.sequences}}
+  settings = {
+    "batch_sizes": list(inputs_lib.DEFAULT_BATCH_SIZES),
+    "sequence_buckets": {",".join(axis.keys): list(axis.buckets) for axis in trained.spec.sequences},
+  }
   data = trained.config.data
-  audio = data.get("audio") or (data.modalities.speech.get("audio") if "modalities" in data and
-                                "speech" in data.modalities else None)
+  audio = data.get("audio") or (
+    data.modalities.speech.get("audio") if "modalities" in data and "speech" in data.modalities else None
+  )
   return {**settings, **(inputs_lib.windowing(audio) if audio is not None else {})}
 
 
 def _headline(report: dict, config) -> dict:
   """The validation figures a bundle carries in its manifest (the whole report is validation_report.json)."""
   figures = {k: report["all"][k] for k in (*HEADLINE, "loss") if k in report.get("all", {})}
-  subsets = {name: {k: m[k] for k in ("accuracy", "macro_f1", "num_examples") if k in m}
-             for name, m in report.items() if name != "all" and isinstance(m, dict) and "accuracy" in m}
-  return {"dataset": config.data.name, "split": config.data.eval_split,
-          "num_examples": report.get("all", {}).get("num_examples"), "checkpoint_step": report.get("checkpoint_step"),
-          **figures, "subsets": subsets}
+  subsets = {
+    name: {k: m[k] for k in ("accuracy", "macro_f1", "num_examples") if k in m}
+    for name, m in report.items()
+    if name != "all" and isinstance(m, dict) and "accuracy" in m
+  }
+  return {
+    "dataset": config.data.name,
+    "split": config.data.eval_split,
+    "num_examples": report.get("all", {}).get("num_examples"),
+    "checkpoint_step": report.get("checkpoint_step"),
+    **figures,
+    "subsets": subsets,
+  }
 
 
 def _bundle_encoders(config: dict, bundle_dir: Path) -> dict:
@@ -102,8 +142,10 @@ def _bundle_encoders(config: dict, bundle_dir: Path) -> dict:
         if folder not in copies:
           source = Path(folder)
           if not (source / "config.json").is_file() and key != "tokenizer":
-            raise FileNotFoundError(f"config.{'.'.join(path + (key,))}={value!r} has no config.json to bundle: "
-                                    "export on the machine that trained the run, where the folder exists.")
+            raise FileNotFoundError(
+              f"config.{'.'.join(path + (key,))}={value!r} has no config.json to bundle: "
+              "export on the machine that trained the run, where the folder exists."
+            )
           relative = "encoders/" + "_".join(path + (key,))
           (bundle_dir / relative).mkdir(parents=True)
           for name in ENCODER_FILES:
@@ -134,10 +176,16 @@ def _git_commit() -> dict:
   """The commit of the emojax checkout this runs from, and whether it had uncommitted changes (or unknown)."""
   repo = Path(__file__).resolve().parents[2]
   try:
-    commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True,
-                            timeout=10, check=True).stdout.strip()
-    dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
-                           capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+    commit = subprocess.run(
+      ["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True
+    ).stdout.strip()
+    dirty = subprocess.run(
+      ["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+      capture_output=True,
+      text=True,
+      timeout=10,
+      check=True,
+    ).stdout.strip()
   except (OSError, subprocess.SubprocessError):
     return {"commit": "unknown", "uncommitted_changes": None}
   return {"commit": commit, "uncommitted_changes": bool(dirty)}

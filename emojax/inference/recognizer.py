@@ -26,9 +26,9 @@ import json
 import jax
 import numpy as np
 
+from emojax import labels as labels_lib
 from emojax import prediction as prediction_lib
 from emojax.config_utils import cache_dir
-from emojax import labels as labels_lib
 from emojax.data import pipeline
 from emojax.inference import bundle as bundle_lib
 from emojax.inference import inputs as inputs_lib
@@ -47,6 +47,7 @@ OUTPUT_KEYS = ("logits", "confidence", "sentiment_logits", "modality_weights", "
 class FaceResult:
   """One face: where (`box`, [x, y, width, height] in the picture), class -> probability, the top class, and the
   model's own confidence where it has a confidence head (ResidualAttentionCNN)."""
+
   box: list[int]
   probabilities: dict[str, float]
   label: str
@@ -56,6 +57,7 @@ class FaceResult:
 @dataclasses.dataclass
 class WindowResult:
   """One window of a recording (seconds from the start of its speech, silence trimmed)."""
+
   start: float
   end: float
   probabilities: dict[str, float]
@@ -66,6 +68,7 @@ class WindowResult:
 class SpeechResult:
   """A recording: the mean of its windows' class probabilities, the top class, its seconds of speech after
   trimming silence, and each window's own prediction (one window when it fits in one clip)."""
+
   probabilities: dict[str, float]
   label: str
   seconds: float
@@ -76,6 +79,7 @@ class SpeechResult:
 class TextResult:
   """One text: class -> probability (sigmoid per label for multi-label models), the most probable label, the
   labels at or above their thresholds (multi-label; may be empty), and the sentiment head's distribution."""
+
   text: str | list[int]
   probabilities: dict[str, float]
   label: str
@@ -90,6 +94,7 @@ class FusedResult:
   their weights: what fusion relied on, as `weighting` says (the fusion head's `modality_weights`: learned gates or
   adaptive weights, or confidences, or presence when the head weights present modalities equally before its graph
   attention; 1 for a single modality)."""
+
   probabilities: dict[str, float]
   label: str
   method: str
@@ -102,6 +107,7 @@ class FusedResult:
 class Prediction:
   """Everything predicted for one input. A modality the model does not read, or that was not given, is None;
   `faces` is [] when a picture holds no face, and `reasons` says why a result is empty or a modality absent."""
+
   faces: list[FaceResult] | None = None
   speech: SpeechResult | None = None
   texts: list[TextResult] | None = None
@@ -139,8 +145,13 @@ def _scores(names, probabilities) -> dict[str, float]:
 class Recognizer:
   """A trained model (bundle or workdir) with its preprocessing, compiled for a few bucket shapes."""
 
-  def __init__(self, trained: bundle_lib.TrainedModel, batch_sizes=DEFAULT_BATCH_SIZES, warmup: bool = True,
-               hop_seconds: float | None = None):
+  def __init__(
+    self,
+    trained: bundle_lib.TrainedModel,
+    batch_sizes=DEFAULT_BATCH_SIZES,
+    warmup: bool = True,
+    hop_seconds: float | None = None,
+  ):
     if not batch_sizes or any(int(b) < 1 for b in batch_sizes):
       raise ValueError(f"batch_sizes={batch_sizes}: give one or more positive batch sizes, e.g. (1, 8, 32).")
     self.trained = trained
@@ -153,23 +164,34 @@ class Recognizer:
     # overrides its hop.
     audio = self._audio_config()
     recorded = trained.source.get("manifest", {}).get("inference", {})
-    windows = {**(inputs_lib.windowing(audio) if audio else {}), **{k: v for k, v in recorded.items()
-                                                                    if k.endswith("_seconds")}}
+    windows = {
+      **(inputs_lib.windowing(audio) if audio else {}),
+      **{k: v for k, v in recorded.items() if k.endswith("_seconds")},
+    }
     self.hop_seconds = hop_seconds or windows.get("hop_seconds", 1.0)
     self.long_recording_seconds = windows.get("long_recording_seconds", 0.0)
-    self._predict_step = prediction_lib.make_predict_step(trained.model, keys=OUTPUT_KEYS,
-                                                    tta_flip=bool(self.config.eval.get("tta_flip", False)))
+    self._predict_step = prediction_lib.make_predict_step(
+      trained.model, keys=OUTPUT_KEYS, tta_flip=bool(self.config.eval.get("tta_flip", False))
+    )
     self._variables = jax.device_put(trained.variables)
     if warmup:
       self.warmup()
 
   @classmethod
-  def load(cls, path, which: str = "best", batch_sizes=DEFAULT_BATCH_SIZES, warmup: bool = True,
-           compilation_cache: str | None = None, hop_seconds: float | None = None) -> "Recognizer":
+  def load(
+    cls,
+    path,
+    which: str = "best",
+    batch_sizes=DEFAULT_BATCH_SIZES,
+    warmup: bool = True,
+    compilation_cache: str | None = None,
+    hop_seconds: float | None = None,
+  ) -> "Recognizer":
     """A bundle folder or a training workdir (its `which` checkpoint). `compilation_cache`: JAX's persistent
     cache folder (default `.cache/jax_compilation`, or $EMOJAX_CACHE_DIR; "" = off); `warmup=False` compiles
     each bucket on first use instead of at load."""
     from emojax import sharding
+
     sharding.enable_compilation_cache(cache_dir("jax_compilation") if compilation_cache is None else compilation_cache)
     return cls(bundle_lib.load(path, which), batch_sizes, warmup, hop_seconds)
 
@@ -213,6 +235,7 @@ class Recognizer:
   def compiled_programs(self) -> int:
     """Programs compiled so far (at most one per bucket shape)."""
     from emojax.train import compiled_programs
+
     return compiled_programs(self._predict_step)
 
   # -- running the model ------------------------------------------------------------------------
@@ -229,11 +252,11 @@ class Recognizer:
     largest = self.batch_sizes[-1]
     chunks = []
     for start in range(0, len(examples), largest):
-      rows = order[start:start + largest]
+      rows = order[start : start + largest]
       size = next(b for b in self.batch_sizes if b >= len(rows))
       batch, _ = inputs_lib.batch_of([examples[i] for i in rows], self.spec, size)
       outputs = self._predict_step(self._variables, batch)
-      chunks.append({k: np.asarray(v)[:len(rows)] for k, v in outputs.items()})
+      chunks.append({k: np.asarray(v)[: len(rows)] for k, v in outputs.items()})
     outputs = {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
     inverse = np.empty_like(order)
     inverse[order] = np.arange(len(order))
@@ -248,16 +271,37 @@ class Recognizer:
     return self.run([pipeline.decode(dataset[i], keys) for i in range(len(dataset))])
 
   # -- predicting -------------------------------------------------------------------------------
-  def predict(self, face=None, audio=None, text=None, *, detect: str = "haar",
-              sample_rate: int | None = None, transcribe: bool = False) -> Prediction:
+  def predict(
+    self,
+    face=None,
+    audio=None,
+    text=None,
+    *,
+    detect: str = "haar",
+    sample_rate: int | None = None,
+    transcribe: bool = False,
+  ) -> Prediction:
     """Predicts for one input: a picture (`face`), a recording (`audio`; samples need `sample_rate`) and/or a
     text (a string, or a list of strings read as one input), as far as the model reads them."""
-    return self.predict_batch(faces=None if face is None else [face], audios=None if audio is None else [audio],
-                              texts=None if text is None else [text], detect=detect, sample_rate=sample_rate,
-                              transcribe=transcribe)[0]
+    return self.predict_batch(
+      faces=None if face is None else [face],
+      audios=None if audio is None else [audio],
+      texts=None if text is None else [text],
+      detect=detect,
+      sample_rate=sample_rate,
+      transcribe=transcribe,
+    )[0]
 
-  def predict_batch(self, faces=None, audios=None, texts=None, *, detect: str = "haar",
-                    sample_rate: int | None = None, transcribe: bool = False) -> list[Prediction]:
+  def predict_batch(
+    self,
+    faces=None,
+    audios=None,
+    texts=None,
+    *,
+    detect: str = "haar",
+    sample_rate: int | None = None,
+    transcribe: bool = False,
+  ) -> list[Prediction]:
     """One `Prediction` per item; the lists given must have one entry per item (None for an absent modality of an
     end-to-end fusion model). All items run through the model together, in bucket-sized batches.
 
@@ -269,17 +313,21 @@ class Recognizer:
       raise InputError(f"Nothing to predict: this model reads {self._reads()}.")
     for modality, items in given.items():
       if isinstance(items, (str, bytes)) or not hasattr(items, "__len__"):
-        raise InputError(f"predict_batch takes a list per modality; {self._argument(modality)}s is "
-                         f"{type(items).__name__}.")
+        raise InputError(
+          f"predict_batch takes a list per modality; {self._argument(modality)}s is {type(items).__name__}."
+        )
     unknown = [m for m in given if m not in self.modalities]
     if unknown:
       unused = ", ".join(self._argument(m) for m in unknown)
-      raise InputError(f"This model reads {self._reads()}; it cannot use {unused} (bundle inputs: "
-                       f"{dict(self.spec.kinds)}).")
+      raise InputError(
+        f"This model reads {self._reads()}; it cannot use {unused} (bundle inputs: {dict(self.spec.kinds)})."
+      )
     counts = {m: len(v) for m, v in given.items()}
     if len(set(counts.values())) != 1:
-      raise InputError(f"predict_batch got lists of different lengths {counts}: give one entry per item "
-                       "(None where an item lacks a modality).")
+      raise InputError(
+        f"predict_batch got lists of different lengths {counts}: give one entry per item "
+        "(None where an item lacks a modality)."
+      )
     count = next(iter(counts.values()))
     items = [{m: given[m][i] for m in given if given[m][i] is not None} for i in range(count)]
     transcripts = self._transcripts(items, sample_rate) if transcribe else [None] * count
@@ -306,6 +354,7 @@ class Recognizer:
     reads text. Whisper reads the whole recording, at its own 16 kHz."""
     from emojax import pretrained, speech_to_text
     from emojax.data import audio as audio_lib
+
     if "speech" not in self.modalities:
       raise InputError(f"transcribe=True needs a model that reads audio; this one reads {self._reads()}.")
     text_key = "text" if "text" in self.modalities and self.spec.kinds["text"] != "token_ids" else "transcript"
@@ -344,8 +393,14 @@ class Recognizer:
     if self.label_space.ekman_matrix is None:
       return None
     ekman = self.label_space.ekman7_probabilities(logits).mean(0)
-    return FusedResult(_scores(labels_lib.EKMAN7, ekman), labels_lib.EKMAN7[int(ekman.argmax())],
-                       f"single modality ({modality})", [modality], {modality: 1.0}, "single modality")
+    return FusedResult(
+      _scores(labels_lib.EKMAN7, ekman),
+      labels_lib.EKMAN7[int(ekman.argmax())],
+      f"single modality ({modality})",
+      [modality],
+      {modality: 1.0},
+      "single modality",
+    )
 
   def _predict_faces(self, sources, detect: str) -> list[Prediction]:
     crops, reasons = [], []
@@ -367,9 +422,15 @@ class Recognizer:
       logits = outputs["logits"][rows]
       probabilities = self._probabilities(logits)
       confidence = outputs.get("confidence")
-      face_results = [FaceResult(list(crop.box), _scores(self.class_names, p), self.class_names[int(p.argmax())],
-                                 None if confidence is None else round(float(confidence[rows][i]), 6))
-                      for i, (crop, p) in enumerate(zip(faces, probabilities))]
+      face_results = [
+        FaceResult(
+          list(crop.box),
+          _scores(self.class_names, p),
+          self.class_names[int(p.argmax())],
+          None if confidence is None else round(float(confidence[rows][i]), 6),
+        )
+        for i, (crop, p) in enumerate(zip(faces, probabilities))
+      ]
       # The picture as a whole: its largest face (faces come largest first), as an end-to-end model reads it.
       results.append(Prediction(faces=face_results, fused=self._single_fused("face", logits[:1])))
     return results
@@ -378,16 +439,19 @@ class Recognizer:
     recordings = []
     for index, source in enumerate(sources):
       try:
-        recordings.append(inputs_lib.speech_windows(source, data_config, self.hop_seconds,
-                                                    self.long_recording_seconds, sample_rate))
+        recordings.append(
+          inputs_lib.speech_windows(source, data_config, self.hop_seconds, self.long_recording_seconds, sample_rate)
+        )
       except InputError as error:
         raise InputError(f"{error}" if len(sources) == 1 else f"item {index}: {error}") from None
     return recordings
 
   def _speech_result(self, windows, seconds, probabilities, names) -> SpeechResult:
     mean = probabilities.mean(0)
-    timeline = [WindowResult(round(w.start, 3), round(w.end, 3), _scores(names, p), names[int(p.argmax())])
-                for w, p in zip(windows, probabilities)]
+    timeline = [
+      WindowResult(round(w.start, 3), round(w.end, 3), _scores(names, p), names[int(p.argmax())])
+      for w, p in zip(windows, probabilities)
+    ]
     return SpeechResult(_scores(names, mean), names[int(mean.argmax())], round(seconds, 3), timeline)
 
   def _predict_speech(self, sources, sample_rate) -> list[Prediction]:
@@ -395,7 +459,7 @@ class Recognizer:
     outputs = self.run([w.example for windows, _ in recordings for w in windows])
     results, row = [], 0
     for windows, seconds in recordings:
-      logits = outputs["logits"][row:row + len(windows)]
+      logits = outputs["logits"][row : row + len(windows)]
       row += len(windows)
       probabilities = self._probabilities(logits)
       speech = self._speech_result(windows, seconds, probabilities, self.class_names)
@@ -412,8 +476,10 @@ class Recognizer:
       texts = [source] if isinstance(source, str) else list(source) if isinstance(source, (list, tuple)) else None
       if not texts:
         where = "" if len(sources) == 1 else f"item {index}: "
-        raise InputError(f"{where}text must be a string or a non-empty list of strings, got "
-                         f"{type(source).__name__ if texts is None else 'an empty list'}")
+        raise InputError(
+          f"{where}text must be a string or a non-empty list of strings, got "
+          f"{type(source).__name__ if texts is None else 'an empty list'}"
+        )
       lists.append(texts)
     return lists
 
@@ -427,8 +493,9 @@ class Recognizer:
     results = []
     for i, (text, p) in enumerate(zip(texts, probabilities)):
       top = self.class_names[int(p.argmax())]
-      chosen = [n for n, q, t in zip(self.class_names, p, thresholds) if q >= t] if self.label_space.multi_label \
-          else [top]
+      chosen = (
+        [n for n, q, t in zip(self.class_names, p, thresholds) if q >= t] if self.label_space.multi_label else [top]
+      )
       sentiment = sentiment_label = None
       if "sentiment_logits" in outputs and sentiment_names:
         s = outputs["sentiment_logits"][rows][i].astype(np.float64)
@@ -449,8 +516,11 @@ class Recognizer:
     for texts in lists:
       rows = slice(row, row + len(texts))
       row += len(texts)
-      results.append(Prediction(texts=self._text_results(texts, outputs, rows),
-                                fused=self._single_fused("text", outputs["logits"][rows])))
+      results.append(
+        Prediction(
+          texts=self._text_results(texts, outputs, rows), fused=self._single_fused("text", outputs["logits"][rows])
+        )
+      )
     return results
 
   # -- end-to-end fusion ------------------------------------------------------------------------
@@ -482,17 +552,20 @@ class Recognizer:
             base.update(inputs_lib.token_ids_example(text_value, self.spec))
           else:
             if not isinstance(text_value, str):
-              raise InputError("an end-to-end fusion model reads one text per item (a string); use predict_batch "
-                               "for several")
-            base.update({f"text_{k}": v for k, v in
-                         inputs_lib.text_examples([text_value], self._data_config("text"))[0].items()})
+              raise InputError(
+                "an end-to-end fusion model reads one text per item (a string); use predict_batch for several"
+              )
+            base.update(
+              {f"text_{k}": v for k, v in inputs_lib.text_examples([text_value], self._data_config("text"))[0].items()}
+            )
           present["text"] = 1.0
         if "speech" in item:
           if self.spec.kinds["speech"] == "frames":
             windows = [inputs_lib.SpeechWindow(0.0, 0.0, inputs_lib.frames_example(item["speech"], self.spec))]
           else:
-            windows, seconds = inputs_lib.speech_windows(item["speech"], self._data_config("speech"),
-                                                         self.hop_seconds, self.long_recording_seconds, sample_rate)
+            windows, seconds = inputs_lib.speech_windows(
+              item["speech"], self._data_config("speech"), self.hop_seconds, self.long_recording_seconds, sample_rate
+            )
             for w in windows:
               w.example = {f"speech_{k}": v for k, v in w.example.items()}
           present["speech"] = 1.0
@@ -507,8 +580,9 @@ class Recognizer:
           example.update(window.example)
         example["present"] = np.asarray([present[m] for m in order], np.float32)
         examples.append(example)
-      plans.append((start, len(windows), present, reasons, face_boxes, text_value,
-                    windows if windows != [None] else None, seconds))
+      plans.append(
+        (start, len(windows), present, reasons, face_boxes, text_value, windows if windows != [None] else None, seconds)
+      )
     outputs = self.run(examples)
     return [self._fusion_prediction(outputs, *plan, order) for plan in plans]
 
@@ -516,27 +590,40 @@ class Recognizer:
     """What an end-to-end model's `modality_weights` are, from its fusion head's config."""
     head = self.config.model.fusion
     if "feature_weighting" in head:
-      return {"none": "presence (feature_weighting=none: present modalities enter the fusion head equally)",
-              "gate": "learned gates (feature_weighting=gate)",
-              "adaptive": "adaptive weights over the present modalities (feature_weighting=adaptive)"}.get(
-                  head.feature_weighting, head.feature_weighting)
+      return {
+        "none": "presence (feature_weighting=none: present modalities enter the fusion head equally)",
+        "gate": "learned gates (feature_weighting=gate)",
+        "adaptive": "adaptive weights over the present modalities (feature_weighting=adaptive)",
+      }.get(head.feature_weighting, head.feature_weighting)
     if "confidence" in head:
       return f"confidences ({head.confidence})"
     return "presence (mean of the present modalities' probabilities)"
 
-  def _fusion_prediction(self, outputs, start, count, present, reasons, face_boxes, text_value, windows, seconds,
-                         order) -> Prediction:
+  def _fusion_prediction(
+    self, outputs, start, count, present, reasons, face_boxes, text_value, windows, seconds, order
+  ) -> Prediction:
     rows = slice(start, start + count)
     names = labels_lib.EKMAN7
     fused = self._probabilities(outputs["logits"][rows]).mean(0)
     per_modality = outputs["modality_probabilities"][rows]  # [windows, M, 7]
     weights = outputs.get("modality_weights")
     used = [m for m in order if present[m]]
-    weight_map = ({m: round(float(w), 6) for m, w in zip(order, np.asarray(weights[rows]).mean(0)) if present[m]}
-                  if weights is not None else {m: round(1.0 / len(used), 6) for m in used})
-    result = Prediction(fused=FusedResult(_scores(names, fused), names[int(fused.argmax())],
-                                          self.config.model.fusion.name, used, weight_map, self._weighting()),
-                        reasons=dict(reasons))
+    weight_map = (
+      {m: round(float(w), 6) for m, w in zip(order, np.asarray(weights[rows]).mean(0)) if present[m]}
+      if weights is not None
+      else {m: round(1.0 / len(used), 6) for m in used}
+    )
+    result = Prediction(
+      fused=FusedResult(
+        _scores(names, fused),
+        names[int(fused.argmax())],
+        self.config.model.fusion.name,
+        used,
+        weight_map,
+        self._weighting(),
+      ),
+      reasons=dict(reasons),
+    )
     for modality, slot in zip(order, range(len(order))):
       if modality == "face" and face_boxes is not None:
         p = per_modality[0, slot]
@@ -551,4 +638,3 @@ class Recognizer:
       if not present[modality] and modality not in result.reasons:
         result.reasons[modality] = "not given"
     return result
-

@@ -24,16 +24,18 @@ from pathlib import Path
 import ml_collections
 import numpy as np
 
-from emojax import reports
-
-from emojax import metrics as metrics_lib
-from emojax.data import SPEECH_CORPORA, load_split
 from emojax import labels as labels_lib
+from emojax import metrics as metrics_lib
+from emojax import reports
+from emojax.data import SPEECH_CORPORA, load_split
 from emojax.data.base import Dataset
 from emojax.inference.inputs import InputError
 
-FAMILIES = {"face": ("fer2013", "synthetic", "clips", "synthetic_clips"), "speech": SPEECH_CORPORA,
-            "text": ("goemotions", "labelled_text")}
+FAMILIES = {
+  "face": ("fer2013", "synthetic", "clips", "synthetic_clips"),
+  "speech": SPEECH_CORPORA,
+  "text": ("goemotions", "labelled_text"),
+}
 # Datasets read from a folder (the synthetic ones are drawn and need no root).
 READ_FROM_ROOT = ("fer2013", "clips", *SPEECH_CORPORA, "goemotions", "labelled_text")
 # Fields a clip corpus needs that a face model's data config may lack (configs/face_cnn.py's defaults).
@@ -44,16 +46,19 @@ def family_of(name: str) -> str | None:
   return next((family for family, names in FAMILIES.items() if name in names), None)
 
 
-def corpus_config(model_data: ml_collections.ConfigDict, name: str, root: str = "",
-                  overrides: dict | None = None) -> ml_collections.ConfigDict:
+def corpus_config(
+  model_data: ml_collections.ConfigDict, name: str, root: str = "", overrides: dict | None = None
+) -> ml_collections.ConfigDict:
   """The data config that reads corpus `name` at `root` the way the model's inputs were prepared: the model's own
   data config (features, audio, tokenizer, max length, ...) with the corpus's name, root and label settings."""
   config = ml_collections.ConfigDict(copy.deepcopy(model_data.to_dict()))
   if name != config.name:
     model_family, family = family_of(config.name), family_of(name)
     if family is None:
-      raise InputError(f"--data {name}: not a corpus this command scores; use one of "
-                       f"{sorted(n for names in FAMILIES.values() for n in names)}.")
+      raise InputError(
+        f"--data {name}: not a corpus this command scores; use one of "
+        f"{sorted(n for names in FAMILIES.values() for n in names)}."
+      )
     if model_family != family:
       raise InputError(f"--data {name} is a {family} corpus; this model reads {model_family or config.name} inputs.")
     config.name = name
@@ -75,6 +80,7 @@ def corpus_config(model_data: ml_collections.ConfigDict, name: str, root: str = 
     raise InputError(f"Where is the {name} corpus? Give its folder with --root.")
   if family_of(name) == "speech" and not config.get("cache_dir"):
     from emojax.config_utils import cache_dir
+
     config.cache_dir = cache_dir("features")  # features keyed by file and settings: shared with training runs
   for key, value in (overrides or {}).items():
     node = config
@@ -120,8 +126,14 @@ def concatenate(parts: list[Dataset]) -> Dataset:
     return parts[0]
   keys = set.intersection(*(set(p.arrays) for p in parts))
   arrays = {k: np.concatenate([np.asarray(p.arrays[k]) for p in parts]) for k in sorted(keys)}
-  return Dataset(arrays, parts[0].class_names, skipped=[s for p in parts for s in p.skipped],
-                 model_inputs=parts[0].model_inputs, multi_label=parts[0].multi_label, metadata=parts[0].metadata)
+  return Dataset(
+    arrays,
+    parts[0].class_names,
+    skipped=[s for p in parts for s in p.skipped],
+    model_inputs=parts[0].model_inputs,
+    multi_label=parts[0].multi_label,
+    metadata=parts[0].metadata,
+  )
 
 
 def adapt_to(dataset: Dataset, spec) -> Dataset:
@@ -130,11 +142,11 @@ def adapt_to(dataset: Dataset, spec) -> Dataset:
     clips = np.asarray(dataset.arrays["clip"])
     masks = np.asarray(dataset.arrays.get("clip_mask", np.ones(clips.shape[:2])))
     last = np.maximum(masks.shape[1] - 1 - np.argmax(masks[:, ::-1] > 0, axis=1), 0)
-    arrays = {"image": clips[np.arange(len(clips)), last], "label": dataset.arrays["label"],
-              "id": dataset.arrays["id"]}
+    arrays = {"image": clips[np.arange(len(clips)), last], "label": dataset.arrays["label"], "id": dataset.arrays["id"]}
     logging.info("Image model on clips: each clip's last real frame (CK+'s apex) is its image.")
-    return Dataset(arrays, dataset.class_names, skipped=dataset.skipped, model_inputs=("image", "label"),
-                   metadata=dataset.metadata)
+    return Dataset(
+      arrays, dataset.class_names, skipped=dataset.skipped, model_inputs=("image", "label"), metadata=dataset.metadata
+    )
   return dataset
 
 
@@ -149,9 +161,11 @@ def ekman_labels_of(dataset: Dataset) -> np.ndarray:
   """Each row's Ekman-7 class id, -1 where it has none (a class meaning no Ekman class, or a multi-label row with
   no or several Ekman groups)."""
   from emojax.data.multimodal import ekman_labels
+
   if not dataset.multi_label:
-    ids = np.asarray([labels_lib.EKMAN7.index(e) if (e := labels_lib.ekman7_name(n)) else -1
-                      for n in dataset.class_names])
+    ids = np.asarray(
+      [labels_lib.EKMAN7.index(e) if (e := labels_lib.ekman7_name(n)) else -1 for n in dataset.class_names]
+    )
     return ids[np.asarray(dataset.arrays["label"])]
   names = tuple(dataset.class_names)
   matrix = None if names == labels_lib.EKMAN7 else dataset.metadata.get("groupings", {}).get("ekman", (None, None))[1]
@@ -169,20 +183,25 @@ def compared_classes(spaces: list[labels_lib.LabelSpace], data_labels: np.ndarra
 def mapping_summary(spaces, dataset: Dataset, data_labels: np.ndarray, compared: list[int]) -> dict:
   def to_ekman(names, matrix):
     return {name: [labels_lib.EKMAN7[k] for k in np.flatnonzero(row)] for name, row in zip(names, np.asarray(matrix))}
+
   data_classes = sorted({labels_lib.EKMAN7[k] for k in data_labels if k >= 0}, key=labels_lib.EKMAN7.index)
   reached = {k for s in spaces for k in np.flatnonzero(np.asarray(s.ekman_matrix).sum(0))}
   model_classes = sorted({labels_lib.EKMAN7[k] for k in reached}, key=labels_lib.EKMAN7.index)
   names = [labels_lib.EKMAN7[k] for k in compared]
   kept = np.isin(data_labels, compared)
   return {
-      "space": "ekman7", "compared_classes": names,
-      "model_classes_to_ekman7": to_ekman(spaces[0].class_names, spaces[0].ekman_matrix),
-      "corpus_classes": list(dataset.class_names),
-      "model_only_classes": [c for c in model_classes if c not in names],
-      "corpus_only_classes": [c for c in data_classes if c not in names],
-      "rows_compared": int(kept.sum()), "rows_without_compared_class": int((~kept).sum()),
-      "note": ("model probabilities summed (single-label) or grouped by their most probable member (multi-label) into "
-               "Ekman-7, restricted to the compared classes and renormalised; corpus labels mapped to Ekman-7 by name"),
+    "space": "ekman7",
+    "compared_classes": names,
+    "model_classes_to_ekman7": to_ekman(spaces[0].class_names, spaces[0].ekman_matrix),
+    "corpus_classes": list(dataset.class_names),
+    "model_only_classes": [c for c in model_classes if c not in names],
+    "corpus_only_classes": [c for c in data_classes if c not in names],
+    "rows_compared": int(kept.sum()),
+    "rows_without_compared_class": int((~kept).sum()),
+    "note": (
+      "model probabilities summed (single-label) or grouped by their most probable member (multi-label) into "
+      "Ekman-7, restricted to the compared classes and renormalised; corpus labels mapped to Ekman-7 by name"
+    ),
   }
 
 
@@ -201,11 +220,20 @@ def score(recognizers: list, dataset: Dataset, names: list[str] | None = None) -
     scored, mapping = dataset, None
     probabilities = [metrics_lib.class_probabilities(o["logits"], dataset.multi_label) for o in member_outputs]
     mean = np.mean(probabilities, axis=0)
-    outputs = {"logits": member_outputs[0]["logits"] if len(recognizers) == 1 else metrics_lib.logits_of(mean, dataset.multi_label)}
+    outputs = {
+      "logits": member_outputs[0]["logits"]
+      if len(recognizers) == 1
+      else metrics_lib.logits_of(mean, dataset.multi_label)
+    }
     sentiment = [o.get("sentiment_logits") for o in member_outputs]
     if all(s is not None for s in sentiment):
-      outputs["sentiment_logits"] = sentiment[0] if len(recognizers) == 1 else metrics_lib.logits_of(
-          np.mean([metrics_lib.class_probabilities(s, False) for s in sentiment], axis=0), False)
+      outputs["sentiment_logits"] = (
+        sentiment[0]
+        if len(recognizers) == 1
+        else metrics_lib.logits_of(
+          np.mean([metrics_lib.class_probabilities(s, False) for s in sentiment], axis=0), False
+        )
+      )
     if len(recognizers) == 1:
       outputs.update({k: v for k, v in member_outputs[0].items() if k not in outputs})
   else:
@@ -224,8 +252,9 @@ def score(recognizers: list, dataset: Dataset, names: list[str] | None = None) -
     mean = np.mean(probabilities, axis=0)
     outputs = {"logits": metrics_lib.logits_of(mean, False)}
     label = np.searchsorted(compared, data_labels[keep]).astype(np.int32)
-    scored = Dataset({"label": label, "id": np.asarray(dataset.arrays["id"])[keep]},
-                     tuple(labels_lib.EKMAN7[k] for k in compared))
+    scored = Dataset(
+      {"label": label, "id": np.asarray(dataset.arrays["id"])[keep]}, tuple(labels_lib.EKMAN7[k] for k in compared)
+    )
   report = metrics_lib.evaluate_outputs(outputs, scored)
   report["all"]["loss"] = metrics_lib.plain_cross_entropy(outputs["logits"], scored)
   if mapping is not None:
@@ -235,10 +264,16 @@ def score(recognizers: list, dataset: Dataset, names: list[str] | None = None) -
     for name, recognizer, member, p in zip(names, recognizers, member_outputs, probabilities):
       member_logits = metrics_lib.logits_of(p, scored.multi_label) if mapping is not None else member["logits"]
       metrics = metrics_lib.evaluate_outputs({"logits": member_logits}, scored)["all"]
-      rows.append({"member": name, "model": recognizer.config.model.name,
-                   **{k: metrics[k] for k in metrics_lib.HEADLINE}})
-    rows.append({"member": "ensemble", "model": f"mean of {len(recognizers)}",
-                 **{k: report["all"][k] for k in metrics_lib.HEADLINE}})
+      rows.append(
+        {"member": name, "model": recognizer.config.model.name, **{k: metrics[k] for k in metrics_lib.HEADLINE}}
+      )
+    rows.append(
+      {
+        "member": "ensemble",
+        "model": f"mean of {len(recognizers)}",
+        **{k: report["all"][k] for k in metrics_lib.HEADLINE},
+      }
+    )
     report["members"] = rows
   outputs["probabilities"] = mean.astype(np.float32)
   outputs["ids"] = np.asarray(scored.arrays["id"]).astype(str)
@@ -248,19 +283,32 @@ def score(recognizers: list, dataset: Dataset, names: list[str] | None = None) -
 def validation_report(trained) -> dict:
   """A model's report on its run's own evaluation split (bundles of runs without one)."""
   from emojax.inference.recognizer import Recognizer
+
   data = trained.config.data
   dataset = load_split(data, data.eval_split)
   report, _ = score([Recognizer(trained, warmup=False)], dataset)
-  report.update(model=trained.config.model.name, dataset=data.name, split=data.eval_split,
-                checkpoint_step=trained.source.get("step"))
+  report.update(
+    model=trained.config.model.name,
+    dataset=data.name,
+    split=data.eval_split,
+    checkpoint_step=trained.source.get("step"),
+  )
   return report
 
 
-def evaluate_models(models: list[str], data: str, root: str = "", split: str = "validation", out: str = "",
-                    overrides: dict | None = None, which: str = "best") -> tuple[dict, Path]:
+def evaluate_models(
+  models: list[str],
+  data: str,
+  root: str = "",
+  split: str = "validation",
+  out: str = "",
+  overrides: dict | None = None,
+  which: str = "best",
+) -> tuple[dict, Path]:
   """`emojax evaluate`: loads each model, reads the corpus the first model's way, scores, writes report.json,
   report.md, confusion matrices and predictions.npz to `out`; returns (report, out)."""
   from emojax.inference.recognizer import Recognizer
+
   if not models:
     raise InputError("Give at least one --model (a bundle folder or a training workdir).")
   recognizers = [Recognizer.load(m, which=which, warmup=False) for m in models]
@@ -269,14 +317,21 @@ def evaluate_models(models: list[str], data: str, root: str = "", split: str = "
   if len(families) > 1:
     raise InputError(f"Models read different modalities {sorted(families)}: an ensemble scores one kind of input.")
   if True in kinds and data != recognizers[0].config.data.name:
-    raise InputError("An end-to-end fusion model is scored on the tuples it was trained on "
-                     f"(--data {recognizers[0].config.data.name}).")
+    raise InputError(
+      "An end-to-end fusion model is scored on the tuples it was trained on "
+      f"(--data {recognizers[0].config.data.name})."
+    )
   config = corpus_config(recognizers[0].config.data, data, root, overrides)
   dataset = read_corpus(config, split)
   names = [Path(m).name or str(m) for m in models]
   report, outputs = score(recognizers, dataset, names)
-  report.update(model=" + ".join(r.config.model.name for r in recognizers), models=[str(m) for m in models],
-                dataset=data, root=config.get("root", ""), split=split)
+  report.update(
+    model=" + ".join(r.config.model.name for r in recognizers),
+    models=[str(m) for m in models],
+    dataset=data,
+    root=config.get("root", ""),
+    split=split,
+  )
   out = Path(out) if out else Path("evaluations") / f"{'+'.join(names)}_on_{data}_{split}"
   title = f"{' + '.join(names)} on {data} {split}"
   members = report.pop("members", None)  # a table of its own, not a line of write_report's run section
@@ -292,15 +347,22 @@ def evaluate_models(models: list[str], data: str, root: str = "", split: str = "
 def _append_markdown(report: dict, out: Path) -> None:
   """Label mapping and ensemble members, after write_report's sections (which skip these non-metric entries)."""
   from emojax.ensemble import members_markdown
+
   lines = []
   mapping = report.get("label_mapping")
   if mapping:
-    lines += ["## label mapping", "", f"Compared in Ekman-7: {', '.join(mapping['compared_classes'])} "
-              f"({mapping['rows_compared']} rows; {mapping['rows_without_compared_class']} rows had no compared "
-              "class).", f"- model classes -> Ekman-7: {json.dumps(mapping['model_classes_to_ekman7'])}",
-              f"- corpus classes: {', '.join(mapping['corpus_classes'])}",
-              f"- only the model reaches: {', '.join(mapping['model_only_classes']) or 'none'}",
-              f"- only the corpus has: {', '.join(mapping['corpus_only_classes']) or 'none'}", ""]
+    lines += [
+      "## label mapping",
+      "",
+      f"Compared in Ekman-7: {', '.join(mapping['compared_classes'])} "
+      f"({mapping['rows_compared']} rows; {mapping['rows_without_compared_class']} rows had no compared "
+      "class).",
+      f"- model classes -> Ekman-7: {json.dumps(mapping['model_classes_to_ekman7'])}",
+      f"- corpus classes: {', '.join(mapping['corpus_classes'])}",
+      f"- only the model reaches: {', '.join(mapping['model_only_classes']) or 'none'}",
+      f"- only the corpus has: {', '.join(mapping['corpus_only_classes']) or 'none'}",
+      "",
+    ]
   if report.get("members"):
     lines += members_markdown(report["members"])
   if lines:

@@ -15,14 +15,19 @@ import jax.numpy as jnp
 
 from emojax.models import convert
 
-ACTIVATIONS = {"gelu": lambda x: nn.gelu(x, approximate=False), "gelu_new": nn.gelu,
-               "gelu_pytorch_tanh": nn.gelu, "relu": nn.relu}
+ACTIVATIONS = {
+  "gelu": lambda x: nn.gelu(x, approximate=False),
+  "gelu_new": nn.gelu,
+  "gelu_pytorch_tanh": nn.gelu,
+  "relu": nn.relu,
+}
 _HEAD_PREFIXES = ("pooler.", "cls.", "classifier.", "qa_outputs.")
 
 
 @dataclasses.dataclass(frozen=True)
 class BertConfig:
   """The architecture fields of a Hugging Face BERT `config.json`; defaults are all-MiniLM-L6-v2."""
+
   vocab_size: int = 30522
   hidden_size: int = 384
   num_hidden_layers: int = 6
@@ -39,8 +44,9 @@ class BertConfig:
     if self.hidden_act not in ACTIVATIONS:
       raise ValueError(f"hidden_act={self.hidden_act!r} is not supported; use one of {sorted(ACTIVATIONS)}.")
     if self.hidden_size % self.num_attention_heads:
-      raise ValueError(f"hidden_size={self.hidden_size} is not divisible by "
-                       f"num_attention_heads={self.num_attention_heads}.")
+      raise ValueError(
+        f"hidden_size={self.hidden_size} is not divisible by num_attention_heads={self.num_attention_heads}."
+      )
 
   @classmethod
   def from_hf_json(cls, path, **overrides) -> "BertConfig":
@@ -75,11 +81,12 @@ class BertLayer(nn.Module):
     layer_norm = lambda name: nn.LayerNorm(epsilon=c.layer_norm_eps, dtype=jnp.float32, name=name)
     split = lambda y: y.reshape(y.shape[:2] + (heads, head_dim))
     query, key, value = (split(dense(c.hidden_size, n)(x)) for n in ("query", "key", "value"))
-    scores = jnp.einsum("bqhd,bkhd->bhqk", query, key).astype(jnp.float32) / head_dim ** 0.5 + attention_bias
+    scores = jnp.einsum("bqhd,bkhd->bhqk", query, key).astype(jnp.float32) / head_dim**0.5 + attention_bias
     weights = nn.Dropout(c.attention_probs_dropout_prob)(jax.nn.softmax(scores, -1), deterministic=not train)
     context = jnp.einsum("bhqk,bkhd->bqhd", weights.astype(self.dtype), value).reshape(x.shape)
-    attended = nn.Dropout(c.hidden_dropout_prob)(dense(c.hidden_size, "attention_output")(context),
-                                                 deterministic=not train)
+    attended = nn.Dropout(c.hidden_dropout_prob)(
+      dense(c.hidden_size, "attention_output")(context), deterministic=not train
+    )
     x = layer_norm("attention_layer_norm")(x + attended)
     hidden = ACTIVATIONS[c.hidden_act](dense(c.intermediate_size, "intermediate")(x))
     out = nn.Dropout(c.hidden_dropout_prob)(dense(c.hidden_size, "output")(hidden), deterministic=not train)
@@ -88,6 +95,7 @@ class BertLayer(nn.Module):
 
 class BertEncoder(nn.Module):
   """`(input_ids, attention_mask[, token_type_ids]) -> last_hidden_state` [B, T, hidden], float32."""
+
   config: BertConfig
   dtype: jnp.dtype = jnp.float32
   freeze_word_embeddings: bool = False  # no gradient into the vocabulary matrix (cheaper fine-tuning)
@@ -97,15 +105,19 @@ class BertEncoder(nn.Module):
     c = self.config
     length = input_ids.shape[1]
     if length > c.max_position_embeddings:
-      raise ValueError(f"Sequences of {length} tokens exceed max_position_embeddings={c.max_position_embeddings}; "
-                       f"lower config.data.max_length.")
+      raise ValueError(
+        f"Sequences of {length} tokens exceed max_position_embeddings={c.max_position_embeddings}; "
+        f"lower config.data.max_length."
+      )
     if token_type_ids is None:
       token_type_ids = jnp.zeros_like(input_ids)
     words = nn.Embed(c.vocab_size, c.hidden_size, name="word_embeddings")(input_ids)
     if self.freeze_word_embeddings:
       words = jax.lax.stop_gradient(words)
     positions = nn.Embed(c.max_position_embeddings, c.hidden_size, name="position_embeddings")(jnp.arange(length))
-    x = words + positions[None] + nn.Embed(c.type_vocab_size, c.hidden_size, name="token_type_embeddings")(token_type_ids)
+    x = (
+      words + positions[None] + nn.Embed(c.type_vocab_size, c.hidden_size, name="token_type_embeddings")(token_type_ids)
+    )
     x = nn.LayerNorm(epsilon=c.layer_norm_eps, name="embeddings_layer_norm")(x)
     x = nn.Dropout(c.hidden_dropout_prob)(x, deterministic=not train).astype(self.dtype)
     # Padded keys get the most negative float32, as HF does, so a row's softmax ignores them entirely.

@@ -41,8 +41,9 @@ def edge_kinds(edges: str) -> set[str]:
   return kinds
 
 
-def context_adjacency(num_utterances: int, modalities, graph: str = "full", window: int = 2,
-                      edges: str = "cross+time", causal: bool = False) -> np.ndarray:
+def context_adjacency(
+  num_utterances: int, modalities, graph: str = "full", window: int = 2, edges: str = "cross+time", causal: bool = False
+) -> np.ndarray:
   """[U*M, U*M] 0/1, A[i, j] = 1 when node j receives from node i; node (u, m) is u * M + m. Self-loops always;
   "cross": modality_adjacency(modalities, graph) within every utterance; "time": (u, m) -> (v, m) for
   0 < |u - v| <= window (causal: u < v only)."""
@@ -55,7 +56,7 @@ def context_adjacency(num_utterances: int, modalities, graph: str = "full", wind
   if "cross" in kinds:
     adjacency |= np.kron(np.eye(num_utterances, dtype=np.int32), modality_adjacency(modalities, graph))
   if "time" in kinds:
-    offset = np.arange(num_utterances)[None, :] - np.arange(num_utterances)[:, None]   # [sender, receiver]: v - u
+    offset = np.arange(num_utterances)[None, :] - np.arange(num_utterances)[:, None]  # [sender, receiver]: v - u
     near = (np.abs(offset) <= window) & (offset != 0) & ((offset > 0) if causal else True)
     adjacency |= np.kron(near.astype(np.int32), np.eye(count, dtype=np.int32))
   return adjacency
@@ -65,7 +66,7 @@ def receptive_field(node_present, inputs: dict, position, radius: int):
   """The utterances position - radius ... position + radius of every example's video (slots past the video's ends
   absent), with the example's own at the centre: (node_present [B, 2r+1, M], inputs, new position [B])."""
   slots = node_present.shape[1]
-  index = position[:, None] + jnp.arange(-radius, radius + 1)[None]                                  # [B, W]
+  index = position[:, None] + jnp.arange(-radius, radius + 1)[None]  # [B, W]
   inside = ((index >= 0) & (index < slots)).astype(node_present.dtype)
   index = jnp.clip(index, 0, slots - 1)
 
@@ -78,14 +79,14 @@ def receptive_field(node_present, inputs: dict, position, radius: int):
 
 class UtteranceContextGAT(nn.Module):
   num_classes: int
-  encoders: Any                      # {modality: encoder model config}
-  modalities: Any = None             # node order = the data's `present` columns; None: the encoders' keys
-  encoder_kwargs: Any = None         # {modality: encoder fields from the data (training-split statistics)}
-  label_maps: Any = None             # unused: aligned sets predict their own classes (accepted from the data)
-  graph: str = "full"                # cross-modal edges within an utterance (fusion.modality_adjacency)
-  window: int = 2                    # time edges reach this many utterances away
-  edges: str = "cross+time"          # which edge types: "cross+time", "cross", "time", "none"
-  causal: bool = False               # time edges only from earlier utterances to later ones
+  encoders: Any  # {modality: encoder model config}
+  modalities: Any = None  # node order = the data's `present` columns; None: the encoders' keys
+  encoder_kwargs: Any = None  # {modality: encoder fields from the data (training-split statistics)}
+  label_maps: Any = None  # unused: aligned sets predict their own classes (accepted from the data)
+  graph: str = "full"  # cross-modal edges within an utterance (fusion.modality_adjacency)
+  window: int = 2  # time edges reach this many utterances away
+  edges: str = "cross+time"  # which edge types: "cross+time", "cross", "time", "none"
+  causal: bool = False  # time edges only from earlier utterances to later ones
   features: int = 128
   num_heads: int = 4
   num_layers: int = 2
@@ -100,13 +101,17 @@ class UtteranceContextGAT(nn.Module):
     if CONTEXT_SOURCE in modalities:
       raise ValueError(f"A modality may not be named {CONTEXT_SOURCE!r} (the context batch's own key).")
     if f"{CONTEXT_SOURCE}_position" not in batch:
-      raise ValueError("The utterance-context graph reads whole videos: set config.data.context=True "
-                       "(configs/aligned.py:set=mosi,method=context).")
-    position = batch[f"{CONTEXT_SOURCE}_position"].astype(jnp.int32)                                    # [B]
-    node_present = jnp.stack([batch[f"{m}_present"] for m in modalities], -1).astype(jnp.float32)       # [B, U, M]
+      raise ValueError(
+        "The utterance-context graph reads whole videos: set config.data.context=True "
+        "(configs/aligned.py:set=mosi,method=context)."
+      )
+    position = batch[f"{CONTEXT_SOURCE}_position"].astype(jnp.int32)  # [B]
+    node_present = jnp.stack([batch[f"{m}_present"] for m in modalities], -1).astype(jnp.float32)  # [B, U, M]
     node_present = node_present * batch["present"].astype(jnp.float32)[:, None, :]
-    inputs = {m: {key[len(m) + 1:]: value for key, value in batch.items()
-                  if key.startswith(f"{m}_") and key != f"{m}_present"} for m in modalities}
+    inputs = {
+      m: {key[len(m) + 1 :]: value for key, value in batch.items() if key.startswith(f"{m}_") and key != f"{m}_present"}
+      for m in modalities
+    }
     # After L layers an utterance hears only nodes within L * window utterances (time edges stay in a modality,
     # cross edges in an utterance), so the rest of the video cannot change its readout: leave it out.
     radius = self.window * self.num_layers if "time" in edge_kinds(self.edges) else 0
@@ -120,15 +125,20 @@ class UtteranceContextGAT(nn.Module):
       outputs = build_module(self.encoders[m], self.num_classes, **extra, name=f"{m}_encoder")(flat, train=train)
       embeddings[f"{m}_embedding"] = outputs["embedding"]
     x, _ = ModalityFeatures(modalities, self.features, name="modality_features")(
-        {**embeddings, "present": node_present.reshape(batch_size * slots, count)})
+      {**embeddings, "present": node_present.reshape(batch_size * slots, count)}
+    )
     adjacency = context_adjacency(slots, modalities, self.graph, self.window, self.edges, self.causal)
-    graph = modality_graphs(x.reshape(batch_size, slots * count, self.features),
-                            node_present.reshape(batch_size, slots * count), adjacency)
+    graph = modality_graphs(
+      x.reshape(batch_size, slots * count, self.features), node_present.reshape(batch_size, slots * count), adjacency
+    )
     graph = graph_attention(graph, self.features, self.num_heads, self.num_layers, self.dropout, train)
     nodes = graph.nodes[:-1].reshape(batch_size, slots, count, self.features)
-    own = jnp.take_along_axis(nodes, position[:, None, None, None], axis=1)[:, 0]                  # [B, M, F]
-    kept = jnp.take_along_axis(node_present, position[:, None, None], axis=1)[:, 0]                 # [B, M]
+    own = jnp.take_along_axis(nodes, position[:, None, None, None], axis=1)[:, 0]  # [B, M, F]
+    kept = jnp.take_along_axis(node_present, position[:, None, None], axis=1)[:, 0]  # [B, M]
     pooled = (own * kept[..., None]).sum(1) / jnp.maximum(kept.sum(1, keepdims=True), 1.0)
     pooled = nn.Dropout(self.dropout)(pooled, deterministic=not train)
-    return {"logits": nn.Dense(self.num_classes, name="classifier")(pooled), "embedding": pooled,
-            "modality_weights": kept}
+    return {
+      "logits": nn.Dense(self.num_classes, name="classifier")(pooled),
+      "embedding": pooled,
+      "modality_weights": kept,
+    }

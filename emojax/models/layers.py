@@ -68,6 +68,7 @@ class ChannelSpatialAttention(nn.Module):
   from a 7x7 convolution over the channel-wise average and max. Returns the reweighted map and the
   spatial attention map so it can be inspected.
   """
+
   reduction: int = 8
   dtype: Any = jnp.float32
 
@@ -109,6 +110,7 @@ class AttentionPooling(nn.Module):
   Returns the pooled vector and the weights, so which frames carried the decision can be inspected.
   A `gate` [B, T] in (0, 1] multiplies each weight before renormalising (a_t ~ g_t softmax_t(...)).
   """
+
   hidden: int = 128
   dtype: Any = jnp.float32
 
@@ -125,6 +127,7 @@ class AttentionPooling(nn.Module):
 
 class ConformerFeedForward(nn.Module):
   """Layer norm, expand x4 with swish, project back; the block adds half of it (macaron style)."""
+
   model_dim: int
   multiplier: int = 4
   dropout: float = 0.1
@@ -163,6 +166,7 @@ class RelativePositionSelfAttention(nn.Module):
   score(i, j) = (q_i + u) . k_j + (q_i + v) . W_p r_{i-j}, with learned biases u, v per head and
   sinusoidal r of the distance i - j; masked keys get no weight.
   """
+
   num_heads: int
   dropout: float = 0.1
   dtype: Any = jnp.float32
@@ -173,8 +177,9 @@ class RelativePositionSelfAttention(nn.Module):
     if dim % self.num_heads:
       raise ValueError(f"Conformer model_dim={dim} must be divisible by num_heads={self.num_heads}.")
     head_dim = dim // self.num_heads
-    project = lambda name, bias=True: nn.DenseGeneral((self.num_heads, head_dim), use_bias=bias, dtype=self.dtype,
-                                                      name=name)
+    project = lambda name, bias=True: nn.DenseGeneral(
+      (self.num_heads, head_dim), use_bias=bias, dtype=self.dtype, name=name
+    )
     query, key, value = project("query")(x), project("key")(x), project("value")(x)
     positions = project("position", bias=False)(relative_position_encoding(length, dim).astype(self.dtype))
     content_bias = self.param("content_bias", nn.initializers.zeros, (self.num_heads, head_dim))
@@ -191,6 +196,7 @@ class RelativePositionSelfAttention(nn.Module):
 
 class ConformerConvolution(nn.Module):
   """Layer norm, pointwise conv with GLU, depthwise conv, batch norm, swish, pointwise conv."""
+
   kernel_size: int = 15
   dropout: float = 0.1
   dtype: Any = jnp.float32
@@ -209,6 +215,7 @@ class ConformerConvolution(nn.Module):
 
 class ConformerBlock(nn.Module):
   """x + FF/2 -> + MHSA(relative) -> + Conv -> + FF/2 -> LayerNorm (Gulati et al., 2020)."""
+
   num_heads: int = 4
   ff_multiplier: int = 4
   conv_kernel_size: int = 15

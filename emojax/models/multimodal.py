@@ -48,6 +48,7 @@ def _plain(tree):
 def build_module(config, num_classes: int, **extra) -> nn.Module:
   """A registered model (an encoder, a fusion head) from its model config, e.g. `{"name": "features.mlp", ...}`."""
   from emojax.models import get_model
+
   return get_model(ml_collections.ConfigDict(_plain(config)), num_classes, **extra)
 
 
@@ -63,6 +64,7 @@ def to_ekman_logits(logits, label_map):
 def restore_encoder(run: str) -> dict:
   """{"params", "batch_stats"} of a training run's best checkpoint (`<run>/best/<step>`), on the host."""
   from emojax import checkpoint
+
   return checkpoint.restore_variables(run, "best")[0]
 
 
@@ -76,22 +78,24 @@ def encoder_variables(run: str, modality: str, collection: str) -> dict:
 def _replace_matching(current: dict, restored: dict, what: str) -> dict:
   shapes = lambda tree: jax.tree.map(lambda x: tuple(np.shape(x)), tree)
   if shapes(current) != shapes(restored):
-    raise ValueError(f"The checkpoint of {what} does not fit the encoder built from config.model.encoders: "
-                     "the encoder config must be the run's own (configs/multimodal.py copies it from the "
-                     "run's config.json).")
+    raise ValueError(
+      f"The checkpoint of {what} does not fit the encoder built from config.model.encoders: "
+      "the encoder config must be the run's own (configs/multimodal.py copies it from the "
+      "run's config.json)."
+    )
   return jax.tree.map(lambda c, r: np.asarray(r, c.dtype), current, restored)
 
 
 class EncoderFusion(nn.Module):
   num_classes: int
-  encoders: Any                        # {modality: encoder model config (name + fields)}, in fusion order
-  fusion: Any                          # fusion head config: {"name": "fusion.gat", "graph": "full", ...}
-  label_maps: Any = None               # {modality: None | "sigmoid" | [K, 7] grouping}, from the data
-  modalities: Any = None               # the order of the data's `present` columns; None: the encoders' keys (a
-                                       # ConfigDict lists them sorted, as the label-matched tuples order them)
-  encoder_kwargs: Any = None           # {modality: extra encoder fields from the data (training-split statistics)}
-  checkpoints: Any = None              # {modality: encoder run to restore ("" = its own init)}
-  freeze_encoders: Any = True          # True | False | the modalities whose encoders are frozen
+  encoders: Any  # {modality: encoder model config (name + fields)}, in fusion order
+  fusion: Any  # fusion head config: {"name": "fusion.gat", "graph": "full", ...}
+  label_maps: Any = None  # {modality: None | "sigmoid" | [K, 7] grouping}, from the data
+  modalities: Any = None  # the order of the data's `present` columns; None: the encoders' keys (a
+  # ConfigDict lists them sorted, as the label-matched tuples order them)
+  encoder_kwargs: Any = None  # {modality: extra encoder fields from the data (training-split statistics)}
+  checkpoints: Any = None  # {modality: encoder run to restore ("" = its own init)}
+  freeze_encoders: Any = True  # True | False | the modalities whose encoders are frozen
   encoder_learning_rate_scale: Any = 0.1  # for every encoder, or {modality: scale}
 
   def _encoder(self, modality: str, **extra) -> nn.Module:
@@ -118,7 +122,7 @@ class EncoderFusion(nn.Module):
       raise ValueError(f"config.model.modalities={modalities} must name the encoders {sorted(self.encoders)}.")
     fusion_batch = {"present": batch["present"]}
     for m in modalities:
-      inputs = {key[len(m) + 1:]: value for key, value in batch.items() if key.startswith(f"{m}_")}
+      inputs = {key[len(m) + 1 :]: value for key, value in batch.items() if key.startswith(f"{m}_")}
       outputs = self._encoder(m, name=f"{m}_encoder")(inputs, train=train and not self._frozen(m))
       if self._frozen(m):
         outputs = jax.lax.stop_gradient(outputs)
@@ -129,7 +133,8 @@ class EncoderFusion(nn.Module):
     head = build_module(self.fusion, self.num_classes, modalities=modalities, name="fusion")
     fused = dict(head(fusion_batch, train=train))
     fused["modality_probabilities"] = jnp.stack(
-        [jax.nn.softmax(fusion_batch[f"{m}_logits"], -1) for m in modalities], 1)  # [B, M, 7], for analysis
+      [jax.nn.softmax(fusion_batch[f"{m}_logits"], -1) for m in modalities], 1
+    )  # [B, M, 7], for analysis
     return fused
 
   # -- hooks of the trainer (emojax.train) ----------------------------------------------------------
@@ -168,8 +173,9 @@ class EncoderFusion(nn.Module):
     for m in self.encoders:
       run = (self.checkpoints or {}).get(m, "")
       if run:
-        params[f"{m}_encoder"] = _replace_matching(params[f"{m}_encoder"], encoder_variables(run, m, "params"),
-                                                   f"{m} ({run})")
+        params[f"{m}_encoder"] = _replace_matching(
+          params[f"{m}_encoder"], encoder_variables(run, m, "params"), f"{m} ({run})"
+        )
       elif hasattr(encoder := self._encoder(m, parent=None), "load_pretrained"):
         params[f"{m}_encoder"] = encoder.load_pretrained(params[f"{m}_encoder"])
     return params
@@ -181,5 +187,6 @@ class EncoderFusion(nn.Module):
       run = (self.checkpoints or {}).get(m, "")
       if run and f"{m}_encoder" in batch_stats:
         batch_stats[f"{m}_encoder"] = _replace_matching(
-            batch_stats[f"{m}_encoder"], encoder_variables(run, m, "batch_stats"), f"{m} ({run}) batch statistics")
+          batch_stats[f"{m}_encoder"], encoder_variables(run, m, "batch_stats"), f"{m} ({run}) batch statistics"
+        )
     return batch_stats

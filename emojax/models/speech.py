@@ -16,8 +16,14 @@ import numpy as np
 
 from emojax.models import wav2vec2 as wav2vec2_lib
 from emojax.models import whisper as whisper_lib
-from emojax.models.layers import AttentionPooling, ConformerBlock, ConvBatchNormReLU, length_mask, masked_mean, \
-                                 max_pool_2x2
+from emojax.models.layers import (
+  AttentionPooling,
+  ConformerBlock,
+  ConvBatchNormReLU,
+  length_mask,
+  masked_mean,
+  max_pool_2x2,
+)
 
 
 def normalized_features(batch, train: bool, dtype):
@@ -29,15 +35,17 @@ def normalized_features(batch, train: bool, dtype):
   """
   features = batch["features"].astype(jnp.float32)
   mask = length_mask(batch["num_frames"], features.shape[1])[..., None]
-  normalized = nn.BatchNorm(use_running_average=not train, momentum=0.9, use_scale=False, use_bias=False,
-                            name="input_norm")(features, mask=mask)
+  normalized = nn.BatchNorm(
+    use_running_average=not train, momentum=0.9, use_scale=False, use_bias=False, name="input_norm"
+  )(features, mask=mask)
   return jnp.where(mask, normalized, 0.0).astype(dtype)
 
 
 def _head(embedding, batch, num_classes: int, dropout: float, train: bool, dtype):
   if "functionals" in batch:
     functionals = nn.BatchNorm(use_running_average=not train, momentum=0.9, name="functionals_norm")(
-        batch["functionals"].astype(jnp.float32))
+      batch["functionals"].astype(jnp.float32)
+    )
     embedding = jnp.concatenate([embedding, functionals.astype(embedding.dtype)], axis=-1)
   features = nn.Dropout(dropout, deterministic=not train)(embedding)
   logits = nn.Dense(num_classes, dtype=dtype, name="classifier")(features)
@@ -50,6 +58,7 @@ class SpeechCNNLSTM(nn.Module):
   Each conv block (3x3 conv, batch norm, ReLU, 2x2 max pool) halves time and frequency; the
   frequency and channel axes are then flattened per frame and projected to the LSTM width.
   """
+
   num_classes: int
   conv_features: Sequence[int] = (16, 32, 64)
   lstm_features: int = 128
@@ -90,6 +99,7 @@ class Conformer(nn.Module):
   softmax layer weights and projected to `model_dim`. Then `num_layers` Conformer blocks and
   attention pooling over time.
   """
+
   num_classes: int
   frontend: str = "features"
   model_dim: int = 96
@@ -116,15 +126,22 @@ class Conformer(nn.Module):
       x = x.reshape(x.shape[0], x.shape[1], -1)
       mask = length_mask(frames, x.shape[1])
     elif self.frontend == "wav2vec2":
-      x, mask = Wav2Vec2Features(self.wav2vec2_path, self.wav2vec2_config, self.freeze_feature_encoder,
-                                 self.num_frozen_layers, self.dtype, name="wav2vec2_features")(batch, train)
+      x, mask = Wav2Vec2Features(
+        self.wav2vec2_path,
+        self.wav2vec2_config,
+        self.freeze_feature_encoder,
+        self.num_frozen_layers,
+        self.dtype,
+        name="wav2vec2_features",
+      )(batch, train)
     else:
       raise ValueError(f"config.model.frontend={self.frontend!r}; expected 'features' or 'wav2vec2'.")
     x = nn.Dense(self.model_dim, dtype=self.dtype, name="input_projection")(x)
     x = nn.Dropout(self.dropout, deterministic=not train)(x)
     for index in range(self.num_layers):
-      x = ConformerBlock(self.num_heads, self.ff_multiplier, self.conv_kernel_size, self.dropout, self.dtype,
-                         name=f"block_{index}")(x, mask, train)
+      x = ConformerBlock(
+        self.num_heads, self.ff_multiplier, self.conv_kernel_size, self.dropout, self.dtype, name=f"block_{index}"
+      )(x, mask, train)
     embedding, weights = AttentionPooling(dtype=self.dtype)(x, mask)
     out = _head(embedding, batch, self.num_classes, self.dropout, train, self.dtype)
     out["frame_attention"] = weights
@@ -146,6 +163,7 @@ class Wav2Vec2Classifier(nn.Module):
   one. Freezing (`freeze_feature_encoder`, `num_frozen_layers`, -1 = all layers) makes a linear probe
   or a partial fine-tune from the config.
   """
+
   num_classes: int
   wav2vec2_path: str = ""
   wav2vec2_config: Any = None
@@ -160,9 +178,15 @@ class Wav2Vec2Classifier(nn.Module):
   def __call__(self, batch, train: bool = False):
     if self.pooling not in ("layer_weighted", "last"):
       raise ValueError(f"config.model.pooling={self.pooling!r}; expected 'layer_weighted' or 'last'.")
-    x, mask = Wav2Vec2Features(self.wav2vec2_path, self.wav2vec2_config, self.freeze_feature_encoder,
-                               self.num_frozen_layers, self.dtype, self.pooling == "layer_weighted",
-                               name="wav2vec2_features")(batch, train)
+    x, mask = Wav2Vec2Features(
+      self.wav2vec2_path,
+      self.wav2vec2_config,
+      self.freeze_feature_encoder,
+      self.num_frozen_layers,
+      self.dtype,
+      self.pooling == "layer_weighted",
+      name="wav2vec2_features",
+    )(batch, train)
     x = nn.relu(nn.Dense(self.head_features, dtype=self.dtype, name="projection")(x))
     embedding = masked_mean(x, mask)
     return _head(embedding, batch, self.num_classes, self.dropout, train, self.dtype)
@@ -202,8 +226,9 @@ def wav2vec2_frozen(model, path: str) -> bool:
   if not path.startswith(prefix):
     return False
   config = wav2vec2_config(model.wav2vec2_path, model.wav2vec2_config)
-  return wav2vec2_lib.is_frozen_parameter(path[len(prefix):], config, model.freeze_feature_encoder,
-                                          _frozen_layers(config, model.num_frozen_layers))
+  return wav2vec2_lib.is_frozen_parameter(
+    path[len(prefix) :], config, model.freeze_feature_encoder, _frozen_layers(config, model.num_frozen_layers)
+  )
 
 
 def with_pretrained_wav2vec2(model, params: dict) -> dict:
@@ -214,8 +239,11 @@ def with_pretrained_wav2vec2(model, params: dict) -> dict:
   _, pretrained = wav2vec2_lib.load_wav2vec2(model.wav2vec2_path)
   outer, inner = ENCODER_PATH
   params = {**params, outer: {**params[outer], inner: pretrained}}
-  logging.info("Loaded wav2vec 2.0 weights from %s (%d parameters).", model.wav2vec2_path,
-               sum(np.size(p) for p in jax.tree.leaves(pretrained)))
+  logging.info(
+    "Loaded wav2vec 2.0 weights from %s (%d parameters).",
+    model.wav2vec2_path,
+    sum(np.size(p) for p in jax.tree.leaves(pretrained)),
+  )
   return params
 
 
@@ -226,6 +254,7 @@ class Wav2Vec2Features(nn.Module):
   feature extractor does for the released checkpoints (`do_normalize`). The valid lengths are passed
   on, so padding is masked out of attention even for group-norm checkpoints (HF leaves it in there).
   """
+
   wav2vec2_path: str = ""
   wav2vec2_config: Any = None
   freeze_feature_encoder: bool = True
@@ -236,8 +265,9 @@ class Wav2Vec2Features(nn.Module):
   @nn.compact
   def __call__(self, batch, train: bool):
     config = wav2vec2_config(self.wav2vec2_path, self.wav2vec2_config)
-    encoder = wav2vec2_lib.Wav2Vec2Encoder(config, self.dtype, self.freeze_feature_encoder,
-                                           _frozen_layers(config, self.num_frozen_layers), name="encoder")
+    encoder = wav2vec2_lib.Wav2Vec2Encoder(
+      config, self.dtype, self.freeze_feature_encoder, _frozen_layers(config, self.num_frozen_layers), name="encoder"
+    )
     audio = batch["audio"].astype(jnp.float32)
     lengths = batch.get("length", jnp.full(audio.shape[:1], audio.shape[1]))
     valid = length_mask(lengths, audio.shape[1])
@@ -277,6 +307,7 @@ class WhisperClassifier(nn.Module):
   `frame_statistics` adds the mean and deviation of the frame features (log-mel, prosody when configured), and
   eGeMAPS `functionals` join the embedding as in every speech model.
   """
+
   num_classes: int
   whisper_path: str = ""  # a CTranslate2 Whisper folder; "" = the installed Whisper base
   trainable_layers: int = 0
@@ -290,24 +321,31 @@ class WhisperClassifier(nn.Module):
   @nn.compact
   def __call__(self, batch, train: bool = False):
     if "whisper_summary" not in batch:
-      raise ValueError("WhisperClassifier reads `whisper_summary`: set config.data.features.whisper='clip' (or "
-                       "'30s'), as configs/speech.py:model=whisper does.")
+      raise ValueError(
+        "WhisperClassifier reads `whisper_summary`: set config.data.features.whisper='clip' (or "
+        "'30s'), as configs/speech.py:model=whisper does."
+      )
     summary = batch["whisper_summary"].astype(jnp.float32)
     if self.trainable_layers:
       config = _whisper_config(self.whisper_path)
       first = config.num_layers - self.trainable_layers
       if "whisper_frames" not in batch or summary.shape[1] != first + 1:
-        raise ValueError(f"config.model.trainable_layers={self.trainable_layers} needs the frames entering layer "
-                         f"{first}: set config.data.features.whisper_top_layers={self.trainable_layers} (the batch has "
-                         f"{summary.shape[1]} frozen summaries and "
-                         f"{'' if 'whisper_frames' in batch else 'no '}frames).")
+        raise ValueError(
+          f"config.model.trainable_layers={self.trainable_layers} needs the frames entering layer "
+          f"{first}: set config.data.features.whisper_top_layers={self.trainable_layers} (the batch has "
+          f"{summary.shape[1]} frozen summaries and "
+          f"{'' if 'whisper_frames' in batch else 'no '}frames)."
+        )
       mask = length_mask(batch["whisper_num_frames"], batch["whisper_frames"].shape[1])
       states = whisper_lib.WhisperTopLayers(config, first, self.encoder_dropout, self.dtype, name="top_layers")(
-          batch["whisper_frames"].astype(jnp.float32), mask, train)
-      summary = jnp.concatenate([summary] + [_mean_and_deviation(s.astype(jnp.float32), mask)[:, None]
-                                             for s in states], axis=1)
-    summary = nn.BatchNorm(use_running_average=not train, momentum=0.9, axis=(1, 2), use_scale=False,
-                           use_bias=False, name="summary_norm")(summary)
+        batch["whisper_frames"].astype(jnp.float32), mask, train
+      )
+      summary = jnp.concatenate(
+        [summary] + [_mean_and_deviation(s.astype(jnp.float32), mask)[:, None] for s in states], axis=1
+      )
+    summary = nn.BatchNorm(
+      use_running_average=not train, momentum=0.9, axis=(1, 2), use_scale=False, use_bias=False, name="summary_norm"
+    )(summary)
     layer_weights = nn.softmax(self.param("layer_weights", nn.initializers.zeros, (summary.shape[1],)))
     x = jnp.einsum("l,bld->bd", layer_weights, summary)
     if self.frame_statistics:
@@ -331,8 +369,11 @@ class WhisperClassifier(nn.Module):
     config, pretrained = whisper_lib.load_whisper_encoder(self.whisper_path)
     top = whisper_lib.top_layer_params(pretrained, config.num_layers - self.trainable_layers)
     jax.tree.map(lambda want, got: None, params["top_layers"], top)  # same structure, or an error naming it
-    logging.info("Loaded Whisper's top %d encoder layers (%d parameters).", self.trainable_layers,
-                 sum(np.size(p) for p in jax.tree.leaves(top)))
+    logging.info(
+      "Loaded Whisper's top %d encoder layers (%d parameters).",
+      self.trainable_layers,
+      sum(np.size(p) for p in jax.tree.leaves(top)),
+    )
     return {**params, "top_layers": top}
 
 

@@ -33,7 +33,7 @@ def window_reverse(windows, window: int, height: int, width: int):
 def relative_position_index(window: int) -> np.ndarray:
   """[window^2, window^2] index into the (2 window - 1)^2 table of relative offsets (dy, dx)."""
   coords = np.stack(np.meshgrid(np.arange(window), np.arange(window), indexing="ij")).reshape(2, -1)  # [2, N]
-  relative = (coords[:, :, None] - coords[:, None, :]).transpose(1, 2, 0) + (window - 1)            # [N, N, 2]
+  relative = (coords[:, :, None] - coords[:, None, :]).transpose(1, 2, 0) + (window - 1)  # [N, N, 2]
   return relative[..., 0] * (2 * window - 1) + relative[..., 1]
 
 
@@ -52,6 +52,7 @@ def shift_attention_mask(height: int, width: int, window: int, shift: int) -> np
 
 class WindowAttention(nn.Module):
   """Multi-head self-attention within each window, with a learned relative position bias per head."""
+
   num_heads: int
   window: int
   dtype: Any = jnp.float32
@@ -64,10 +65,11 @@ class WindowAttention(nn.Module):
       raise ValueError(f"Swin width {channels} is not divisible by num_heads={self.num_heads}.")
     head_dim = channels // self.num_heads
     qkv = nn.Dense(3 * channels, dtype=self.dtype, name="qkv")(x).reshape(windows, tokens, 3, self.num_heads, head_dim)
-    q, k, v = (qkv[:, :, i].transpose(0, 2, 1, 3) for i in range(3))                   # [B*nW, heads, N, d]
+    q, k, v = (qkv[:, :, i].transpose(0, 2, 1, 3) for i in range(3))  # [B*nW, heads, N, d]
     logits = (q @ k.transpose(0, 1, 3, 2)).astype(jnp.float32) / np.sqrt(head_dim)
-    table = self.param("relative_position_bias", nn.initializers.truncated_normal(0.02),
-                       ((2 * self.window - 1) ** 2, self.num_heads))
+    table = self.param(
+      "relative_position_bias", nn.initializers.truncated_normal(0.02), ((2 * self.window - 1) ** 2, self.num_heads)
+    )
     bias = table[relative_position_index(self.window).reshape(-1)].reshape(tokens, tokens, self.num_heads)
     logits = logits + bias.transpose(2, 0, 1)[None]
     if mask is not None:
@@ -112,6 +114,7 @@ class SwinBlock(nn.Module):
 
 class PatchMerging(nn.Module):
   """2x2 neighbouring tokens -> one token of 4C channels, layer norm, linear to 2C: half the resolution."""
+
   dtype: Any = jnp.float32
 
   @nn.compact
@@ -125,6 +128,7 @@ class PatchMerging(nn.Module):
 
 class SwinRefinement(nn.Module):
   """A CNN feature map [B, H, W, C] -> (refined map, pooled features [B, D]) through Swin stages."""
+
   features: int = 96
   depths: Sequence[int] = (2, 2)
   num_heads: Sequence[int] = (3, 6)
@@ -139,7 +143,13 @@ class SwinRefinement(nn.Module):
       if stage > 0:
         x = PatchMerging(self.dtype, name=f"merge_{stage}")(x)
       for block in range(depth):
-        x = SwinBlock(heads, self.window, shift=(self.window // 2) * (block % 2), dropout=self.dropout,
-                      dtype=self.dtype, name=f"stage{stage}_block{block}")(x, train)
+        x = SwinBlock(
+          heads,
+          self.window,
+          shift=(self.window // 2) * (block % 2),
+          dropout=self.dropout,
+          dtype=self.dtype,
+          name=f"stage{stage}_block{block}",
+        )(x, train)
     x = nn.LayerNorm(dtype=self.dtype, name="norm")(x)
     return x, x.mean(axis=(1, 2))

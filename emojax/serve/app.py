@@ -31,8 +31,13 @@ STATIC = Path(__file__).parent / "static"
 RETRY_AFTER_SECONDS = 1
 
 
-def create_app(engine: Engine, limits: Limits | None = None, batcher: MicroBatcher | None = None,
-               max_wait_s: float = 0.005, max_queue: int = 64):
+def create_app(
+  engine: Engine,
+  limits: Limits | None = None,
+  batcher: MicroBatcher | None = None,
+  max_wait_s: float = 0.005,
+  max_queue: int = 64,
+):
   """The app serving `engine`: requests of several clients share batches of at most the model's largest batch
   size, gathered for up to `max_wait_s`; at most `max_queue` items wait."""
   limits = limits or Limits()
@@ -43,8 +48,14 @@ def create_app(engine: Engine, limits: Limits | None = None, batcher: MicroBatch
     yield
     batcher.close()
 
-  app = fastapi.FastAPI(title="emojax", version="1", docs_url=None, redoc_url=None, lifespan=lifespan,
-                        description="Emotion recognition from faces, speech and text (emojax bundles).")
+  app = fastapi.FastAPI(
+    title="emojax",
+    version="1",
+    docs_url=None,
+    redoc_url=None,
+    lifespan=lifespan,
+    description="Emotion recognition from faces, speech and text (emojax bundles).",
+  )
   app.state.engine, app.state.limits, app.state.batcher = engine, limits, batcher
   _errors(app)
   _pages(app)
@@ -81,10 +92,13 @@ def _errors(app) -> None:
 
   @app.exception_handler(HTTPException)
   async def http_error(request, error: HTTPException):
-    message = {404: f"no route {request.url.path}; GET /docs lists the API",
-               405: f"{request.method} is not allowed on {request.url.path}; GET /docs lists the API"}
-    return error_response(error.status_code, message.get(error.status_code, str(error.detail)),
-                          getattr(error, "headers", None))
+    message = {
+      404: f"no route {request.url.path}; GET /docs lists the API",
+      405: f"{request.method} is not allowed on {request.url.path}; GET /docs lists the API",
+    }
+    return error_response(
+      error.status_code, message.get(error.status_code, str(error.detail)), getattr(error, "headers", None)
+    )
 
   @app.exception_handler(Exception)
   async def server_error(request, error: Exception):
@@ -97,6 +111,7 @@ def _errors(app) -> None:
 # ----------------------------------------------------------------------------------------------
 def _pages(app) -> None:
   import swagger_ui_bundle
+
   app.mount("/static", StaticFiles(directory=STATIC), name="static")
   app.mount("/swagger", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="swagger")
 
@@ -110,18 +125,23 @@ def _pages(app) -> None:
 
   @app.get("/docs", include_in_schema=False)
   async def docs():
-    return get_swagger_ui_html(openapi_url="/openapi.json", title="emojax API",
-                               swagger_js_url="/swagger/swagger-ui-bundle.js",
-                               swagger_css_url="/swagger/swagger-ui.css", swagger_favicon_url="/static/favicon.svg",
-                               swagger_ui_parameters={"validatorUrl": None})  # no call to validator.swagger.io
+    return get_swagger_ui_html(
+      openapi_url="/openapi.json",
+      title="emojax API",
+      swagger_js_url="/swagger/swagger-ui-bundle.js",
+      swagger_css_url="/swagger/swagger-ui.css",
+      swagger_favicon_url="/static/favicon.svg",
+      swagger_ui_parameters={"validatorUrl": None},
+    )  # no call to validator.swagger.io
 
 
 def _openapi(app) -> dict:
   """FastAPI's schema, as OpenAPI 3.0 (what the bundled Swagger UI 4 renders), with the request bodies the
   predict routes parse themselves."""
   if app.openapi_schema is None:
-    schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes,
-                         openapi_version="3.0.3")
+    schema = get_openapi(
+      title=app.title, version=app.version, description=app.description, routes=app.routes, openapi_version="3.0.3"
+    )
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     for model in (payloads.PredictRequest, payloads.BatchRequest):
       definition = model.model_json_schema(ref_template="#/components/schemas/{model}")
@@ -131,15 +151,31 @@ def _openapi(app) -> dict:
   return app.openapi_schema
 
 
-PREDICT_BODY = {"requestBody": {"required": True, "content": {
-    "multipart/form-data": {"schema": {"type": "object", "properties": {
-        "image": {"type": "string", "format": "binary", "description": "a picture file"},
-        "audio": {"type": "string", "format": "binary", "description": "a recording file"},
-        "text": {"type": "string", "description": "a sentence"},
-        "detect": {"type": "string", "enum": ["haar", "none"], "default": "haar"}}}},
-    "application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"}}}}}
-BATCH_BODY = {"requestBody": {"required": True, "content": {
-    "application/json": {"schema": {"$ref": "#/components/schemas/BatchRequest"}}}}}
+PREDICT_BODY = {
+  "requestBody": {
+    "required": True,
+    "content": {
+      "multipart/form-data": {
+        "schema": {
+          "type": "object",
+          "properties": {
+            "image": {"type": "string", "format": "binary", "description": "a picture file"},
+            "audio": {"type": "string", "format": "binary", "description": "a recording file"},
+            "text": {"type": "string", "description": "a sentence"},
+            "detect": {"type": "string", "enum": ["haar", "none"], "default": "haar"},
+          },
+        }
+      },
+      "application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"}},
+    },
+  }
+}
+BATCH_BODY = {
+  "requestBody": {
+    "required": True,
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/BatchRequest"}}},
+  }
+}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -154,8 +190,11 @@ def _api(app, engine: Engine, limits: Limits, batcher: MicroBatcher) -> None:
   async def model():
     return {**engine.describe(), "limits": vars(limits), "max_batch": engine.max_batch}
 
-  @app.post("/v1/predict", summary="Labels for one input (multipart files and fields, or JSON with base64)",
-            openapi_extra=PREDICT_BODY)
+  @app.post(
+    "/v1/predict",
+    summary="Labels for one input (multipart files and fields, or JSON with base64)",
+    openapi_extra=PREDICT_BODY,
+  )
   async def predict(request: Request):
     item = await _one_item(request, limits)
     (result,) = await batcher.submit([item])
@@ -163,8 +202,7 @@ def _api(app, engine: Engine, limits: Limits, batcher: MicroBatcher) -> None:
       raise result
     return check_faces(result.to_dict(), limits)
 
-  @app.post("/v1/predict/batch", summary="Labels for several inputs (JSON), one result each",
-            openapi_extra=BATCH_BODY)
+  @app.post("/v1/predict/batch", summary="Labels for several inputs (JSON), one result each", openapi_extra=BATCH_BODY)
   async def predict_batch(request: Request):
     _content_type(request, ("application/json",))
     batch = payloads.json_body(await request.body(), payloads.BatchRequest)
@@ -233,8 +271,9 @@ async def _pump(socket: WebSocket, answer) -> None:
         return
       data = message.get("bytes")
       if data is None:
-        await socket.send_json({"error": "send binary messages (a frame's file bytes, or float32 samples)",
-                                "status": 422})
+        await socket.send_json(
+          {"error": "send binary messages (a frame's file bytes, or float32 samples)", "status": 422}
+        )
         continue
       await socket.send_json(await answer(data))
   except WebSocketDisconnect:

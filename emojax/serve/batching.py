@@ -28,8 +28,7 @@ class _Job:
 class MicroBatcher:
   """`await submit(items)` -> `run(items)`'s results for those items, run together with other requests'."""
 
-  def __init__(self, run: Callable[[list], list], max_batch: int = 32, max_wait_s: float = 0.005,
-               max_queue: int = 64):
+  def __init__(self, run: Callable[[list], list], max_batch: int = 32, max_wait_s: float = 0.005, max_queue: int = 64):
     self.run = run
     self.max_batch, self.max_wait_s, self.max_queue = max_batch, max_wait_s, max_queue
     self._jobs = queue.Queue()
@@ -40,9 +39,14 @@ class MicroBatcher:
     self._thread.start()
 
   def stats(self) -> dict:
-    return {"queued_items": self._waiting, "max_queue": self.max_queue, "batches": self.batches,
-            "items": self.items, "largest_batch": self.largest,
-            "mean_batch": round(self.items / self.batches, 3) if self.batches else 0.0}
+    return {
+      "queued_items": self._waiting,
+      "max_queue": self.max_queue,
+      "batches": self.batches,
+      "items": self.items,
+      "largest_batch": self.largest,
+      "mean_batch": round(self.items / self.batches, 3) if self.batches else 0.0,
+    }
 
   async def submit(self, items: list) -> list:
     with self._lock:
@@ -97,5 +101,5 @@ class MicroBatcher:
     if results is not None:
       start = 0
       for job in jobs:
-        job.future.set_result(results[start:start + len(job.items)])
+        job.future.set_result(results[start : start + len(job.items)])
         start += len(job.items)

@@ -1,7 +1,7 @@
 """`emojax serve`: one process, one port, the REST API, the WebSocket streams and the page.
 
-  emojax serve --model runs/demo/bundle
-  emojax serve --model bundles/fer --model bundles/ravdess --model bundles/goemotions --port 8000
+emojax serve --model runs/demo/bundle
+emojax serve --model bundles/fer --model bundles/ravdess --model bundles/goemotions --port 8000
 """
 
 import argparse
@@ -12,12 +12,21 @@ from emojax import sharding
 
 
 def main(argv: list[str]) -> int:
-  parser = argparse.ArgumentParser(prog="emojax serve", description=(
+  parser = argparse.ArgumentParser(
+    prog="emojax serve",
+    description=(
       "Serves a trained model (a bundle or a training workdir) over HTTP: a REST API, real-time WebSocket streams, "
-      "the API docs at /docs and a web page at /, all offline."))
-  parser.add_argument("--model", action="append", required=True, metavar="DIR",
-                      help="a bundle or training workdir; give one per modality to serve single-modality models "
-                           "side by side (late fusion of their Ekman-7 predictions)")
+      "the API docs at /docs and a web page at /, all offline."
+    ),
+  )
+  parser.add_argument(
+    "--model",
+    action="append",
+    required=True,
+    metavar="DIR",
+    help="a bundle or training workdir; give one per modality to serve single-modality models "
+    "side by side (late fusion of their Ekman-7 predictions)",
+  )
   parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine only)")
   parser.add_argument("--port", type=int, default=8000)
   parser.add_argument("--batch-sizes", default="1,8,32", help="compiled batch sizes; the largest is the micro-batch")
@@ -31,19 +40,26 @@ def main(argv: list[str]) -> int:
   sharding.configure_xla_cpu(ynnpack=False)  # before JAX starts, as the other commands
   logging.getLogger().setLevel(logging.WARNING)
   import uvicorn
+
   from emojax.serve.app import create_app
   from emojax.serve.engine import Engine
   from emojax.serve.limits import Limits
+
   try:
     batch_sizes = tuple(int(b) for b in args.batch_sizes.split(","))
     engine = Engine.load(args.model, batch_sizes)
   except (ValueError, FileNotFoundError, NotADirectoryError) as error:
     print(f"emojax serve: error: {error}", file=sys.stderr)
     return 2
-  limits = Limits(max_request_bytes=int(args.max_request_mb * 2**20), max_audio_seconds=args.max_audio_seconds,
-                  max_text_chars=args.max_text_chars, max_faces=args.max_faces)
+  limits = Limits(
+    max_request_bytes=int(args.max_request_mb * 2**20),
+    max_audio_seconds=args.max_audio_seconds,
+    max_text_chars=args.max_text_chars,
+    max_faces=args.max_faces,
+  )
   app = create_app(engine, limits, max_wait_s=args.max_wait_ms / 1000, max_queue=args.max_queue)
-  print(f"emojax serve: {', '.join(engine.by_modality)} on http://{args.host}:{args.port}/ "
-        f"(API docs: /docs)", flush=True)
+  print(
+    f"emojax serve: {', '.join(engine.by_modality)} on http://{args.host}:{args.port}/ (API docs: /docs)", flush=True
+  )
   uvicorn.run(app, host=args.host, port=args.port, log_level="warning", ws_max_size=4 * 2**20)
   return 0

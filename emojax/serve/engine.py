@@ -27,6 +27,7 @@ RAW_KINDS = ("image", "audio", "waveform", "text")
 class Item:
   """One input. `face` and `audio` are encoded files (bytes) or arrays (`audio` samples need `sample_rate`);
   `text` is a string, or token ids for the demo bundle; `audio` may be a feature matrix for the demo bundle."""
+
   face: bytes | np.ndarray | None = None
   audio: bytes | np.ndarray | None = None
   text: str | list[int] | None = None
@@ -80,17 +81,25 @@ class Engine:
     if recognizer is None or self.kinds["speech"] == "frames":
       return None
     audio = recognizer._audio_config()
-    return {"sample_rate": int(audio.sample_rate), "window_seconds": float(audio.max_seconds),
-            "hop_seconds": float(recognizer.hop_seconds)}
+    return {
+      "sample_rate": int(audio.sample_rate),
+      "window_seconds": float(audio.max_seconds),
+      "hop_seconds": float(recognizer.hop_seconds),
+    }
 
   def describe(self) -> dict:
     """GET /v1/model: modalities, classes and each bundle's metadata and validation metrics."""
-    return {"modalities": list(self.by_modality), "inputs": self.kinds,
-            "page_modalities": [m for m, kind in self.kinds.items() if kind in RAW_KINDS],
-            "fusion": "end_to_end" if self.recognizers[0].fusion else
-                      (LATE_FUSION if len(self.recognizers) > 1 else "single modality"),
-            "ekman7": list(labels_lib.EKMAN7), "audio": self.audio_settings(),
-            "models": [_model_card(r, name) for r, name in zip(self.recognizers, self.names)]}
+    return {
+      "modalities": list(self.by_modality),
+      "inputs": self.kinds,
+      "page_modalities": [m for m, kind in self.kinds.items() if kind in RAW_KINDS],
+      "fusion": "end_to_end"
+      if self.recognizers[0].fusion
+      else (LATE_FUSION if len(self.recognizers) > 1 else "single modality"),
+      "ekman7": list(labels_lib.EKMAN7),
+      "audio": self.audio_settings(),
+      "models": [_model_card(r, name) for r, name in zip(self.recognizers, self.names)],
+    }
 
   # -- predicting ------------------------------------------------------------------------------
   def predict(self, items: list[Item]) -> list[Prediction | InputError]:
@@ -120,6 +129,7 @@ class Engine:
     if speech is None or self.kinds["speech"] == "frames":
       return "transcription needs a model that reads recordings"
     from emojax import pretrained, speech_to_text
+
     try:
       transcript = speech_to_text.transcribe(item.audio, item.sample_rate, config=speech.config)
     except pretrained.MissingPretrainedWeights as error:
@@ -156,9 +166,12 @@ class Engine:
     options = {"detect": items[0].detect, "sample_rate": items[0].sample_rate}
     if len(self.recognizers) == 1:
       recognizer = self.recognizers[0]
-      return recognizer.predict_batch(faces=columns["face"] if "face" in given else None,
-                                      audios=columns["speech"] if "speech" in given else None,
-                                      texts=columns["text"] if "text" in given else None, **options)
+      return recognizer.predict_batch(
+        faces=columns["face"] if "face" in given else None,
+        audios=columns["speech"] if "speech" in given else None,
+        texts=columns["text"] if "text" in given else None,
+        **options,
+      )
     parts = {}
     for modality in given:
       argument = {"face": "faces", "speech": "audios", "text": "texts"}[modality]
@@ -186,8 +199,14 @@ def late_fusion(parts: dict[str, Prediction]) -> Prediction:
   mean = np.mean([[f.probabilities[name] for name in labels_lib.EKMAN7] for f in fused.values()], axis=0)
   scores = {name: round(float(p), 6) for name, p in zip(labels_lib.EKMAN7, mean)}
   weight = round(1.0 / len(fused), 6)
-  result.fused = FusedResult(scores, labels_lib.EKMAN7[int(mean.argmax())], LATE_FUSION, list(fused),
-                             {m: weight for m in fused}, "equal weights over the modalities that gave a prediction")
+  result.fused = FusedResult(
+    scores,
+    labels_lib.EKMAN7[int(mean.argmax())],
+    LATE_FUSION,
+    list(fused),
+    {m: weight for m in fused},
+    "equal weights over the modalities that gave a prediction",
+  )
   return result
 
 
@@ -195,9 +214,18 @@ def _model_card(recognizer: Recognizer, name: str) -> dict:
   """A bundle's metadata for clients: what it is, reads and predicts, and its validation figures (no paths)."""
   manifest = recognizer.trained.source.get("manifest", {})
   space = recognizer.label_space
-  return {"name": name, "model": recognizer.config.model.name, "dataset": recognizer.config.data.name,
-          "modalities": list(recognizer.modalities), "inputs": dict(recognizer.spec.kinds),
-          "classes": list(space.class_names), "multi_label": bool(space.multi_label),
-          "emojax_version": manifest.get("emojax_version"), "created": manifest.get("created"),
-          "step": recognizer.trained.source.get("step"), "metrics": manifest.get("validation"),
-          "inference": manifest.get("inference"), "batch_sizes": list(recognizer.batch_sizes)}
+  return {
+    "name": name,
+    "model": recognizer.config.model.name,
+    "dataset": recognizer.config.data.name,
+    "modalities": list(recognizer.modalities),
+    "inputs": dict(recognizer.spec.kinds),
+    "classes": list(space.class_names),
+    "multi_label": bool(space.multi_label),
+    "emojax_version": manifest.get("emojax_version"),
+    "created": manifest.get("created"),
+    "step": recognizer.trained.source.get("step"),
+    "metrics": manifest.get("validation"),
+    "inference": manifest.get("inference"),
+    "batch_sizes": list(recognizer.batch_sizes),
+  }

@@ -51,8 +51,9 @@ def check_picture(data: bytes, limits: Limits, where: str = "image") -> bytes:
   except (OSError, ValueError, Image.DecompressionBombError) as error:
     raise ApiError(422, f"{where}: unreadable image ({error}).") from None
   if width * height > limits.max_pixels:
-    raise ApiError(413, f"{where}: {width}x{height} pixels; this server reads pictures of at most "
-                        f"{limits.max_pixels:,} pixels.")
+    raise ApiError(
+      413, f"{where}: {width}x{height} pixels; this server reads pictures of at most {limits.max_pixels:,} pixels."
+    )
   return data
 
 
@@ -66,16 +67,18 @@ def check_recording(data: bytes, limits: Limits, where: str = "audio") -> bytes:
     reason = str(error).rsplit(": ", 1)[-1]  # without the in-memory file's repr
     raise ApiError(422, f"{where}: not a recording soundfile reads (WAV, FLAC, OGG, MP3): {reason}") from None
   if info.duration > limits.max_audio_seconds:
-    raise ApiError(413, f"{where}: {info.duration:.1f} s; this server reads recordings of at most "
-                        f"{limits.max_audio_seconds:g} s.")
+    raise ApiError(
+      413, f"{where}: {info.duration:.1f} s; this server reads recordings of at most {limits.max_audio_seconds:g} s."
+    )
   return data
 
 
 def check_faces(result: dict, limits: Limits) -> dict:
   faces = result.get("faces") or []
   if len(faces) > limits.max_faces:
-    raise ApiError(422, f"image: {len(faces)} faces found; this server labels pictures of at most "
-                        f"{limits.max_faces} faces.")
+    raise ApiError(
+      422, f"image: {len(faces)} faces found; this server labels pictures of at most {limits.max_faces} faces."
+    )
   return result
 
 
@@ -114,9 +117,21 @@ class BodyLimit:
     await self.app(scope, counted, guarded)
 
   async def _refuse(self, send, length: str) -> None:
-    body = json.dumps({"error": f"request body of {length} bytes; this server reads at most {self.max_bytes} "
-                                f"bytes per request", "status": 413}).encode()
-    await send({"type": "http.response.start", "status": 413,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            (b"connection", b"close")]})
+    body = json.dumps(
+      {
+        "error": f"request body of {length} bytes; this server reads at most {self.max_bytes} bytes per request",
+        "status": 413,
+      }
+    ).encode()
+    await send(
+      {
+        "type": "http.response.start",
+        "status": 413,
+        "headers": [
+          (b"content-type", b"application/json"),
+          (b"content-length", str(len(body)).encode()),
+          (b"connection", b"close"),
+        ],
+      }
+    )
     await send({"type": "http.response.body", "body": body})

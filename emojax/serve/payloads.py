@@ -1,6 +1,7 @@
 """Request bodies -> `engine.Item`s: multipart forms and JSON with base64, parsed in memory, checked strictly.
 
-Multipart (`POST /v1/predict`): file parts `image` and `audio`, text parts `text`, `detect` and `transcribe` (true/false). JSON: an object
+Multipart (`POST /v1/predict`): file parts `image` and `audio`, text parts `text`, `detect` and `transcribe`
+(true/false). JSON: an object
 with `image` and `audio` as base64 (a `data:...;base64,` prefix is accepted), `text` a string, `detect`; for a
 bundle trained on the synthetic demo tuples `audio_features` ([frames, bins] numbers) and `token_ids`.
 Unknown fields, repeated fields, numbers where strings belong, invalid UTF-8 or base64 are refused with a 4xx
@@ -27,17 +28,22 @@ TEXT_FIELDS = ("text", "detect", "transcribe")
 
 class PredictRequest(pydantic.BaseModel):
   """One input as JSON. Give the modalities the model reads (GET /v1/model lists them)."""
+
   model_config = pydantic.ConfigDict(extra="forbid", strict=True)
   image: str | None = pydantic.Field(None, description="a picture file (JPEG, PNG, ...), base64")
   audio: str | None = pydantic.Field(None, description="a recording file (WAV, FLAC, OGG, MP3), base64")
   text: str | None = pydantic.Field(None, description="a sentence")
   detect: Literal["haar", "none"] = pydantic.Field(
-      "haar", description="haar: find faces in the picture; none: the picture is one aligned face crop")
+    "haar", description="haar: find faces in the picture; none: the picture is one aligned face crop"
+  )
   transcribe: bool = pydantic.Field(
-      False, description="also transcribe the audio (Whisper base): its words and timings in `transcript`, and the "
-      "text model's input when no text is given")
+    False,
+    description="also transcribe the audio (Whisper base): its words and timings in `transcript`, and the "
+    "text model's input when no text is given",
+  )
   audio_features: list[list[float]] | None = pydantic.Field(
-      None, description="demo bundle only: the speech input as a feature matrix [frames, bins]")
+    None, description="demo bundle only: the speech input as a feature matrix [frames, bins]"
+  )
   token_ids: list[int] | None = pydantic.Field(None, description="demo bundle only: the text input as token ids")
 
 
@@ -57,8 +63,9 @@ def json_body(body: bytes, model: type[pydantic.BaseModel]) -> pydantic.BaseMode
   except UnicodeDecodeError as error:
     raise ApiError(400, f"the body is not valid UTF-8 ({error.reason} at byte {error.start}).") from None
   except json.JSONDecodeError as error:
-    raise ApiError(400, f"the body is not valid JSON ({error.msg} at line {error.lineno}, column {error.colno}).") \
-        from None
+    raise ApiError(
+      400, f"the body is not valid JSON ({error.msg} at line {error.lineno}, column {error.colno})."
+    ) from None
   try:
     return model.model_validate(value)
   except pydantic.ValidationError as error:
@@ -170,9 +177,15 @@ class _Parts:
     self._header, self._value, self._headers, self._data = b"", b"", {}, bytearray()
 
   def callbacks(self) -> dict:
-    return {"on_part_begin": self._begin, "on_part_data": self._data_chunk, "on_part_end": self._end,
-            "on_header_field": self._header_field, "on_header_value": self._header_value,
-            "on_header_end": self._header_end, "on_end": self._finish}
+    return {
+      "on_part_begin": self._begin,
+      "on_part_data": self._data_chunk,
+      "on_part_end": self._end,
+      "on_header_field": self._header_field,
+      "on_header_value": self._header_value,
+      "on_header_end": self._header_end,
+      "on_end": self._finish,
+    }
 
   def _begin(self):
     self._headers, self._data = {}, bytearray()

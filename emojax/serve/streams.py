@@ -47,8 +47,9 @@ class FaceSmoother:
       probabilities = face["probabilities"]
       if previous is not None and _distance(previous.center, center) <= max(side, previous.side):
         free.remove(previous)
-        probabilities = {k: self.alpha * p + (1 - self.alpha) * previous.probabilities.get(k, p)
-                         for k, p in probabilities.items()}
+        probabilities = {
+          k: self.alpha * p + (1 - self.alpha) * previous.probabilities.get(k, p) for k, p in probabilities.items()
+        }
       tracks.append(_Track(center, side, probabilities))
       face["smoothed"] = {k: round(p, 6) for k, p in probabilities.items()}
       face["smoothed_label"] = max(probabilities, key=probabilities.get)
@@ -95,7 +96,7 @@ class SpeechWindow:
     if not np.isfinite(hop).all():
       raise ApiError(422, "hop holds NaN or infinite samples.")
     self.received += len(hop)
-    self.samples = np.concatenate([self.samples, hop])[-self.capacity:]
+    self.samples = np.concatenate([self.samples, hop])[-self.capacity :]
 
   @property
   def end_seconds(self) -> float:
@@ -115,13 +116,16 @@ async def speech_hop(data: bytes, window: SpeechWindow, submit, limits: Limits) 
     answer = result.to_dict()
   except ApiError as error:
     answer = {"error": error.message, "status": error.status}
-  answer["window"] = {"start": round(window.end_seconds - len(window.samples) / window.sample_rate, 3),
-                      "end": round(window.end_seconds, 3)}
+  answer["window"] = {
+    "start": round(window.end_seconds - len(window.samples) / window.sample_rate, 3),
+    "end": round(window.end_seconds, 3),
+  }
   answer["server_ms"] = round((time.perf_counter() - started) * 1000, 2)
   return answer
 
 
 def _check_size(data: bytes, limits: Limits) -> None:
   if len(data) > limits.max_stream_frame_bytes:
-    raise ApiError(413, f"message of {len(data)} bytes; a stream message holds at most "
-                        f"{limits.max_stream_frame_bytes} bytes.")
+    raise ApiError(
+      413, f"message of {len(data)} bytes; a stream message holds at most {limits.max_stream_frame_bytes} bytes."
+    )

@@ -17,10 +17,13 @@ MOSI = "configs/aligned.py:set=mosi,modalities=transcript+audio,method=gat,graph
 
 def get_sweep():
   runs = [
-      {"config": f"{RAVDESS},encoders=finetune", "name": "ravdess_av_conformer_finetuned"},
-      {"config": RAVDESS, "name": "ravdess_av_face_frozen_from_run",
-       "config.model.checkpoints.face": "runs/aligned_ravdess_av/face__seed=0",
-       "config.model.freeze_encoders": "('face',)"},
-      {"config": f"{MOSI},encoders=finetune", "name": "mosi_minilm_finetuned"},
+    {"config": f"{RAVDESS},encoders=finetune", "name": "ravdess_av_conformer_finetuned"},
+    {
+      "config": RAVDESS,
+      "name": "ravdess_av_face_frozen_from_run",
+      "config.model.checkpoints.face": "runs/aligned_ravdess_av/face__seed=0",
+      "config.model.freeze_encoders": "('face',)",
+    },
+    {"config": f"{MOSI},encoders=finetune", "name": "mosi_minilm_finetuned"},
   ]
   return [{**run, "mode": "train+robustness"} for run in runs]

@@ -23,36 +23,38 @@ from aligned_ravdess_av import runs
 SET = "configs/aligned.py:set=mosi"
 PAIR = "modalities=transcript+audio"
 METHODS = {
-    "audio": "modalities=audio,method=mean",
-    "gat_full": f"{PAIR},method=gat,graph=full",
-    "gat_self": f"{PAIR},method=gat,graph=self",
-    "concat": f"{PAIR},method=concat",
-    "confidence": f"{PAIR},method=confidence",
-    "mean": f"{PAIR},method=mean",
-    "context_cross+time": f"{PAIR},method=context,edges=cross+time",
-    "context_cross": f"{PAIR},method=context,edges=cross",
-    "context_time": f"{PAIR},method=context,edges=time",
+  "audio": "modalities=audio,method=mean",
+  "gat_full": f"{PAIR},method=gat,graph=full",
+  "gat_self": f"{PAIR},method=gat,graph=self",
+  "concat": f"{PAIR},method=concat",
+  "confidence": f"{PAIR},method=confidence",
+  "mean": f"{PAIR},method=mean",
+  "context_cross+time": f"{PAIR},method=context,edges=cross+time",
+  "context_cross": f"{PAIR},method=context,edges=cross",
+  "context_time": f"{PAIR},method=context,edges=time",
 }
 VARIANTS = {  # one seed each
-    "gat_transcript_to_audio": f"{PAIR},method=gat,graph=edges:transcript>audio",
-    "gat_audio_to_transcript": f"{PAIR},method=gat,graph=edges:audio>transcript",
-    "gat_full_gate": f"{PAIR},method=gat,graph=full,weighting=gate",
-    "gat_full_adaptive": f"{PAIR},method=gat,graph=full,weighting=adaptive",
-    "concat_gate": f"{PAIR},method=concat,weighting=gate",
-    "concat_adaptive": f"{PAIR},method=concat,weighting=adaptive",
-    "context_cross+time_causal": f"{PAIR},method=context,edges=cross+time,causal",
-    "context_cross+time_window1": f"{PAIR},method=context,edges=cross+time,window=1",
+  "gat_transcript_to_audio": f"{PAIR},method=gat,graph=edges:transcript>audio",
+  "gat_audio_to_transcript": f"{PAIR},method=gat,graph=edges:audio>transcript",
+  "gat_full_gate": f"{PAIR},method=gat,graph=full,weighting=gate",
+  "gat_full_adaptive": f"{PAIR},method=gat,graph=full,weighting=adaptive",
+  "concat_gate": f"{PAIR},method=concat,weighting=gate",
+  "concat_adaptive": f"{PAIR},method=concat,weighting=adaptive",
+  "context_cross+time_causal": f"{PAIR},method=context,edges=cross+time,causal",
+  "context_cross+time_window1": f"{PAIR},method=context,edges=cross+time,window=1",
 }
-FROZEN_ONLY = {"transcript": "modalities=transcript,method=mean",  # MiniLM fine-tuned on the training videos
-               "transcript_frozen": "modalities=transcript,method=mean,transcript=runs/aligned/mosi_transcript_frozen"}
+FROZEN_ONLY = {
+  "transcript": "modalities=transcript,method=mean",  # MiniLM fine-tuned on the training videos
+  "transcript_frozen": "modalities=transcript,method=mean,transcript=runs/aligned/mosi_transcript_frozen",
+}
 RELEASED = "modalities=text+audio+video"
 LEAKED = {
-    "text": "modalities=text,method=mean",
-    "video": "modalities=video,method=mean",
-    "released_gat_full": f"{RELEASED},method=gat,graph=full",
-    "released_concat": f"{RELEASED},method=concat",
-    "released_mean": f"{RELEASED},method=mean",
-    "released_context_cross+time": f"{RELEASED},method=context,edges=cross+time",
+  "text": "modalities=text,method=mean",
+  "video": "modalities=video,method=mean",
+  "released_gat_full": f"{RELEASED},method=gat,graph=full",
+  "released_concat": f"{RELEASED},method=concat",
+  "released_mean": f"{RELEASED},method=mean",
+  "released_context_cross+time": f"{RELEASED},method=context,edges=cross+time",
 }
 
 

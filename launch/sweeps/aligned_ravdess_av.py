@@ -19,31 +19,34 @@ SEEDS = (0, 1, 2)
 # name -> config arguments. With two modalities a star or a chain is the full graph; the directed graphs let
 # one modality read the other without being read.
 METHODS = {
-    "face": "modalities=face,method=mean",
-    "gat_full": "method=gat,graph=full",
-    "gat_self": "method=gat,graph=self",
-    "gat_face_to_speech": "method=gat,graph=edges:face>speech",
-    "gat_speech_to_face": "method=gat,graph=edges:speech>face",
-    "concat": "method=concat",
-    "confidence": "method=confidence",
-    "mean": "method=mean",
+  "face": "modalities=face,method=mean",
+  "gat_full": "method=gat,graph=full",
+  "gat_self": "method=gat,graph=self",
+  "gat_face_to_speech": "method=gat,graph=edges:face>speech",
+  "gat_speech_to_face": "method=gat,graph=edges:speech>face",
+  "concat": "method=concat",
+  "confidence": "method=confidence",
+  "mean": "method=mean",
 }
 VARIANTS = {  # modality weighting before the head: one seed each
-    "gat_full_gate": "method=gat,graph=full,weighting=gate",
-    "gat_full_adaptive": "method=gat,graph=full,weighting=adaptive",
-    "concat_gate": "method=concat,weighting=gate",
-    "concat_adaptive": "method=concat,weighting=adaptive",
+  "gat_full_gate": "method=gat,graph=full,weighting=gate",
+  "gat_full_adaptive": "method=gat,graph=full,weighting=adaptive",
+  "concat_gate": "method=concat,weighting=gate",
+  "concat_adaptive": "method=concat,weighting=adaptive",
 }
 FROZEN_ONLY = {"speech": "modalities=speech,method=mean"}  # no trained parameter: one seed says it all
 
 
 def runs(config: str, methods: dict, frozen_only: dict, seeds=SEEDS) -> list[dict]:
   """train+robustness runs named <method>__seed=<s>, seeds outermost so a partial sweep covers every method."""
-  out = [{"config": f"{config},{args}", "name": f"{name}__seed=0", "config.seed": 0}
-         for name, args in frozen_only.items()]
+  out = [
+    {"config": f"{config},{args}", "name": f"{name}__seed=0", "config.seed": 0} for name, args in frozen_only.items()
+  ]
   for seed in seeds:
-    out += [{"config": f"{config},{args}", "name": f"{name}__seed={seed}", "config.seed": seed}
-            for name, args in methods.items()]
+    out += [
+      {"config": f"{config},{args}", "name": f"{name}__seed={seed}", "config.seed": seed}
+      for name, args in methods.items()
+    ]
   return [{**run, "mode": "train+robustness"} for run in out]
 
 

@@ -22,17 +22,35 @@ RESIDUAL = "configs/face_cnn.py:model=residual_attention"
 def get_sweep():
   half = {"config.model.width": 0.5}
   runs = [
-      {"config": "configs/face_cnn.py:model=deep_cnn", "name": "deep_cnn", **half},
-      {"config": RESIDUAL, "name": "resattn", **half},
-      {"config": RESIDUAL, "name": "resattn_swin", **half, "config.model.swin": True},
-      {"config": RESIDUAL, "name": "resattn_erasing", **half, "config.data.augment.random_erasing": 0.5},
-      {"config": "configs/face_cnn.py:model=cnn_bilstm", "name": "cnn_bilstm", **half},
-      {"config": "configs/face_cnn.py:model=landmark_gat", "name": f"landmark_gat_{POINTS}", **LANDMARKS},
-      {"config": RESIDUAL, "name": f"resattn_landmarks_{POINTS}", **half, **LANDMARKS,
-       "config.model.landmark_graph": True},
-      {"config": RESIDUAL, "name": f"resattn_swin_landmarks_{POINTS}", **half, **LANDMARKS,
-       "config.model.swin": True, "config.model.landmark_graph": True},
-      {"config": RESIDUAL, "name": f"resattn_swin_landmarks_{POINTS}_adaptive", **half, **LANDMARKS,
-       "config.model.swin": True, "config.model.landmark_graph": True, "config.model.adaptive_weighting": True},
+    {"config": "configs/face_cnn.py:model=deep_cnn", "name": "deep_cnn", **half},
+    {"config": RESIDUAL, "name": "resattn", **half},
+    {"config": RESIDUAL, "name": "resattn_swin", **half, "config.model.swin": True},
+    {"config": RESIDUAL, "name": "resattn_erasing", **half, "config.data.augment.random_erasing": 0.5},
+    {"config": "configs/face_cnn.py:model=cnn_bilstm", "name": "cnn_bilstm", **half},
+    {"config": "configs/face_cnn.py:model=landmark_gat", "name": f"landmark_gat_{POINTS}", **LANDMARKS},
+    {
+      "config": RESIDUAL,
+      "name": f"resattn_landmarks_{POINTS}",
+      **half,
+      **LANDMARKS,
+      "config.model.landmark_graph": True,
+    },
+    {
+      "config": RESIDUAL,
+      "name": f"resattn_swin_landmarks_{POINTS}",
+      **half,
+      **LANDMARKS,
+      "config.model.swin": True,
+      "config.model.landmark_graph": True,
+    },
+    {
+      "config": RESIDUAL,
+      "name": f"resattn_swin_landmarks_{POINTS}_adaptive",
+      **half,
+      **LANDMARKS,
+      "config.model.swin": True,
+      "config.model.landmark_graph": True,
+      "config.model.adaptive_weighting": True,
+    },
   ]
   return [{**run, **BUDGET} for run in runs]

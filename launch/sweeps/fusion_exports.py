@@ -9,17 +9,20 @@ Export each encoder first (`--mode=export` in its run folder), then:
 from sweep import product
 
 SOURCES = {
-    "config.data.sources.face": "runs/fer_resattn_w050/export",
-    "config.data.sources.speech": "runs/ravdess7_conformer_prosody_egemaps/export",
-    "config.data.sources.text": "runs/goemotions28_minilm/export",
+  "config.data.sources.face": "runs/fer_resattn_w050/export",
+  "config.data.sources.speech": "runs/ravdess7_conformer_prosody_egemaps/export",
+  "config.data.sources.text": "runs/goemotions28_minilm/export",
 }
 GRAPHS = ("full", "star:face", "star:speech", "star:text", "chain", "self")
 
 
 def get_sweep():
-  runs = product(config=[f"configs/fusion.py:method=gat,graph={g},data=exports" for g in GRAPHS],
-                 **{"config.seed": [0, 1, 2]})
-  runs += product(config=[f"configs/fusion.py:method={m},data=exports" for m in ("concat", "confidence")],
-                  **{"config.seed": [0, 1, 2]})
+  runs = product(
+    config=[f"configs/fusion.py:method=gat,graph={g},data=exports" for g in GRAPHS], **{"config.seed": [0, 1, 2]}
+  )
+  runs += product(
+    config=[f"configs/fusion.py:method={m},data=exports" for m in ("concat", "confidence")],
+    **{"config.seed": [0, 1, 2]},
+  )
   runs += product(config=["configs/fusion.py:method=mean,data=exports"], **{"config.seed": [0]})
   return [{**run, **SOURCES} for run in runs]

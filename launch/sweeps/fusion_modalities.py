@@ -16,6 +16,12 @@ def get_sweep():
     # A source left empty makes that modality absent from every tuple (a node that never exists).
     sources = {key: (path if key.rsplit(".", 1)[-1] in pair.split("+") else "") for key, path in SOURCES.items()}
     for method in ("gat", "concat"):
-      runs.append({"config": f"configs/fusion.py:method={method},data=exports,protocol=crossfit", **sources,
-                   "mode": "crossfit", "name": f"{method}_{pair}"})
+      runs.append(
+        {
+          "config": f"configs/fusion.py:method={method},data=exports,protocol=crossfit",
+          **sources,
+          "mode": "crossfit",
+          "name": f"{method}_{pair}",
+        }
+      )
   return runs

@@ -14,11 +14,27 @@ def get_sweep():
   runs = []
   for method, graph in (("gat", ",graph=full"), ("gat", ",graph=self"), ("concat", "")):
     for weighting in ("gate", "adaptive"):
-      runs.append({"config": f"configs/fusion.py:method={method}{graph},{CROSSFIT}",
-                   "name": f"{method}{graph}_{weighting}", "config.model.feature_weighting": weighting})
-    runs.append({"config": f"configs/fusion.py:method={method}{graph},{CROSSFIT}", "name": f"{method}{graph}_auxiliary",
-                 "config.model.auxiliary_heads": True, "config.train.auxiliary_weight": 0.3})
+      runs.append(
+        {
+          "config": f"configs/fusion.py:method={method}{graph},{CROSSFIT}",
+          "name": f"{method}{graph}_{weighting}",
+          "config.model.feature_weighting": weighting,
+        }
+      )
+    runs.append(
+      {
+        "config": f"configs/fusion.py:method={method}{graph},{CROSSFIT}",
+        "name": f"{method}{graph}_auxiliary",
+        "config.model.auxiliary_heads": True,
+        "config.train.auxiliary_weight": 0.3,
+      }
+    )
   for confidence in ("entropy", "max_probability"):
-    runs.append({"config": f"configs/fusion.py:method=confidence,{CROSSFIT}", "name": f"confidence_{confidence}",
-                 "config.model.confidence": confidence})
+    runs.append(
+      {
+        "config": f"configs/fusion.py:method=confidence,{CROSSFIT}",
+        "name": f"confidence_{confidence}",
+        "config.model.confidence": confidence,
+      }
+    )
   return [{**run, **SOURCES, "mode": "crossfit"} for run in runs]
