@@ -32,7 +32,7 @@ from pathlib import Path
 
 import ml_collections
 
-from emojax.config_utils import add_parallelism, data_dir, fusion_head, parse_arg
+from emojax.config_utils import add_parallelism, add_training, data_dir, fusion_head, parse_arg
 from emojax.data.text import default_text_encoder_path
 
 SETS = {
@@ -190,36 +190,10 @@ def fusion_run(config, arg) -> None:
         encoder_learning_rate_scale=scales,
       )
     )
-  config.optimizer = ml_collections.ConfigDict(
-    dict(
-      name="adamw",
-      learning_rate=1e-3,
-      b1=0.9,
-      b2=0.999,
-      momentum=0.9,
-      weight_decay=1e-2,
-      warmup_epochs=1.0,
-      final_lr_fraction=0.01,
-      grad_clip_norm=1.0,
-    )
-  )
-  config.train = ml_collections.ConfigDict(
-    dict(
-      batch_size=64,
-      num_epochs=40.0 if arg["encoders"] != "finetune" else 5.0,
-      num_steps=0,
-      label_smoothing=0.0,
-      confidence_weight=0.0,
-      auxiliary_weight=0.0,
-      log_every_steps=50,
-      eval_every_steps=FINAL_STEP_ONLY,
-      early_stopping_patience=0,
-      tensorboard=True,
-    )
-  )
-  config.eval = ml_collections.ConfigDict(dict(batch_size=128))
-  config.checkpoint = ml_collections.ConfigDict(
-    dict(every_steps=500, max_to_keep=1, best_metric="balanced_accuracy", best_mode="max", async_save=True)
+  add_training(
+    config,
+    train=dict(num_epochs=40.0 if arg["encoders"] != "finetune" else 5.0, eval_every_steps=FINAL_STEP_ONLY),
+    checkpoint=dict(max_to_keep=1),
   )
 
 
@@ -248,33 +222,9 @@ def encoder_run(config, arg) -> None:
   else:
     config.model = ml_collections.ConfigDict(feature_mlp(modality))
     learning_rate, epochs = 1e-3, 40.0
-  config.optimizer = ml_collections.ConfigDict(
-    dict(
-      name="adamw",
-      learning_rate=learning_rate,
-      b1=0.9,
-      b2=0.999,
-      momentum=0.9,
-      weight_decay=1e-2,
-      warmup_epochs=0.5,
-      final_lr_fraction=0.01,
-      grad_clip_norm=1.0,
-    )
-  )
-  config.train = ml_collections.ConfigDict(
-    dict(
-      batch_size=32,
-      num_epochs=epochs,
-      num_steps=0,
-      label_smoothing=0.0,
-      confidence_weight=0.0,
-      log_every_steps=20,
-      eval_every_steps=FINAL_STEP_ONLY,
-      early_stopping_patience=0,
-      tensorboard=True,
-    )
-  )
-  config.eval = ml_collections.ConfigDict(dict(batch_size=128))
-  config.checkpoint = ml_collections.ConfigDict(
-    dict(every_steps=500, max_to_keep=1, best_metric="balanced_accuracy", best_mode="max", async_save=True)
+  add_training(
+    config,
+    optimizer=dict(learning_rate=learning_rate, warmup_epochs=0.5),
+    train=dict(batch_size=32, num_epochs=epochs, log_every_steps=20, eval_every_steps=FINAL_STEP_ONLY),
+    checkpoint=dict(max_to_keep=1),
   )

@@ -16,7 +16,7 @@ over the feature groups, reported by evaluation). data.landmark_points=ibug68 is
 
 import ml_collections
 
-from emojax.config_utils import add_parallelism, cache_dir, data_dir, parse_arg
+from emojax.config_utils import add_parallelism, add_training, cache_dir, data_dir, parse_arg
 
 MODELS = {
   "deep_cnn": "face.deep_cnn",
@@ -106,38 +106,17 @@ def get_config(arg=None):
     config.model.num_layers = 3
     config.data.landmark_cache = cache_dir("landmarks")
 
-  config.optimizer = ml_collections.ConfigDict(
-    dict(
-      name="adamw",
-      learning_rate=1e-3,
-      b1=0.9,
-      b2=0.999,
-      momentum=0.9,
-      weight_decay=1e-4,
-      warmup_epochs=1.0,
-      final_lr_fraction=0.01,
-      grad_clip_norm=1.0,
-    )
-  )
-
-  config.train = ml_collections.ConfigDict(
-    dict(
-      batch_size=64,
+  add_training(
+    config,
+    optimizer=dict(weight_decay=1e-4),
+    train=dict(
       num_epochs=60.0,
-      num_steps=0,  # num_steps > 0 overrides num_epochs
-      label_smoothing=0.0,
-      confidence_weight=0.1,  # confidence_weight: confidence-head models only
+      confidence_weight=0.1,  # confidence-head models only
       auxiliary_weight=0.5 if arg["model"] == "cnn_bilstm" else 0.0,  # per-frame classifiers (CNNBiLSTM)
-      log_every_steps=50,
-      eval_every_steps=0,  # 0: once per epoch
       early_stopping_patience=10,
-      tensorboard=True,
-    )
-  )
-  config.eval = ml_collections.ConfigDict(dict(batch_size=256, tta_flip=False))  # tta_flip: average with the mirror
-
-  config.checkpoint = ml_collections.ConfigDict(
-    dict(every_steps=500, max_to_keep=3, best_metric="accuracy", best_mode="max", async_save=True)
+    ),
+    eval=dict(batch_size=256, tta_flip=False),  # tta_flip: average with the mirror
+    checkpoint=dict(max_to_keep=3, best_metric="accuracy"),
   )
 
   add_parallelism(config)

@@ -11,7 +11,7 @@
 
 import ml_collections
 
-from emojax.config_utils import add_parallelism, data_dir, fusion_head, parse_arg
+from emojax.config_utils import add_parallelism, add_training, data_dir, fusion_head, parse_arg
 
 
 def get_config(arg=None):
@@ -46,37 +46,7 @@ def get_config(arg=None):
 
   config.model = fusion_head(arg["method"], arg["graph"])
 
-  config.optimizer = ml_collections.ConfigDict(
-    dict(
-      name="adamw",
-      learning_rate=1e-3,
-      b1=0.9,
-      b2=0.999,
-      momentum=0.9,
-      weight_decay=1e-2,
-      warmup_epochs=1.0,
-      final_lr_fraction=0.01,
-      grad_clip_norm=1.0,
-    )
-  )
-  config.train = ml_collections.ConfigDict(
-    dict(
-      batch_size=128,
-      num_epochs=20.0,
-      num_steps=0,
-      label_smoothing=0.0,
-      confidence_weight=0.0,
-      auxiliary_weight=0.0,  # weight of the per-modality classifiers' losses (model.auxiliary_heads=True)
-      log_every_steps=50,
-      eval_every_steps=0,
-      early_stopping_patience=0,
-      tensorboard=True,
-    )
-  )
-  config.eval = ml_collections.ConfigDict(dict(batch_size=256))
-  config.checkpoint = ml_collections.ConfigDict(
-    dict(every_steps=1000, max_to_keep=2, best_metric="balanced_accuracy", best_mode="max", async_save=True)
-  )
+  add_training(config, train=dict(batch_size=128), eval=dict(batch_size=256), checkpoint=dict(every_steps=1000))
   add_parallelism(config)
 
   if arg["runlocal"]:

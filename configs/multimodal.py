@@ -17,7 +17,7 @@ from pathlib import Path
 
 import ml_collections
 
-from emojax.config_utils import add_parallelism, add_speech_to_text, fusion_head, parse_arg
+from emojax.config_utils import add_parallelism, add_speech_to_text, add_training, fusion_head, parse_arg
 
 ENCODER_RUNS = dict(
   face="runs/fer_resattn_w050", speech="runs/ravdess7_conformer_prosody_egemaps", text="runs/goemotions28_minilm"
@@ -73,36 +73,11 @@ def get_config(arg=None):
   config.data.worker_count = 0
   config.data.augment = ml_collections.ConfigDict(dict(enabled=True, modality_dropout=0.2))
 
-  config.optimizer = ml_collections.ConfigDict(
-    dict(
-      name="adamw",
-      learning_rate=1e-3,
-      b1=0.9,
-      b2=0.999,
-      momentum=0.9,
-      weight_decay=1e-2,
-      warmup_epochs=0.3,
-      final_lr_fraction=0.01,
-      grad_clip_norm=1.0,
-    )
-  )
-  config.train = ml_collections.ConfigDict(
-    dict(
-      batch_size=64,
-      num_epochs=2.0,
-      num_steps=0,
-      label_smoothing=0.0,
-      confidence_weight=0.0,
-      auxiliary_weight=0.0,
-      log_every_steps=25,
-      eval_every_steps=0,
-      early_stopping_patience=0,
-      tensorboard=True,
-    )
-  )
-  config.eval = ml_collections.ConfigDict(dict(batch_size=128))
-  config.checkpoint = ml_collections.ConfigDict(
-    dict(every_steps=200, max_to_keep=2, best_metric="balanced_accuracy", best_mode="max", async_save=True)
+  add_training(
+    config,
+    optimizer=dict(warmup_epochs=0.3),
+    train=dict(num_epochs=2.0, log_every_steps=25),
+    checkpoint=dict(every_steps=200),
   )
   add_parallelism(config)
   add_speech_to_text(config)  # a recording's words, for the text branch

@@ -15,7 +15,7 @@
 
 import ml_collections
 
-from emojax.config_utils import add_parallelism, add_speech_to_text, cache_dir, data_dir, parse_arg
+from emojax.config_utils import add_parallelism, add_speech_to_text, add_training, cache_dir, data_dir, parse_arg
 
 MODELS = {
   "cnn_lstm": "speech.cnn_lstm",
@@ -173,35 +173,12 @@ def get_config(arg=None):
     config.model.head_features = 256
     config.model.dropout = 0.1
 
-  config.optimizer = ml_collections.ConfigDict(
-    dict(
-      name="adamw",
-      learning_rate=1e-3 if arg["model"] != "wav2vec2" else 5e-5,
-      b1=0.9,
-      b2=0.98,
-      momentum=0.9,
-      weight_decay=1e-2,
-      warmup_epochs=3.0,
-      final_lr_fraction=0.01,
-      grad_clip_norm=1.0,
-    )
-  )
-  config.train = ml_collections.ConfigDict(
-    dict(
-      batch_size=32,
-      num_epochs=60.0,
-      num_steps=0,
-      label_smoothing=0.1,
-      confidence_weight=0.0,
-      log_every_steps=30,
-      eval_every_steps=0,
-      early_stopping_patience=0,
-      tensorboard=True,
-    )
-  )
-  config.eval = ml_collections.ConfigDict(dict(batch_size=64))
-  config.checkpoint = ml_collections.ConfigDict(
-    dict(every_steps=300, max_to_keep=2, best_metric="balanced_accuracy", best_mode="max", async_save=True)
+  add_training(
+    config,
+    optimizer=dict(learning_rate=1e-3 if arg["model"] != "wav2vec2" else 5e-5, b2=0.98, warmup_epochs=3.0),
+    train=dict(batch_size=32, num_epochs=60.0, label_smoothing=0.1, log_every_steps=30),
+    eval=dict(batch_size=64),
+    checkpoint=dict(every_steps=300),
   )
   add_parallelism(config)
   add_speech_to_text(config)

@@ -10,7 +10,7 @@
 
 import ml_collections
 
-from emojax.config_utils import add_parallelism, add_speech_to_text, cache_dir, data_dir, parse_arg
+from emojax.config_utils import add_parallelism, add_speech_to_text, add_training, cache_dir, data_dir, parse_arg
 from emojax.data.text import default_text_encoder_path
 
 LABEL_SPACES = ("goemotions28", "ekman", "sentiment")
@@ -55,40 +55,12 @@ def get_config(arg=None):
   config.model.freeze_word_embeddings = False  # True: ~2x faster steps on CPU (no 30522 x 384 gradient)
   config.model.dtype = "float32"
 
-  config.optimizer = ml_collections.ConfigDict(
-    dict(
-      name="adamw",
-      learning_rate=1e-4,
-      b1=0.9,
-      b2=0.999,
-      momentum=0.9,
-      weight_decay=1e-2,
-      warmup_epochs=0.5,
-      final_lr_fraction=0.0,
-      grad_clip_norm=1.0,
-    )
-  )
-  config.train = ml_collections.ConfigDict(
-    dict(
-      batch_size=32,
-      num_epochs=5.0,
-      num_steps=0,
-      label_smoothing=0.0,
-      confidence_weight=0.0,
-      emotion_loss_weight=1.0,
-      sentiment_loss_weight=0.3,
-      class_weight_power=0.5,
-      max_class_weight=30.0,  # positive-label weights (negatives/positives)^power
-      focal_gamma=0.0,  # > 0: sigmoid focal loss instead of cross-entropy
-      log_every_steps=100,
-      eval_every_steps=0,
-      early_stopping_patience=0,
-      tensorboard=True,
-    )
-  )
-  config.eval = ml_collections.ConfigDict(dict(batch_size=128))
-  config.checkpoint = ml_collections.ConfigDict(
-    dict(every_steps=1000, max_to_keep=2, best_metric="macro_f1", best_mode="max", async_save=True)
+  add_training(
+    config,
+    multi_label=True,
+    optimizer=dict(learning_rate=1e-4, warmup_epochs=0.5, final_lr_fraction=0.0),
+    train=dict(batch_size=32, num_epochs=5.0, log_every_steps=100),
+    checkpoint=dict(every_steps=1000, best_metric="macro_f1"),
   )
   add_parallelism(config)
   add_speech_to_text(config)  # a recording's words, for the text branch

@@ -36,6 +36,64 @@ def cache_dir(*parts: str) -> str:
   return os.path.join(os.environ.get("EMOJAX_CACHE_DIR", os.path.join(repo, ".cache")), *parts)
 
 
+# The blocks every config carries, with the values most of them use; each config passes only what differs.
+OPTIMIZER = dict(
+  name="adamw",  # "adamw", or "sgd" (Nesterov, momentum 0.9 unless `momentum` is given)
+  learning_rate=1e-3,
+  b1=0.9,
+  b2=0.999,
+  weight_decay=1e-2,  # decoupled, on kernels only
+  warmup_epochs=1.0,
+  final_lr_fraction=0.01,  # the cosine schedule ends at learning_rate * this
+  grad_clip_norm=1.0,  # 0: no clipping
+)
+TRAIN = dict(
+  batch_size=64,
+  num_epochs=20.0,
+  num_steps=0,  # > 0 overrides num_epochs
+  log_every_steps=50,
+  eval_every_steps=0,  # 0: once per epoch
+  early_stopping_patience=0,  # evaluations without improvement before stopping; 0: never stop early
+  tensorboard=True,
+)
+# The loss of single-label tasks (`losses.classification_loss`) and of multi-label ones (`losses.multilabel_loss`).
+SINGLE_LABEL_LOSS = dict(
+  label_smoothing=0.0,
+  confidence_weight=0.0,  # confidence-head models only
+  auxiliary_weight=0.0,  # per-frame (CNNBiLSTM) or per-modality (fusion auxiliary heads) classifiers
+)
+MULTI_LABEL_LOSS = dict(
+  emotion_loss_weight=1.0,
+  sentiment_loss_weight=0.3,  # the sentiment head, when the model has one
+  class_weight_power=0.5,  # positive-label weights (negatives/positives)^power ...
+  max_class_weight=30.0,  # ... capped here
+  focal_gamma=0.0,  # > 0: sigmoid focal loss instead of cross-entropy
+)
+EVAL = dict(batch_size=128)
+OPTIONAL = {"optimizer": {"momentum"}, "eval": {"tta_flip"}}  # fields a config may add to the defaults
+CHECKPOINT = dict(every_steps=500, max_to_keep=2, best_metric="balanced_accuracy", best_mode="max", async_save=True)
+
+
+def add_training(config, *, multi_label: bool = False, optimizer=None, train=None, eval=None, checkpoint=None) -> None:
+  """`config.optimizer`, `config.train` (with the single- or multi-label loss fields), `config.eval` and
+  `config.checkpoint`: the defaults above updated by the config's own values. A value for a field the defaults do
+  not have is an error (a misspelt field would otherwise be silently ignored)."""
+  import ml_collections
+
+  blocks = {
+    "optimizer": (OPTIMIZER, optimizer),
+    "train": ({**TRAIN, **(MULTI_LABEL_LOSS if multi_label else SINGLE_LABEL_LOSS)}, train),
+    "eval": (EVAL, eval),
+    "checkpoint": (CHECKPOINT, checkpoint),
+  }
+  for name, (defaults, given) in blocks.items():
+    given = dict(given or {})
+    unknown = sorted(set(given) - set(defaults) - OPTIONAL.get(name, set()))
+    if unknown:
+      raise ValueError(f"config.{name} has no field(s) {unknown}; known: {sorted(defaults)}.")
+    config[name] = ml_collections.ConfigDict({**defaults, **given})
+
+
 def add_speech_to_text(config) -> None:
   """`config.speech_to_text`: how a recording's words are transcribed for the text branch (`emojax.speech_to_text`,
   Whisper base through faster-whisper), kept with a run and its bundle."""

@@ -50,7 +50,8 @@ def make_optimizer(
     base = optax.adamw(schedule, b1=opt.b1, b2=opt.b2, weight_decay=opt.weight_decay, mask=decay_mask)
   elif opt.name == "sgd":
     base = optax.chain(
-      optax.add_decayed_weights(opt.weight_decay, decay_mask), optax.sgd(schedule, momentum=opt.momentum, nesterov=True)
+      optax.add_decayed_weights(opt.weight_decay, decay_mask),
+      optax.sgd(schedule, momentum=opt.get("momentum", 0.9), nesterov=True),
     )
   else:
     raise ValueError(f"config.optimizer.name={opt.name!r}; expected 'adamw' or 'sgd'.")

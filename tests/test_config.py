@@ -34,3 +34,24 @@ def test_speech_config_variants():
     speech_config("data=iemocap")
   with pytest.raises(ValueError, match="frontend applies to model=conformer only"):
     speech_config("model=cnn_lstm,frontend=wav2vec2")
+
+
+def test_training_blocks_come_from_one_helper_with_overrides():
+  import ml_collections
+
+  from emojax import config_utils
+
+  config = ml_collections.ConfigDict()
+  config_utils.add_training(config, optimizer=dict(learning_rate=3e-4), train=dict(batch_size=8))
+  assert config.optimizer.learning_rate == 3e-4 and config.optimizer.b2 == config_utils.OPTIMIZER["b2"]
+  assert config.train.batch_size == 8 and config.train.label_smoothing == 0.0 and "focal_gamma" not in config.train
+  assert config.checkpoint.to_dict() == config_utils.CHECKPOINT and "momentum" not in config.optimizer
+  config_utils.add_training(config, multi_label=True)
+  assert "label_smoothing" not in config.train and config.train.focal_gamma == 0.0
+  with pytest.raises(ValueError, match=r"config.train has no field\(s\) \['label_smothing'\]"):
+    config_utils.add_training(config, train=dict(label_smothing=0.1))
+  # Every shipped config builds its blocks this way: AdamW everywhere, so no momentum field.
+  for name in ("face_cnn", "speech", "text", "fusion", "multimodal", "aligned"):
+    module = __import__(f"configs.{name}", fromlist=["get_config"])
+    built = module.get_config(None)
+    assert built.optimizer.name == "adamw" and "momentum" not in built.optimizer, name
