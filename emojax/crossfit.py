@@ -21,7 +21,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from emojax import metrics, reports, robustness, train
+from emojax import metrics, reports, restore, robustness, train
 from emojax.data.base import Dataset
 
 
@@ -44,12 +44,10 @@ def crossfit(config, workdir) -> dict:
     fold_dir = workdir / f"fold_{fold}"
     if not (fold_dir / "eval" / "report.json").is_file():
       train.train_and_evaluate(fold_config, fold_dir)
-    exp = train.Experiment(fold_config, fold_dir, need_train_data=False)
-    state, _ = exp.checkpointer.restore(exp.abstract_state, "latest")
-    for name, (outputs, data, count) in robustness.subset_predictions(exp, state).items():
+    run = restore.restore_run(fold_config, fold_dir, "latest")
+    for name, (outputs, data, count) in robustness.subset_predictions(run).items():
       pooled.setdefault(name, []).append((outputs, data))
       dropped[name] = dropped.get(name, 0) + count
-    exp.checkpointer.close()
   rows = {}
   for name, parts in pooled.items():
     rows[name] = robustness.table_row(*_pool(parts), dropped[name])

@@ -20,7 +20,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from emojax import metrics, reports, train
+from emojax import metrics, reports, restore
 from emojax.checkpoint import load_run_config
 from emojax.data import load_split
 from emojax.metrics import class_probabilities, logits_of
@@ -128,14 +128,11 @@ def evaluate_ensemble(
   _check_same_examples(workdirs, configs)
   dataset, probabilities, sentiment, rows = None, [], [], []
   for workdir, member_config in zip(workdirs, configs):
-    exp = train.Experiment(member_config, workdir, need_train_data=False)
-    try:
-      state, step = exp.checkpointer.restore(exp.abstract_state, which)
-      report, outputs = exp.evaluate(state)
-    finally:
-      exp.checkpointer.close()
+    run = restore.restore_run(member_config, workdir, which)
+    report, outputs = run.evaluate()
+    step = run.step
     if dataset is None:  # the first member's split (its evaluation subsets too) scores the ensemble
-      dataset = exp.eval_data
+      dataset = run.eval_data
     probabilities.append(class_probabilities(outputs["logits"], dataset.multi_label))
     sentiment.append(outputs.get("sentiment_logits"))
     tta_flip = bool(member_config.eval.get("tta_flip", False))
@@ -157,7 +154,7 @@ def evaluate_ensemble(
       step,
       "  ".join(f"{k} {report['all'][k]:.4f}" for k in metrics.HEADLINE),
     )
-    del exp, state
+    del run
 
   mean = np.mean(probabilities, axis=0)
   outputs = {"logits": logits_of(mean, dataset.multi_label)}

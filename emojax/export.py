@@ -15,18 +15,18 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from emojax import prediction, train
+from emojax import prediction, restore
 from emojax.data import load_split
 
 
 def export_outputs(config, workdir, which: str = "best", splits: tuple[str, ...] | None = None) -> Path:
-  exp = train.Experiment(config, workdir, need_train_data=False)
-  state, step = exp.checkpointer.restore(exp.abstract_state, which)
-  predict_step = prediction.make_predict_step(exp.model, keys=prediction.PREDICTION_KEYS + ("embedding",))
+  run = restore.restore_run(config, workdir, which)
+  step = run.step
+  predict_step = prediction.make_predict_step(run.model, keys=prediction.PREDICTION_KEYS + ("embedding",))
   out_dir = Path(workdir) / "export"
   for split in splits or ("train", config.data.eval_split):
-    data = exp.eval_data if split == config.data.eval_split else load_split(config.data, split)
-    outputs = exp.predict(state, data, predict_step)
+    data = run.eval_data if split == config.data.eval_split else load_split(config.data, split)
+    outputs = run.predict(data, predict_step)
     if jax.process_index() == 0:
       out_dir.mkdir(parents=True, exist_ok=True)
       labels = {
@@ -43,5 +43,4 @@ def export_outputs(config, workdir, which: str = "best", splits: tuple[str, ...]
       logging.info(
         "Exported %d %s rows of %s (step %d) to %s", len(data), split, config.model.name, step, out_dir / f"{split}.npz"
       )
-  exp.checkpointer.close()
   return out_dir

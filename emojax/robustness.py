@@ -22,7 +22,7 @@ import jax
 import numpy as np
 
 from emojax import metrics as metrics_lib
-from emojax import prediction, reports, train
+from emojax import prediction, reports, restore
 from emojax.data.base import Dataset
 
 
@@ -50,12 +50,12 @@ def frozen_modalities(config) -> tuple[str, ...]:
   )
 
 
-def subset_predictions(exp: train.Experiment, state) -> dict:
+def subset_predictions(run: restore.RestoredRun) -> dict:
   """{"face+text": (outputs, data, dropped), ...}: the model's outputs with only those modalities present (and,
   from end-to-end fusion, each encoder's own `modality_probabilities`)."""
-  modalities = modalities_of(exp.config)
-  present = np.asarray(exp.eval_data.arrays["present"])
-  predict_step = prediction.make_predict_step(exp.model, keys=prediction.PREDICTION_KEYS + ("modality_probabilities",))
+  modalities = modalities_of(run.config)
+  present = np.asarray(run.eval_data.arrays["present"])
+  predict_step = prediction.make_predict_step(run.model, keys=prediction.PREDICTION_KEYS + ("modality_probabilities",))
   results = {}
   # Subsets over the modalities some example has: with one missing everywhere, its rows would repeat others.
   for kept in subsets([m for m, column in zip(modalities, present.T) if column.any()]):
@@ -64,10 +64,10 @@ def subset_predictions(exp: train.Experiment, state) -> dict:
     if not usable.any():
       logging.info("No example keeps any of %s; left out of the table.", "+".join(kept))
       continue
-    arrays = {k: np.asarray(v)[usable] for k, v in exp.eval_data.arrays.items()}
+    arrays = {k: np.asarray(v)[usable] for k, v in run.eval_data.arrays.items()}
     arrays["present"] = masked[usable]
-    data = dataclasses.replace(exp.eval_data, arrays=arrays, eval_subsets={})
-    results["+".join(kept)] = (exp.predict(state, data, predict_step), data, int((~usable).sum()))
+    data = dataclasses.replace(run.eval_data, arrays=arrays, eval_subsets={})
+    results["+".join(kept)] = (run.predict(data, predict_step), data, int((~usable).sum()))
   return results
 
 
@@ -140,20 +140,19 @@ def write_table(rows: dict, out: Path, title: str, extra: dict) -> None:
 
 
 def evaluate_missing_modalities(config, workdir, which: str = "best") -> dict:
-  exp = train.Experiment(config, workdir, need_train_data=False)
-  if "present" not in exp.eval_data.arrays:
+  run = restore.restore_run(config, workdir, which)
+  if "present" not in run.eval_data.arrays:
     raise ValueError(
       f"config.data.name={config.data.name!r} has no `present` flags: --mode=robustness is for "
       "fusion configs (configs/fusion.py, configs/multimodal.py)."
     )
-  state, step = exp.checkpointer.restore(exp.abstract_state, which)
-  results = subset_predictions(exp, state)
+  step = run.step
+  results = subset_predictions(run)
   rows = {name: table_row(*result) for name, result in results.items()}
   modalities = modalities_of(config)
   full_outputs, full_data, _ = next(iter(results.values()))  # the first subset keeps every modality there is
   trained_alone = frozen_modalities(config)
   rows.update(encoder_rows(full_data, modalities, full_outputs, trained_alone))
-  exp.checkpointer.close()
   if jax.process_index() == 0:
     out = Path(workdir) / "robustness"
     write_table(
@@ -171,7 +170,7 @@ def evaluate_missing_modalities(config, workdir, which: str = "best") -> dict:
       {name: (outputs, data) for name, (outputs, data, _) in results.items()},
       out,
       modalities,
-      exp.eval_data.class_names,
+      run.eval_data.class_names,
       encoders,
     )
   return rows

@@ -17,11 +17,10 @@ import numpy as np
 import optax
 
 from emojax import checkpoint as checkpoint_lib
-from emojax import losses, prediction, reports, sharding
+from emojax import losses, reports, restore, sharding
 from emojax import metrics as metrics_lib
 from emojax.data import device_pipeline, load_split, pipeline
 from emojax.metric_writer import MetricWriter, read_metrics
-from emojax.models import get_model
 
 
 # ----------------------------------------------------------------------------------------------
@@ -281,8 +280,7 @@ class Experiment:
     self.total_steps = (
       config.train.num_steps if config.train.num_steps > 0 else int(config.train.num_epochs * self.steps_per_epoch)
     )
-    # A dataset can tell its model facts only the data knows (end-to-end fusion: each encoder's label map).
-    self.model = get_model(config.model, self.eval_data.num_classes, **self.eval_data.metadata.get("model_kwargs", {}))
+    self.model = restore.build_model(config, self.eval_data)
     self.tx, self.schedule = make_optimizer(
       config, self.total_steps, self.steps_per_epoch, **optimizer_hooks(self.model)
     )
@@ -291,14 +289,11 @@ class Experiment:
       self.model, self.tx, example, config.seed, self.mesh, config.sharding
     )
     self.loss_fn = losses.make_loss(config.train, self.train_data if self.train_data is not None else self.eval_data)
-    self.predict_step = prediction.make_predict_step(self.model, tta_flip=config.eval.get("tta_flip", False))
     # Input pipeline: the split on the devices (gathered and augmented there) where it fits, else grain.
     training = self.train_data is not None
     self.pipeline = device_pipeline.resolve(self.train_data if training else self.eval_data, config.data, training)
-    self.device_eval = self.eval_step = None
-    if self.pipeline == "device":
-      self.device_eval = device_pipeline.DeviceData(self.eval_data, self.mesh)
-      self.eval_step = device_pipeline.make_eval_step(self.predict_step, self.device_eval)
+    self.predictor = restore.Predictor.create(config, self.model, self.eval_data, self.mesh, self.pipeline == "device")
+    self.predict_step = self.predictor.predict_step
     self.checkpointer = checkpoint_lib.Checkpointer(self.workdir, config.checkpoint)
 
   def with_pretrained(self, state: dict) -> dict:
@@ -314,37 +309,14 @@ class Experiment:
 
   def predict(self, state, data=None, predict_step=None) -> dict:
     """`predict_step`'s outputs (by default logits and friends) over `data` (the evaluation split) in order."""
-    widths = pipeline.token_widths(self.config.data)
-    if data is None and self.device_eval is not None:
-      eval_step = (
-        self.eval_step if predict_step is None else device_pipeline.make_eval_step(predict_step, self.device_eval)
-      )
-      return device_pipeline.predict(
-        eval_step, variables_of(state), self.device_eval, self.config.eval.batch_size, widths
-      )
-    return prediction.predict(
-      predict_step or self.predict_step,
-      variables_of(state),
-      self.eval_data if data is None else data,
-      self.mesh,
-      self.config.eval.batch_size,
-      widths,
-    )
+    return self.predictor.predict(variables_of(state), data, predict_step)
 
   def compiled_programs(self) -> dict:
     """Programs compiled so far for evaluation (per token width and batch shape); training adds its own."""
-    return {"eval": compiled_programs(self.eval_step if self.eval_step is not None else self.predict_step)}
+    return {"eval": compiled_programs(self.predictor.eval_step or self.predictor.predict_step)}
 
   def evaluate(self, state) -> tuple[dict, dict]:
-    outputs = self.predict(state)
-    report = metrics_lib.evaluate_outputs(outputs, self.eval_data)
-    # Plain cross-entropy (logits only, no class weights): comparable across models, heads and loss options.
-    if self.eval_data.multi_label:
-      loss, _ = losses.multilabel_loss({"logits": outputs["logits"]}, {"labels": self.eval_data.arrays["labels"]})
-    else:
-      loss, _ = losses.classification_loss({"logits": outputs["logits"]}, {"label": self.eval_data.arrays["label"]})
-    report["all"]["loss"] = float(loss)
-    return report, outputs
+    return self.predictor.evaluate(variables_of(state))
 
 
 def _scalars(report: dict) -> dict:
@@ -542,9 +514,9 @@ def finish(
 
 def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str | Path, which: str = "best") -> dict:
   """Eval-only mode: restores the best (or latest) checkpoint of `workdir` and writes a report."""
-  exp = Experiment(config, workdir, need_train_data=False)
-  state, step = exp.checkpointer.restore(exp.abstract_state, which)
-  report, outputs = exp.evaluate(state)
+  run = restore.restore_run(config, workdir, which)
+  report, outputs = run.evaluate()
+  step = run.step
   report.update(
     model=config.model.name,
     dataset=config.data.name,
@@ -562,10 +534,9 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str | Path, 
     )
     np.savez_compressed(
       out_dir / "predictions.npz",
-      ids=exp.eval_data.arrays["id"],
-      labels=exp.eval_data.arrays["labels" if exp.eval_data.multi_label else "label"],
+      ids=run.eval_data.arrays["id"],
+      labels=run.eval_data.arrays["labels" if run.eval_data.multi_label else "label"],
       **outputs,
     )
     logging.info("Wrote %s: %s", out_dir, json.dumps({k: round(report["all"][k], 4) for k in metrics_lib.HEADLINE}))
-  exp.checkpointer.close()
   return report

@@ -19,7 +19,7 @@ import numpy as np
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from emojax import prediction, train  # noqa: E402
+from emojax import prediction, restore  # noqa: E402
 
 
 def colour_labels(dataset) -> tuple[np.ndarray, tuple[str, ...]]:
@@ -64,12 +64,11 @@ def scatter(points: np.ndarray, colours: np.ndarray, names, title: str, path: Pa
 
 
 def write_feature_views(config, workdir, which: str = "best", max_points: int = 4000) -> Path:
-  exp = train.Experiment(config, workdir, need_train_data=False)
-  state, step = exp.checkpointer.restore(exp.abstract_state, which)
-  predict_step = prediction.make_predict_step(exp.model, keys=("embedding",))
-  outputs = exp.predict(state, predict_step=predict_step)
-  exp.checkpointer.close()
-  colours, names = colour_labels(exp.eval_data)
+  run = restore.restore_run(config, workdir, which)
+  step = run.step
+  predict_step = prediction.make_predict_step(run.model, keys=("embedding",))
+  outputs = run.predict(predict_step=predict_step)
+  colours, names = colour_labels(run.eval_data)
   labelled = np.flatnonzero(colours >= 0)
   chosen = np.sort(np.random.default_rng(0).permutation(labelled)[:max_points])
   out_dir = Path(workdir) / "views"
@@ -86,7 +85,7 @@ def write_feature_views(config, workdir, which: str = "best", max_points: int = 
     np.savez_compressed(
       out_dir / "embeddings.npz",
       embeddings=embeddings,
-      ids=np.asarray(exp.eval_data.arrays["id"]),
+      ids=np.asarray(run.eval_data.arrays["id"]),
       colours=colours,
       class_names=np.asarray(names),
       plotted=chosen,

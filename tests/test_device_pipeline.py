@@ -163,7 +163,7 @@ def test_dispatch_lengths_land_on_every_event():
 def test_evaluation_on_device_equals_evaluation_on_the_host(tmp_path):
   config = _config(**{"data.pipeline": "device"})
   exp = train.Experiment(config, tmp_path, need_train_data=False)
-  assert exp.device_eval is not None
+  assert exp.predictor.device_data is not None
   on_device = exp.predict(exp.state)
   on_host = prediction.predict(
     exp.predict_step, train.variables_of(exp.state), exp.eval_data, exp.mesh, config.eval.batch_size

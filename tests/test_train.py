@@ -44,7 +44,7 @@ def test_eval_mode_restores_the_best_checkpoint(trained):
 
 
 def test_eval_mode_without_checkpoint_says_what_to_do(tmp_path):
-  with pytest.raises(FileNotFoundError, match="train first"):
+  with pytest.raises(FileNotFoundError, match="not a finished training workdir .train it first"):
     train.evaluate_checkpoint(tiny_config(), tmp_path)
 
 
