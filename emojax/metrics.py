@@ -13,6 +13,13 @@ HEADLINE = ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1")
 GROUP_WEIGHT = "group_weight_"  # adaptive feature weighting's per-example weights, kept too and summarised
 
 
+def _per_class(class_names, precision, recall, f1, support) -> dict:
+  return {
+    name: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]), "support": int(support[i])}
+    for i, name in enumerate(class_names)
+  }
+
+
 def classification_metrics(labels: np.ndarray, predictions: np.ndarray, class_names) -> dict:
   num_classes = len(class_names)
   labels, predictions = np.asarray(labels), np.asarray(predictions)
@@ -37,15 +44,7 @@ def classification_metrics(labels: np.ndarray, predictions: np.ndarray, class_na
     "weighted_precision": float((precision * weights).sum()),
     "weighted_recall": float((recall * weights).sum()),
     "weighted_f1": float((f1 * weights).sum()),
-    "per_class": {
-      name: {
-        "precision": float(precision[i]),
-        "recall": float(recall[i]),
-        "f1": float(f1[i]),
-        "support": int(support[i]),
-      }
-      for i, name in enumerate(class_names)
-    },
+    "per_class": _per_class(class_names, precision, recall, f1, support),
     "confusion_matrix": confusion.tolist(),
     "class_names": list(class_names),
   }
@@ -143,15 +142,7 @@ def multilabel_metrics(labels: np.ndarray, predictions: np.ndarray, class_names)
     "micro_precision": float(micro[0]),
     "micro_recall": float(micro[1]),
     "micro_f1": float(micro[2]),
-    "per_class": {
-      name: {
-        "precision": float(precision[i]),
-        "recall": float(recall[i]),
-        "f1": float(f1[i]),
-        "support": int(support[i]),
-      }
-      for i, name in enumerate(class_names)
-    },
+    "per_class": _per_class(class_names, precision, recall, f1, support),
     "class_names": list(class_names),
   }
 

@@ -102,6 +102,19 @@ def label_matched_indices(labels_by_modality: dict[str, np.ndarray], seed: int, 
   return {m: np.concatenate(v) for m, v in indices.items()}, np.concatenate(tuple_labels).astype(np.int32)
 
 
+def presence(index: dict[str, np.ndarray], modalities) -> np.ndarray:
+  """[N, M] float 0/1: whether tuple n has a row of modality m (`index[m][n] >= 0`)."""
+  return np.stack([index[m] >= 0 for m in modalities], 1).astype(np.float32)
+
+
+def draw_presence(rng: np.random.Generator, num_examples: int, missing: float = 0.2) -> np.ndarray:
+  """[N, 3] float 0/1 for the synthetic sets: each modality missing with probability `missing`, never all three
+  (an example with none keeps its face)."""
+  present = (rng.random((num_examples, 3)) > missing).astype(np.float32)
+  present[present.sum(1) == 0, 0] = 1
+  return present
+
+
 def tuples_dataset(
   views: dict[str, tuple], split: str, seed: int, max_per_class: int = 0, aligned: bool = False
 ) -> Dataset:
@@ -125,7 +138,7 @@ def tuples_dataset(
   for m in absent:
     index[m] = np.full(len(label), -1)
     views[m] = (None, np.zeros((1, len(labels_lib.EKMAN7)), np.float32), np.zeros((1, 1), np.float32))
-  arrays = {"label": label, "present": np.stack([index[m] >= 0 for m in modalities], 1).astype(np.float32)}
+  arrays = {"label": label, "present": presence(index, modalities)}
   for m in modalities:
     _, logits, embedding = views[m]
     rows = np.maximum(index[m], 0)
@@ -193,8 +206,7 @@ def synthetic(split: str, num_examples: int, seed: int = 0, dims=(32, 24, 48), n
   something to weigh), with logits from a noisy linear read-out of each, and 20% of modalities missing."""
   rng = np.random.default_rng([seed, {"train": 0, "validation": 1, "test": 2}[split]])
   label = rng.integers(7, size=num_examples).astype(np.int32)
-  arrays = {"label": label, "present": (rng.random((num_examples, 3)) > 0.2).astype(np.float32)}
-  arrays["present"][arrays["present"].sum(1) == 0, 0] = 1
+  arrays = {"label": label, "present": draw_presence(rng, num_examples)}
   for m, dim, scale in zip(MODALITIES, dims, noise):
     prototypes = np.random.default_rng([seed, dim]).standard_normal((7, dim))  # the same for every split
     embedding = prototypes[label] + scale * rng.standard_normal((num_examples, dim))
@@ -293,7 +305,7 @@ def load_inputs(config, split: str, read) -> TupleDataset:
     index, label = label_matched_indices(labels, config.seed + (split != "train"), size)
   arrays = {
     "label": label,
-    "present": np.stack([index[m] >= 0 for m in sources], 1).astype(np.float32),
+    "present": presence(index, sources),
     "id": np.array([f"{split}_{i}" for i in range(len(label))]),
     **{f"{m}_row": index[m] for m in sources},
   }
@@ -313,8 +325,7 @@ def synthetic_inputs(
 
   rng = np.random.default_rng([seed, {"train": 0, "validation": 1, "test": 2}[split], 7])
   label = rng.integers(7, size=num_examples).astype(np.int32)
-  present = (rng.random((num_examples, 3)) > 0.2).astype(np.float32)
-  present[present.sum(1) == 0, 0] = 1
+  present = draw_presence(rng, num_examples)
   faces = np.stack([synthetic.draw_face(y, rng) for y in label])[..., None]
   bands = np.exp(-0.5 * ((np.arange(mel_bins)[None] - (2 + 3 * np.arange(7))[:, None]) / 1.5) ** 2)  # [7, bins]
   num_frames = rng.integers(frames // 2, frames + 1, num_examples).astype(np.int32)
