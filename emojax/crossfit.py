@@ -4,7 +4,8 @@
       --config.data.sources.face=runs/<face>/export ... --workdir runs/fusion_crossfit/gat --mode=crossfit
 
 Fusion fitted on the train exports learns from encoders scored on their own training rows, where each is
-over-confident (the speech Conformer: 92.6% on its training clips, 67.5% on new actors), so it learns to trust
+over-confident (the speech Conformer is far more accurate on its training clips than on new actors; figures in
+docs/results_fusion.md), so it learns to trust
 whichever encoder over-fitted most. With `config.data.protocol="crossfit"` the fusion model instead learns on
 validation rows the encoders never trained on: the validation exports are split into `num_folds` folds (a
 speaker's rows in one fold, `emojax.data.multimodal.crossfit_rows`); for each fold k a model is trained on

@@ -38,8 +38,8 @@ def initialize_distributed(config: ml_collections.ConfigDict) -> None:
 def configure_xla_cpu(ynnpack: bool) -> None:
   """Before JAX starts: with `ynnpack` False, XLA:CPU computes convolutions itself (multi-threaded Eigen) instead
   of through its YNNPACK fusions, which jax 0.10.2 turns on by default and which ran DeepCNN's convolutions on
-  one thread here: DeepCNN at half width, batch 256, 2 cores, 97 -> 149 examples/s; the Conformer is within
-  noise either way (benchmarks/BENCHMARKS.md). Only CPU runs are affected; an explicit flag in XLA_FLAGS wins."""
+  one thread (the measured difference: benchmarks/BENCHMARKS.md). Only CPU runs are affected; an explicit flag in
+  XLA_FLAGS wins."""
   flags = os.environ.get("XLA_FLAGS", "")
   if not ynnpack and "xla_cpu_experimental_ynn_fusion_type" not in flags:
     os.environ["XLA_FLAGS"] = f"{flags} --xla_cpu_experimental_ynn_fusion_type=".strip()

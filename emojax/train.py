@@ -132,8 +132,8 @@ def make_train_step_fn(model, tx, config: ml_collections.ConfigDict, mesh, loss_
   by default the single-label classification loss.
 
   With `config.train.grad_accum_steps` = k > 1 the batch is processed as k microbatches in a `lax.scan` (one
-  compiled step, activations of one microbatch alive at a time: XLA's memory estimate for DeepCNN at half width,
-  batch 64, falls from 168 to 74 MiB at k=4) and the optimizer applies their mean gradient:
+  compiled step, activations of one microbatch alive at a time, so XLA's memory estimate falls with k; figures in
+  docs/scaling.md) and the optimizer applies their mean gradient:
   the same update as one batch for models without batch norm or dropout (tested), while batch norm normalizes
   each microbatch by its own statistics and dropout draws a mask per microbatch.
 

@@ -8,8 +8,8 @@ be stacked along the feature axis:
     log RMS energy, zero-crossing rate. Pitch comes from pYIN (slow, with voicing probabilities) or
     YIN (fast; voiced where the frame's energy is within 30 dB of the utterance's peak).
 Spectral dims can be standardised per utterance (`normalize="utterance"`, prosody dims excepted),
-but that erases absolute levels: MFCC-statistics + SVM on RAVDESS drops from 48.5% to 41.6% UA
-(5 actor folds). The default `"none"` leaves it to the models, which standardise with statistics
+but that erases absolute levels, and it cost the MFCC-statistics SVM on RAVDESS several points of UA
+(docs/results_speech.md). The default `"none"` leaves it to the models, which standardise with statistics
 of the training frames (`emojax.models.speech.normalized_features`).
 `functionals` are openSMILE's eGeMAPS v02 utterance statistics (88 values).
 

@@ -25,8 +25,8 @@ HAAR_SCALE_FACTOR = 1.1
 HAAR_MIN_NEIGHBORS = 5
 HAAR_MIN_SIZE = 24
 FACE_CONTEXT = 1.2  # the square crop's side, relative to the detector box's longer side
-# Photos (inference): searched at most 320 pixels on their longer side, in window steps of 1.2: about 10x faster
-# than the full 640x480 picture in steps of 1.1 (15 against 150 ms here), for faces of at least 24/320 of the
+# Photos (inference): searched at most 320 pixels on their longer side, in window steps of 1.2, which is far
+# faster than the full picture in steps of 1.1 (docs/inference.md), for faces of at least 24/320 of the
 # picture's longer side (48 pixels of a 640-pixel photo).
 PHOTO_SEARCH_SIDE = 320
 PHOTO_SCALE_FACTOR = 1.2

@@ -288,9 +288,9 @@ def feature_copies(config: ml_collections.ConfigDict, split: str) -> int:
   example) of the waveform augmentations (pitch shift, time stretch, noise, gain) are computed once, cached, and
   stored beside the clean features as `augmented_features` [N, K, T, D] and `augmented_num_frames` [N, K];
   training uses one of them (uniform) with `augment.waveform_change_probability`, then SpecAugment.
-  Memory: N x K x T x D x 4 bytes. RAVDESS with the default features (960 train files of actors 01-16,
-  T = 301 frames of D = 64 log-mel dims: 77 KB a copy) takes 74 MB per unit of K, 296 MB at K = 4; preparing
-  those 3840 copies took 145 s on one feature thread (38 ms a copy), reading them from the cache 3.4 s.
+  Memory: N x K x T x D x 4 bytes (RAVDESS with the default features: 960 train files of T = 301 frames of
+  D = 64 log-mel dims, 77 KB a copy); preparing them is one feature extraction per copy, cached like the clean
+  features (timings: benchmarks/BENCHMARKS.md).
   Copies need waveform augmentation on (`enabled`, `probability` > 0, one transform): without it K is unused.
   """
   augment = config.augment
