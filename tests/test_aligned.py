@@ -439,6 +439,7 @@ def test_a_sweep_step_list_runs_train_then_robustness(tmp_path):
   assert sweep.DONE["train"] == "eval/report.json" and not (workdir / sweep.DONE["robustness"]).exists()
 
 
+@pytest.mark.slow
 def test_a_tiny_aligned_training_run_whose_loss_falls(tmp_path, mosi_root):
   from configs.aligned import get_config
   from emojax import robustness, train

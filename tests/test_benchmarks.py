@@ -10,6 +10,8 @@ import pytest
 
 from tests.conftest import REPO, tiny_config
 
+pytestmark = pytest.mark.slow  # trains models, runs servers, browsers or subprocesses
+
 SMOKE = [
   "configs/face_cnn.py:data=synthetic,runlocal",
   "--config.train.batch_size=32",

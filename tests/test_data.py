@@ -10,6 +10,7 @@ from tests.conftest import tiny_config
 
 
 # --- FER2013, real files --------------------------------------------------------------------
+@pytest.mark.slow
 def test_fer2013_folder_layout_reads_real_validation(fer2013_root):
   data = fer2013.load(fer2013_root, "validation")
   assert len(data) == 3589 and data.arrays["image"].shape == (3589, 48, 48, 1)
@@ -162,6 +163,7 @@ def test_random_erasing_replaces_one_rectangle():
     augment.validate(config)
 
 
+@pytest.mark.slow
 def test_flip_test_time_augmentation_averages_the_mirror_image():
   import jax
 
@@ -185,6 +187,7 @@ def test_flip_test_time_augmentation_averages_the_mirror_image():
   )
 
 
+@pytest.mark.slow
 def test_worker_processes_give_the_same_batches_as_threads():
   data = synthetic.load("train", 96)
   threads = pipeline.train_iterator(data, tiny_config(), seed=0)

@@ -87,6 +87,7 @@ def _final_state(exp_config, workdir):
   return jax.tree.map(np.asarray, train.variables_of(state))
 
 
+@pytest.mark.slow
 def test_device_training_equals_grain_training_without_augmentation(tmp_path):
   common = {
     "train.num_steps": 12,
@@ -108,6 +109,7 @@ def test_device_training_equals_grain_training_without_augmentation(tmp_path):
   assert device_report["all"]["accuracy"] == pytest.approx(grain_report["all"]["accuracy"], abs=1 / 96)
 
 
+@pytest.mark.slow
 def test_several_steps_per_dispatch_train_what_single_steps_train(tmp_path):
   common = {
     "train.num_steps": 10,
@@ -125,6 +127,7 @@ def test_several_steps_per_dispatch_train_what_single_steps_train(tmp_path):
   assert scanned["compiled_train_programs"] == 2 and single["compiled_train_programs"] == 1
 
 
+@pytest.mark.slow
 def test_sharded_meshes_train_what_data_parallelism_trains(tmp_path):
   """FSDP and tensor-parallel meshes fed by the device pipeline (augmentation on) train what the data-parallel mesh
   trains: the augmentation draws do not depend on how the batch is split."""
@@ -160,6 +163,7 @@ def test_dispatch_lengths_land_on_every_event():
   assert set(steps) <= {1, 4} and {5, 10, 15, 20, 23} <= set(ends.tolist())
 
 
+@pytest.mark.slow
 def test_evaluation_on_device_equals_evaluation_on_the_host(tmp_path):
   config = _config(**{"data.pipeline": "device"})
   exp = train.Experiment(config, tmp_path, need_train_data=False)
@@ -172,6 +176,7 @@ def test_evaluation_on_device_equals_evaluation_on_the_host(tmp_path):
   exp.checkpointer.close()
 
 
+@pytest.mark.slow
 @needs_minilm
 def test_token_widths_bound_the_compiled_programs_over_an_epoch(goemotions_root, tmp_path):  # noqa: F811
   # 256 rows, batch 32: one full epoch is 8 steps; lengths vary, so batches need all three widths.
@@ -230,6 +235,7 @@ def test_modality_dropout_on_device_keeps_one_present_modality():
   assert kept[full].mean() == pytest.approx(0.4 + 0.6**3 / 3, abs=0.03)
 
 
+@pytest.mark.slow
 def test_speech_trains_on_device_from_prepared_feature_copies(small_ravdess, tmp_path):
   from tests.conftest import speech_config
 

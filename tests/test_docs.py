@@ -368,6 +368,7 @@ def run(command: list[str], env=None, timeout=120) -> subprocess.CompletedProces
   return subprocess.run(command, cwd=REPO, env=environment, capture_output=True, text=True, timeout=timeout)
 
 
+@pytest.mark.slow
 def test_help_of_main_and_every_subcommand():
   from emojax import cli
 

@@ -11,6 +11,8 @@ from absl.testing import flagsaver
 from emojax import checkpoint, ensemble, main, metrics, train
 from tests.conftest import tiny_config
 
+pytestmark = pytest.mark.slow  # every test restores members trained by a module fixture
+
 # Everything classification_metrics computes; ECE and loss go through a log and back, so they match to rounding.
 METRICS = (
   "num_examples",

@@ -99,6 +99,7 @@ def test_haar_crop_falls_back_to_the_centre_and_counts_it():
   assert not found and clip.shape == (4, 48, 48, 1) and mask.tolist() == [1, 1, 1, 0]
 
 
+@pytest.mark.slow
 def test_cnn_bilstm_on_clips_has_hierarchical_attention_and_a_confidence_gate():
   model = get_model(ml_collections.ConfigDict(dict(name="face.cnn_bilstm", width=0.125, lstm_features=16)), 7)
   rng = np.random.default_rng(0)
@@ -156,6 +157,7 @@ def test_mirror_flips_clips_and_landmarks():
     prediction.mirror({"audio": clip})
 
 
+@pytest.mark.slow
 def test_cnn_bilstm_trains_on_synthetic_clips(tmp_path):
   config = tiny_config(
     "model=cnn_bilstm,data=synthetic_clips,runlocal",

@@ -63,6 +63,7 @@ def test_graph_construction_leaves_absent_modalities_out():
   np.testing.assert_array_equal(ids, [0, 0, 0, 1, 3, 1, 3, 3, 2, 3])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["gat", "concat"])
 def test_absent_modalities_are_never_read(name):
   present = [[1, 0, 1], [0, 1, 1], [1, 1, 0]]
@@ -84,6 +85,7 @@ def test_absent_modalities_are_never_read(name):
   assert (np.asarray(first["modality_weights"])[np.asarray(present) == 0] == 0).all()
 
 
+@pytest.mark.slow
 def test_gat_fusion_is_invariant_to_the_order_of_its_nodes():
   batch = _batch([[1, 1, 1], [1, 0, 1], [0, 1, 0]])
   model = fusion.GATFusion(7, MODALITIES, graph="full", features=32, num_heads=4, feature_weighting="adaptive")
@@ -238,6 +240,7 @@ def test_modality_dropout_keeps_one_modality():
     assert out["present"].sum() >= 1 and out["present"][1] == 0
 
 
+@pytest.mark.slow
 def test_fusion_trains_on_the_synthetic_modalities(tmp_path):
   from configs.fusion import get_config
   from emojax import train
@@ -268,6 +271,7 @@ def test_fusion_trains_on_the_synthetic_modalities(tmp_path):
   assert (tmp_path / "run" / "robustness" / "report.md").is_file()
 
 
+@pytest.mark.slow
 def test_a_sweep_of_two_tiny_runs_is_collected_into_a_table(tmp_path, capsys):
   import sys
   from pathlib import Path
@@ -421,6 +425,7 @@ def test_learning_rate_scale_freezes_and_slows_parameters():
   assert len(jax.tree.leaves(state)) < len(jax.tree.leaves(optax.adamw(1e-3).init(params)))  # frozen: no state
 
 
+@pytest.mark.slow
 def test_end_to_end_fusion_restores_its_encoders_frozen_or_fine_tuned(tmp_path):
   import json
 
@@ -475,6 +480,7 @@ def test_crossfit_folds_partition_the_rows_and_keep_a_speaker_in_one_fold():
     crossfit_rows(speakers, 4, 4)
 
 
+@pytest.mark.slow
 def test_crossfit_scores_pooled_out_of_fold_predictions(tmp_path, goemotions_mapping):
   import json
 

@@ -16,6 +16,8 @@ sys.path.insert(0, str(REPO / "launch"))
 import collect_gpu_results  # noqa: E402
 import pack_gpu  # noqa: E402
 
+pytestmark = pytest.mark.slow  # trains models, runs servers, browsers or subprocesses
+
 
 def run_script(group, pack, tmp_path, **env_vars):
   """The script as a device window runs it, on this CPU: no device-count flag from conftest, one JAX device."""
@@ -160,7 +162,6 @@ def test_collector_tells_finished_stopped_and_failed_runs_apart(tmp_path):
   assert "| face | ensemble accuracy | 0.75 | 1 | 0.7600 | 0.7600 | yes |" in merged
 
 
-@pytest.mark.slow
 def test_face_dry_run_writes_every_row(tmp_path, fer2013_root):
   """The face group end to end on 4 real images per class and split: three trainings (one seed each, width 0.125,
   2 epochs), their ensemble, the table. Several minutes on 2 busy cores (each process compiles its model)."""
@@ -196,7 +197,6 @@ all_dry_runs = pytest.mark.skipif(
 
 
 @all_dry_runs
-@pytest.mark.slow
 def test_speech_dry_run_evaluates_the_final_checkpoints(tmp_path, ravdess_root):
   """Conformer + prosody + eGeMAPS on 2 real files per actor, 8 and 7 classes, one seed: trained through the device
   pipeline on augmented feature copies, final checkpoints evaluated."""
@@ -211,7 +211,6 @@ def test_speech_dry_run_evaluates_the_final_checkpoints(tmp_path, ravdess_root):
 
 
 @all_dry_runs
-@pytest.mark.slow
 def test_text_dry_run_fine_tunes_the_packed_minilm(tmp_path):
   from emojax.data.text import default_text_encoder_path
 

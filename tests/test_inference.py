@@ -17,6 +17,8 @@ from PIL import Image
 from emojax import labels as labels_lib
 from emojax.inference import BundleError, InputError, Recognizer, bundle, scoring
 
+pytestmark = pytest.mark.slow  # trains models, runs servers, browsers or subprocesses
+
 
 def _softmax(logits):
   logits = np.asarray(logits, np.float64)

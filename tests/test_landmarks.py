@@ -115,6 +115,7 @@ def landmark_batch(points="facemesh", batch_size=2, seed=0):
   }
 
 
+@pytest.mark.slow
 def test_landmark_gat_has_no_point_identity():
   """Renumbering the points (and the edges with them) leaves the prediction unchanged."""
   edges = landmarks.graph_edges("ibug68")
@@ -141,6 +142,7 @@ def test_landmark_gat_has_no_point_identity():
     get_model(ml_collections.ConfigDict(dict(name="face.landmark_gat")), 7).init(jax.random.key(0), batch)
 
 
+@pytest.mark.slow
 def test_cnn_with_the_full_mesh_graph():
   edges = tuple(map(tuple, landmarks.graph_edges("facemesh").tolist()))
   model = get_model(
@@ -155,6 +157,7 @@ def test_cnn_with_the_full_mesh_graph():
   assert out["logits"].shape == (2, 7) and np.isfinite(out["logits"]).all() and out["embedding"].shape[-1] == 32 + 16
 
 
+@pytest.mark.slow
 def test_adaptive_weighting_over_cnn_swin_and_landmark_groups():
   edges = tuple(map(tuple, landmarks.graph_edges("ibug68").tolist()))
   config = ml_collections.ConfigDict(
@@ -199,6 +202,7 @@ def test_group_weights_reach_the_evaluation_report():
   assert report["all"]["group_weights_per_class"]["b"] == pytest.approx({"cnn": 0.7, "landmarks": 0.3})
 
 
+@pytest.mark.slow
 def test_landmark_model_trains_on_fer2013_and_reports_faces_found_apart(fer2013_root, tmp_path):
   for split in ("train", "validation"):
     write_cache(tmp_path / "cache", split, fer2013.load(fer2013_root, split, mark_train_duplicates=False).arrays["id"])

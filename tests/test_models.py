@@ -19,6 +19,7 @@ def _batch(n=4):
   }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["face.deep_cnn", "face.residual_attention_cnn", "face.cnn_bilstm"])
 def test_models_are_pure_functions_with_named_outputs(name):
   model = get_model(ml_collections.ConfigDict(dict(name=name, width=0.125)), num_classes=7)
@@ -35,6 +36,7 @@ def test_models_are_pure_functions_with_named_outputs(name):
   assert not np.allclose(train_out["logits"], out["logits"])
 
 
+@pytest.mark.slow
 def test_residual_attention_exposes_confidence_and_attention():
   model = get_model(ml_collections.ConfigDict(dict(name="face.residual_attention_cnn", width=0.125)), 7)
   batch = _batch()
@@ -44,6 +46,7 @@ def test_residual_attention_exposes_confidence_and_attention():
   assert out["spatial_attention"].shape[0] == 4 and (out["spatial_attention"] >= 0).all()
 
 
+@pytest.mark.slow
 def test_deep_cnn_matches_the_published_layout():
   model = get_model(ml_collections.ConfigDict(dict(name="face.deep_cnn")), 7)
   params = model.init({"params": jax.random.key(0)}, _batch(1))["params"]
@@ -53,6 +56,7 @@ def test_deep_cnn_matches_the_published_layout():
   assert params["classifier"]["kernel"].shape == (256, 7)
 
 
+@pytest.mark.slow
 def test_bfloat16_compute_keeps_float32_params_and_outputs():
   model = get_model(ml_collections.ConfigDict(dict(name="face.deep_cnn", width=0.125, dtype="bfloat16")), 7)
   variables = model.init({"params": jax.random.key(0)}, _batch())

@@ -13,6 +13,8 @@ import pytest
 
 from tests.conftest import REPO
 
+pytestmark = pytest.mark.slow  # trains models, runs servers, browsers or subprocesses
+
 CONFIG = "configs/face_cnn.py:data=synthetic,runlocal"
 ARGS = [
   "--config.train.num_steps=6",
@@ -47,7 +49,6 @@ def final_logits(env, workdir):
   return np.load(workdir / "eval_latest_validation" / "predictions.npz")["logits"]
 
 
-@pytest.mark.slow
 def test_two_processes_match_one_process_and_checkpoints_move_between_them(tmp_path):
   env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_PLATFORMS")}
   env["PYTHON"] = sys.executable
@@ -71,7 +72,6 @@ def test_two_processes_match_one_process_and_checkpoints_move_between_them(tmp_p
   np.testing.assert_allclose(final_logits(env, resumed), reference, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.slow
 def test_two_processes_match_one_process_on_the_grain_pipeline(tmp_path):
   """The test above runs the default (on-device) input pipeline; the host pipeline slices each global batch per
   process instead (`pipeline.ProcessSlice`), and must train the same numbers too."""

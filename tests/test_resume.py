@@ -14,6 +14,8 @@ import pytest
 
 from tests.conftest import REPO
 
+pytestmark = pytest.mark.slow  # trains models, runs servers, browsers or subprocesses
+
 ARGS = [
   "--config",
   "configs/face_cnn.py:data=synthetic,runlocal",
@@ -51,7 +53,6 @@ def _saving(checkpoints: Path) -> bool:
   return checkpoints.is_dir() and any("tmp" in p.name for p in checkpoints.iterdir())
 
 
-@pytest.mark.slow
 def test_sigkill_anywhere_then_resume_is_bitwise_identical(tmp_path):
   reference = _start(tmp_path / "reference")
   assert reference.wait(timeout=600) == 0, reference.stderr.read()[-3000:]

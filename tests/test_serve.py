@@ -27,7 +27,10 @@ from tests.serve_support import (
 httpx = pytest.importorskip("httpx", reason="the serve extra is not installed (pip install -e '.[serve]')")
 pytest.importorskip("fastapi", reason="the serve extra is not installed (pip install -e '.[serve]')")
 MISSING = [name for name in ("fer2013", "ravdess", "goemotions") if not (SHARED_DATA / name).is_dir()]
-pytestmark = pytest.mark.skipif(bool(MISSING), reason=f"real data missing under {SHARED_DATA}: {MISSING}")
+pytestmark = [
+  pytest.mark.slow,
+  pytest.mark.skipif(bool(MISSING), reason=f"real data missing under {SHARED_DATA}: {MISSING}"),
+]
 
 
 @pytest.fixture(scope="module")

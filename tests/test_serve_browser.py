@@ -19,6 +19,7 @@ CHROMIUM = os.environ.get("EMOJAX_CHROMIUM", "/usr/bin/chromium")
 FIGURES = Path(os.environ.get("EMOJAX_SCREENSHOTS") or tempfile.mkdtemp(prefix="emojax_screenshots_"))
 MISSING = [name for name in ("fer2013", "ravdess", "goemotions") if not (SHARED_DATA / name).is_dir()]
 pytestmark = [
+  pytest.mark.slow,
   pytest.mark.skipif(bool(MISSING), reason=f"real data missing under {SHARED_DATA}: {MISSING}"),
   pytest.mark.skipif(not Path(CHROMIUM).is_file(), reason=f"no chromium at {CHROMIUM} (apt-get install chromium)"),
 ]

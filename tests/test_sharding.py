@@ -68,6 +68,7 @@ def test_eight_devices_are_simulated():
     ({"data": 2, "fsdp": 2, "model": 2}, "fsdp"),
   ],
 )
+@pytest.mark.slow
 def test_sharded_step_matches_single_device(single_device, mesh_config, strategy):
   want_losses, want_state, _ = single_device
   losses, got_state, live_state = _run_steps(mesh_config, strategy, jax.devices())
@@ -89,6 +90,7 @@ def test_gradient_accumulation_equals_one_big_batch(accum):
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7), got_state, want_state)
 
 
+@pytest.mark.slow
 def test_gradient_accumulation_with_batch_norm_and_dropout_stays_close():
   """Per-microbatch statistics and masks change the numbers a little, not the training."""
   want_losses, _, _ = _run_steps({"data": 8}, "replicate", jax.devices(), num_steps=3)

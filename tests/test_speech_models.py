@@ -36,6 +36,7 @@ MODELS = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fields", MODELS, ids=lambda f: f["name"])
 def test_speech_models_ignore_padding_and_train_batch_stats(fields):
   model = get_model(ml_collections.ConfigDict(fields), num_classes=8)
@@ -58,6 +59,7 @@ def test_relative_shift_places_each_distance():
   np.testing.assert_array_equal(relative_shift(scores), expected)
 
 
+@pytest.mark.slow
 def test_conformer_attention_sees_relative_not_absolute_positions():
   """Moving a sequence to later frames (masked junk before and after) leaves its outputs unchanged."""
   from emojax.models.layers import RelativePositionSelfAttention
@@ -96,6 +98,7 @@ def _audio_batch():
   ],
   ids=["wav2vec2_classifier", "conformer_over_wav2vec2"],
 )
+@pytest.mark.slow
 def test_wav2vec2_models_load_weights_and_keep_frozen_parts_fixed(fields):
   path = str(FIXTURES / "wav2vec2_tiny_group")
   model = get_model(ml_collections.ConfigDict(dict(fields, wav2vec2_path=path)), num_classes=4)
@@ -152,6 +155,7 @@ def test_a_missing_wav2vec2_folder_is_a_clear_error(tmp_path):
 
 
 # --- training through the one trainer on real RAVDESS ------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["cnn_lstm", "conformer"])
 def test_short_training_run_on_real_ravdess_lowers_the_loss(small_ravdess, tmp_path, model):
   config = speech_config(

@@ -46,6 +46,7 @@ def test_attention_weights_sum_to_one_and_masked_pairs_get_none():
   assert float(np.asarray(weights)[blocked].max()) < 1e-6
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["face.deep_cnn", "face.residual_attention_cnn"])
 def test_the_swin_switch_adds_refined_features_to_the_face_models(name):
   batch = {"image": np.random.default_rng(0).random((2, 48, 48, 1), np.float32)}

@@ -274,6 +274,7 @@ def _text_config(goemotions_root, **overrides):
   return _override(config, overrides)
 
 
+@pytest.mark.slow
 @needs_minilm
 def test_short_training_on_real_rows_lowers_the_loss(goemotions_root, tmp_path):
   from emojax import train
@@ -295,6 +296,7 @@ def test_short_training_on_real_rows_lowers_the_loss(goemotions_root, tmp_path):
   assert exported["logits"].shape == exported["labels"].shape == (256, 28) and len(exported["id"]) == 256
 
 
+@pytest.mark.slow
 def test_text_classifier_loads_a_deberta_checkpoint_and_freezes_embeddings():
   from emojax.models import text as text_models
 

@@ -15,6 +15,7 @@ def trained(tmp_path_factory):
   return config, workdir, report
 
 
+@pytest.mark.slow
 def test_training_learns_and_leaves_a_complete_workdir(trained):
   _, workdir, report = trained
   records = read_metrics(workdir)
@@ -34,6 +35,7 @@ def test_training_learns_and_leaves_a_complete_workdir(trained):
   assert list((workdir / "checkpoints").iterdir()) and list((workdir / "best").iterdir())
 
 
+@pytest.mark.slow
 def test_eval_mode_restores_the_best_checkpoint(trained):
   config, workdir, report = trained
   again = train.evaluate_checkpoint(config, workdir, "best")
@@ -48,6 +50,7 @@ def test_eval_mode_without_checkpoint_says_what_to_do(tmp_path):
     train.evaluate_checkpoint(tiny_config(), tmp_path)
 
 
+@pytest.mark.slow
 def test_early_stopping_ends_a_run_that_stopped_improving(tmp_path):
   config = tiny_config(
     **{
@@ -68,6 +71,7 @@ def test_bad_config_values_name_the_field(tmp_path):
     train.train_and_evaluate(tiny_config(**{"optimizer.learning_rate": -1.0}), tmp_path)
 
 
+@pytest.mark.slow
 def test_a_one_step_run_still_evaluates_and_checkpoints(tmp_path):
   """The compile step used to skip evaluation, so a run (or a resume) ending there had no best."""
   report = train.train_and_evaluate(tiny_config(**{"train.num_steps": 1}), tmp_path)
@@ -87,6 +91,7 @@ def test_resumed_metrics_keep_the_newest_record_per_step(tmp_path):
   assert records[1]["loss"] == 1.9
 
 
+@pytest.mark.slow
 def test_bfloat16_compute_trains(tmp_path):
   report = train.train_and_evaluate(tiny_config(**{"model.dtype": "bfloat16", "train.num_steps": 8}), tmp_path)
   losses = [r["loss"] for r in read_metrics(tmp_path) if r["split"] == "train"]

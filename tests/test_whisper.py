@@ -170,6 +170,7 @@ def test_padding_is_masked(parity, encoder):
   np.testing.assert_allclose(hidden, parity["short_hidden"], atol=PARITY_TOLERANCE, rtol=0)
 
 
+@pytest.mark.slow
 def test_top_layers_continue_from_cached_frames(parity, encoder):
   """The fine-tuning path: Whisper's top layers, run on the cached frames below them, give the frozen encoder's
   statistics (up to the float16 storage of those frames)."""
