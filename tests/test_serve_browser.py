@@ -126,6 +126,22 @@ def test_uploads_and_text_show_each_modality_and_the_fused_result(page, live_ser
   _shot(page, "upload")
 
 
+def test_transcribe_shows_the_words_of_the_recording(page, media):
+  """Ticking "transcribe" asks the server for Whisper's words (the page still holds the uploaded clip)."""
+  pytest.importorskip("faster_whisper")
+  from emojax import speech_to_text
+
+  page.set_input_files("#audio-file", str(media["clip"]))
+  page.wait_for_selector("#speech-results .result-label")
+  page.check("#transcribe")
+  page.wait_for_function("document.querySelector('#transcript').textContent.includes('door')", timeout=60000)
+  heard = page.inner_text("#transcript").removeprefix("Transcript:").strip()
+  reference = speech_to_text.ravdess_reference(media["clip"].name)
+  assert speech_to_text.word_errors(reference, heard) == (0, 6)
+  assert page.locator("#transcript span").count() == 6  # one span per word, its times in the title
+  _shot(page, "transcript")
+
+
 def test_webcam_frames_get_labels_that_update(page):
   page.click("#webcam-start")
   page.wait_for_function("Number(document.querySelector('#webcam-stats').dataset.frames || 0) >= 5", timeout=60000)

@@ -375,6 +375,7 @@ async function start() {
   $("face-file").onchange = (e) => e.target.files[0] && chooseFace(e.target.files[0]).catch((x) => showError(x.message));
   $("audio-file").onchange = (e) => e.target.files[0] && chooseAudio(e.target.files[0]).catch((x) => showError(x.message));
   $("face-crop").onchange = () => state.face && predict().catch((x) => showError(x.message));
+  $("transcribe").onchange = () => state.audio && predict().catch((x) => showError(x.message));
   $("text-submit").onclick = () => { state.text = $("text-input").value.trim(); predict().catch((x) => showError(x.message)); };
   $("webcam-start").onclick = () => startWebcam().catch((x) => showError(`webcam: ${x.message}`));
   $("webcam-stop").onclick = stopWebcam;
