@@ -281,36 +281,60 @@ def main():
 
 
 def markdown(report: dict) -> str:
-  lines = ["| model | input | batch 1 p50 ms | batch 1 p95 ms | batch 32 per second |", "|---|---|---|---|---|"]
+  from emojax.reports import markdown_table
+
+  rows = []
+
+  def add(model, what, p50, p95, per_second=""):
+    rows.append(
+      {
+        "model": model,
+        "input": what,
+        "batch 1 p50 ms": f"{p50:.2f}",
+        "batch 1 p95 ms": f"{p95:.2f}",
+        "batch 32 per second": f"{per_second:.0f}" if per_second != "" else "",
+      }
+    )
+
   for row in report.get("face", []):
-    lines.append(
-      f"| {row['model']} | 48x48 face (model alone) | {row['model_p50_ms']:.2f} | {row['model_p95_ms']:.2f} "
-      f"| {row['model_batch32_per_second']:.0f} |"
+    add(
+      row["model"],
+      "48x48 face (model alone)",
+      row["model_p50_ms"],
+      row["model_p95_ms"],
+      row["model_batch32_per_second"],
     )
-    lines.append(
-      f"| {row['model']} | 640x480 photo -> labels (Haar detection) | {row['photo_p50_ms']:.2f} | "
-      f"{row['photo_p95_ms']:.2f} | |"
-    )
+    add(row["model"], "640x480 photo -> labels (Haar detection)", row["photo_p50_ms"], row["photo_p95_ms"])
   if "speech" in report:
     row = report["speech"]
-    lines.append(
-      f"| {row['model']} | {row['seconds']} s of speech (model alone) | {row['model_p50_ms']:.2f} | "
-      f"{row['model_p95_ms']:.2f} | {row['model_batch32_per_second']:.0f} |"
+    add(
+      row["model"],
+      f"{row['seconds']} s of speech (model alone)",
+      row["model_p50_ms"],
+      row["model_p95_ms"],
+      row["model_batch32_per_second"],
     )
-    lines.append(f"| {row['model']} | FLAC file -> labels | {row['file_p50_ms']:.2f} | {row['file_p95_ms']:.2f} | |")
+    add(row["model"], "FLAC file -> labels", row["file_p50_ms"], row["file_p95_ms"])
   if "text" in report:
     row = report["text"]
-    lines.append(
-      f"| {row['model']} | {row['tokens']}-token comment (model alone) | {row['model_p50_ms']:.2f} | "
-      f"{row['model_p95_ms']:.2f} | {row['model_batch32_per_second']:.0f} |"
+    add(
+      row["model"],
+      f"{row['tokens']}-token comment (model alone)",
+      row["model_p50_ms"],
+      row["model_p95_ms"],
+      row["model_batch32_per_second"],
     )
-    lines.append(f"| {row['model']} | text -> labels | {row['text_p50_ms']:.2f} | {row['text_p95_ms']:.2f} | |")
+    add(row["model"], "text -> labels", row["text_p50_ms"], row["text_p95_ms"])
   if "fusion" in report:
     row = report["fusion"]
-    lines.append(
-      f"| {row['model']} | face + speech + text -> fused | {row['inputs_p50_ms']:.2f} | "
-      f"{row['inputs_p95_ms']:.2f} | {row['inputs_batch32_per_second']:.0f} |"
+    add(
+      row["model"],
+      "face + speech + text -> fused",
+      row["inputs_p50_ms"],
+      row["inputs_p95_ms"],
+      row["inputs_batch32_per_second"],
     )
+  lines = markdown_table(rows)
   for row in report.get("cold_start", []):
     lines += [
       "",
