@@ -13,13 +13,16 @@ import matplotlib.pyplot as plt  # noqa: E402
 from emojax.metrics import HEADLINE  # noqa: E402
 
 
-def markdown_table(rows: list[dict], columns=None, number=lambda v: f"{v:.4f}") -> list[str]:
-  """A Markdown table as lines, one row per dict (`columns`: their keys in first-seen order by default; a
-  missing key is an empty cell), floats written by `number`."""
+def markdown_table(rows: list, columns=None, number=lambda v: f"{v:.4f}") -> list[str]:
+  """A Markdown table as lines. `rows` are dicts (`columns`: their keys in first-seen order by default; a missing
+  key is an empty cell) or sequences in `columns` order; floats are written by `number`, and a `|` or line break
+  inside a cell cannot break the table."""
   columns = list(columns or dict.fromkeys(k for r in rows for k in r))
-  cell = lambda v: number(v) if isinstance(v, float) else str(v)
-  return ["| " + " | ".join(map(str, columns)) + " |", "|" + "---|" * len(columns)] + [
-    "| " + " | ".join(cell(r.get(c, "")) for c in columns) + " |" for r in rows
+  cells = [[r.get(c, "") for c in columns] if isinstance(r, dict) else list(r) for r in rows]
+  escape = lambda text: str(text).replace("|", "\\|").replace("\n", " ")
+  cell = lambda v: escape(number(v) if isinstance(v, float) else v)
+  return ["| " + " | ".join(map(escape, columns)) + " |", "|" + "---|" * len(columns)] + [
+    "| " + " | ".join(cell(v) for v in row) + " |" for row in cells
   ]
 
 

@@ -88,3 +88,14 @@ def test_expected_calibration_error_by_hand():
   assert metrics.expected_calibration_error(probabilities, labels, num_bins=10) == pytest.approx(expected)
   perfect = np.eye(3)[[0, 1, 2]]
   assert metrics.expected_calibration_error(perfect, np.array([0, 1, 2])) == 0.0
+
+
+def test_the_one_markdown_table_writer():
+  rows = [{"model": "a|b", "accuracy": 0.51234}, {"model": "c", "note": "two\nlines"}]
+  assert reports.markdown_table(rows) == [
+    "| model | accuracy | note |",
+    "|---|---|---|",
+    "| a\\|b | 0.5123 |  |",
+    "| c |  | two lines |",
+  ]
+  assert reports.markdown_table([[1, 2.0]], ["x", "y"], number=lambda v: f"{v:.1f}")[2] == "| 1 | 2.0 |"

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from emojax.explore.figures import plt
+from emojax.reports import markdown_table
 
 FIGURE_DPI = 80  # keeps a figure well under 150 KB; the HTML embeds every one
 
@@ -129,10 +130,7 @@ class Report:
         _, caption, header, rows = block
         if caption:
           lines += [f"*{caption}*", ""]
-        lines.append("| " + " | ".join(_md_cell(h) for h in header) + " |")
-        lines.append("|" + "---|" * len(header))
-        lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows]
-        lines.append("")
+        lines += markdown_table(rows, header) + [""]
       elif block[0] == "figure":
         _, file, caption = block
         lines += [f"![{caption}]({file})", "", f"*{caption}*", ""]
@@ -204,10 +202,6 @@ def _cell(value) -> str:
   if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
     return f"{int(value):,}"
   return str(value)
-
-
-def _md_cell(text: str) -> str:
-  return text.replace("|", "\\|").replace("\n", " ")
 
 
 def _jsonable(value):
