@@ -9,6 +9,9 @@ called, so `emojax --help` stays fast and a subcommand's heavy dependencies load
 import importlib
 import sys
 
+# What a user can fix (a missing file, a wrong layout, a bad value): one line and exit status 2, not a traceback.
+USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, PermissionError)
+
 SUBCOMMANDS = {
   # name: ("module:function", one line of help)
   "explore": ("emojax.explore:main", "exploratory data analysis of a corpus: report.html/.md, figures, summary.json"),
@@ -40,3 +43,23 @@ def dispatch(argv: list[str]) -> int | None:
   target, _ = SUBCOMMANDS[argv[1]]
   module_name, function_name = target.split(":")
   return getattr(importlib.import_module(module_name), function_name)(argv[2:])
+
+
+def run_command(name: str, parser, argv: list[str], body) -> int:
+  """What every subcommand does around its work: parse `argv`, set XLA:CPU up before JAX starts (Eigen
+  convolutions, as training runs them) and quiet the logs, then `body(args)`; a user error becomes one line and
+  exit status 2 (`--traceback`, where the parser has it, shows where it came from)."""
+  import logging
+
+  from emojax import sharding
+
+  args = parser.parse_args(argv)
+  sharding.configure_xla_cpu(ynnpack=False)
+  logging.getLogger().setLevel(logging.WARNING)
+  try:
+    return body(args)
+  except USER_ERRORS as error:
+    if getattr(args, "traceback", False):
+      raise
+    print(f"emojax {name}: error: {error}", file=sys.stderr)
+    return 2

@@ -87,7 +87,7 @@ def run():
     sys.exit(code)
   try:
     app.run(main)
-  except (FileNotFoundError, NotADirectoryError, ValueError) as error:
+  except cli.USER_ERRORS as error:
     # Missing data, a wrong layout, a bad config value: one line saying what and where, not a traceback ending in
     # it. EMOJAX_TRACEBACK=1 shows the traceback.
     if os.environ.get("EMOJAX_TRACEBACK"):

@@ -15,25 +15,8 @@ with status 2; `--traceback` shows where it came from.
 
 import argparse
 import json
-import logging
-import sys
 
-from emojax import sharding
-
-USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, PermissionError)
-
-
-def _run(command: str, parser: argparse.ArgumentParser, argv: list[str], body) -> int:
-  args = parser.parse_args(argv)
-  sharding.configure_xla_cpu(ynnpack=False)  # before JAX starts: Eigen convolutions, as training runs them
-  logging.getLogger().setLevel(logging.WARNING)
-  try:
-    return body(args)
-  except USER_ERRORS as error:
-    if args.traceback:
-      raise
-    print(f"emojax {command}: error: {error}", file=sys.stderr)
-    return 2
+from emojax.cli import run_command
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -99,7 +82,7 @@ def export_main(argv: list[str]) -> int:
       )
     return 0
 
-  return _run("export-model", parser, argv, body)
+  return run_command("export-model", parser, argv, body)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -152,7 +135,7 @@ def predict_main(argv: list[str]) -> int:
       print("\n\n".join(readable(d) for d in described))
     return 0
 
-  return _run("predict", parser, argv, body)
+  return run_command("predict", parser, argv, body)
 
 
 def _top(probabilities: dict, count: int = 3) -> str:
@@ -268,4 +251,4 @@ def evaluate_main(argv: list[str]) -> int:
     print(f"Report: {out}/report.md")
     return 0
 
-  return _run("evaluate", parser, argv, body)
+  return run_command("evaluate", parser, argv, body)

@@ -5,10 +5,8 @@ emojax serve --model bundles/fer --model bundles/ravdess --model bundles/goemoti
 """
 
 import argparse
-import logging
-import sys
 
-from emojax import sharding
+from emojax.cli import run_command
 
 
 def main(argv: list[str]) -> int:
@@ -36,30 +34,27 @@ def main(argv: list[str]) -> int:
   parser.add_argument("--max-audio-seconds", type=float, default=60.0)
   parser.add_argument("--max-text-chars", type=int, default=5000)
   parser.add_argument("--max-faces", type=int, default=16)
-  args = parser.parse_args(argv)
-  sharding.configure_xla_cpu(ynnpack=False)  # before JAX starts, as the other commands
-  logging.getLogger().setLevel(logging.WARNING)
-  import uvicorn
+  parser.add_argument("--traceback", action="store_true", help="show the traceback of an error")
 
-  from emojax.serve.app import create_app
-  from emojax.serve.engine import Engine
-  from emojax.serve.limits import Limits
+  def body(args):
+    import uvicorn
 
-  try:
-    batch_sizes = tuple(int(b) for b in args.batch_sizes.split(","))
-    engine = Engine.load(args.model, batch_sizes)
-  except (ValueError, FileNotFoundError, NotADirectoryError) as error:
-    print(f"emojax serve: error: {error}", file=sys.stderr)
-    return 2
-  limits = Limits(
-    max_request_bytes=int(args.max_request_mb * 2**20),
-    max_audio_seconds=args.max_audio_seconds,
-    max_text_chars=args.max_text_chars,
-    max_faces=args.max_faces,
-  )
-  app = create_app(engine, limits, max_wait_s=args.max_wait_ms / 1000, max_queue=args.max_queue)
-  print(
-    f"emojax serve: {', '.join(engine.by_modality)} on http://{args.host}:{args.port}/ (API docs: /docs)", flush=True
-  )
-  uvicorn.run(app, host=args.host, port=args.port, log_level="warning", ws_max_size=4 * 2**20)
-  return 0
+    from emojax.serve.app import create_app
+    from emojax.serve.engine import Engine
+    from emojax.serve.limits import Limits
+
+    engine = Engine.load(args.model, tuple(int(b) for b in args.batch_sizes.split(",")))
+    limits = Limits(
+      max_request_bytes=int(args.max_request_mb * 2**20),
+      max_audio_seconds=args.max_audio_seconds,
+      max_text_chars=args.max_text_chars,
+      max_faces=args.max_faces,
+    )
+    app = create_app(engine, limits, max_wait_s=args.max_wait_ms / 1000, max_queue=args.max_queue)
+    print(
+      f"emojax serve: {', '.join(engine.by_modality)} on http://{args.host}:{args.port}/ (API docs: /docs)", flush=True
+    )
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", ws_max_size=4 * 2**20)
+    return 0
+
+  return run_command("serve", parser, argv, body)
