@@ -285,55 +285,30 @@ def markdown(report: dict) -> str:
 
   rows = []
 
-  def add(model, what, p50, p95, per_second=""):
+  def add(row: dict, what: str, prefix: str) -> None:
+    """One table row from a report row's `<prefix>_p50_ms`, `_p95_ms` and (model-alone rows) batch-32 rate."""
+    per_second = row.get(f"{prefix}_batch32_per_second")
     rows.append(
       {
-        "model": model,
+        "model": row["model"],
         "input": what,
-        "batch 1 p50 ms": f"{p50:.2f}",
-        "batch 1 p95 ms": f"{p95:.2f}",
-        "batch 32 per second": f"{per_second:.0f}" if per_second != "" else "",
+        "batch 1 p50 ms": f"{row[f'{prefix}_p50_ms']:.2f}",
+        "batch 1 p95 ms": f"{row[f'{prefix}_p95_ms']:.2f}",
+        "batch 32 per second": "" if per_second is None else f"{per_second:.0f}",
       }
     )
 
   for row in report.get("face", []):
-    add(
-      row["model"],
-      "48x48 face (model alone)",
-      row["model_p50_ms"],
-      row["model_p95_ms"],
-      row["model_batch32_per_second"],
-    )
-    add(row["model"], "640x480 photo -> labels (Haar detection)", row["photo_p50_ms"], row["photo_p95_ms"])
+    add(row, "48x48 face (model alone)", "model")
+    add(row, "640x480 photo -> labels (Haar detection)", "photo")
   if "speech" in report:
-    row = report["speech"]
-    add(
-      row["model"],
-      f"{row['seconds']} s of speech (model alone)",
-      row["model_p50_ms"],
-      row["model_p95_ms"],
-      row["model_batch32_per_second"],
-    )
-    add(row["model"], "FLAC file -> labels", row["file_p50_ms"], row["file_p95_ms"])
+    add(report["speech"], f"{report['speech']['seconds']} s of speech (model alone)", "model")
+    add(report["speech"], "FLAC file -> labels", "file")
   if "text" in report:
-    row = report["text"]
-    add(
-      row["model"],
-      f"{row['tokens']}-token comment (model alone)",
-      row["model_p50_ms"],
-      row["model_p95_ms"],
-      row["model_batch32_per_second"],
-    )
-    add(row["model"], "text -> labels", row["text_p50_ms"], row["text_p95_ms"])
+    add(report["text"], f"{report['text']['tokens']}-token comment (model alone)", "model")
+    add(report["text"], "text -> labels", "text")
   if "fusion" in report:
-    row = report["fusion"]
-    add(
-      row["model"],
-      "face + speech + text -> fused",
-      row["inputs_p50_ms"],
-      row["inputs_p95_ms"],
-      row["inputs_batch32_per_second"],
-    )
+    add(report["fusion"], "face + speech + text -> fused", "inputs")
   lines = markdown_table(rows)
   for row in report.get("cold_start", []):
     lines += [
