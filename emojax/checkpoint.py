@@ -101,9 +101,10 @@ class Checkpointer:
 
 def restore_variables(workdir: str | Path, which: str = "best") -> tuple[dict, int]:
   """({"params", "batch_stats"} as numpy arrays, step) of a run's best (or latest) checkpoint: the model's
-  variables only, for inference, bundles and encoders restored under a fusion head. No optimizer, no data, no
-  mesh: the arrays are restored onto this process's first device whatever devices wrote them, then copied to the
-  host (a cached device array would be donated, and deleted, by the first training step that reuses it)."""
+  variables only, for inference, bundles and encoders restored under a fusion head. No optimizer state is read
+  (a partial restore of those two subtrees), no data, no mesh: the arrays are restored onto this process's first
+  device whatever devices wrote them, then copied to the host (a cached device array would be donated, and
+  deleted, by the first training step that reuses it)."""
   import jax
 
   if which not in ("best", "latest"):
@@ -116,7 +117,7 @@ def restore_variables(workdir: str | Path, which: str = "best") -> tuple[dict, i
       "python -m emojax.main --config ... --workdir ...)."
     )
   manager = ocp.CheckpointManager(
-    directory, item_handlers={"state": ocp.StandardCheckpointHandler(), extra: ocp.JsonCheckpointHandler()}
+    directory, item_handlers={"state": ocp.PyTreeCheckpointHandler(), extra: ocp.JsonCheckpointHandler()}
   )
   try:
     step = manager.latest_step()  # best/ keeps one step
@@ -126,9 +127,17 @@ def restore_variables(workdir: str | Path, which: str = "best") -> tuple[dict, i
         f"(python -m emojax.main --config <its config> --workdir {workdir})."
       )
     metadata = manager.item_metadata(step)["state"]
+    metadata = dict(getattr(metadata, "tree", metadata))
     device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-    target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device), dict(metadata))
-    state = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target)))["state"]
+    target = {
+      key: jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device), metadata[key])
+      for key in ("params", "batch_stats")
+      if key in metadata
+    }
+    restore = ocp.args.PyTreeRestore(
+      item=target, restore_args=ocp.checkpoint_utils.construct_restore_args(target), partial_restore=True
+    )
+    state = manager.restore(step, args=ocp.args.Composite(state=restore))["state"]
   finally:
     manager.close()
   return jax.device_get({"params": state["params"], "batch_stats": state.get("batch_stats", {})}), int(step)
