@@ -84,9 +84,10 @@ def _encoder(folder: str, frames_from_layer: int):
 
   config, params = whisper.load_whisper_encoder(folder)
   model = whisper.WhisperEncoder(config)
+  params = jax.device_put(params)  # an argument of the jitted function, not constants compiled into each bucket
 
   @jax.jit
-  def run(features, num_frames, positions):
+  def encode(params, features, num_frames, positions):
     """Statistics over the first `positions` positions of each hidden state; the frames entering a layer.
 
     `features` is padded to a bucket of BUCKET_FRAMES (one compiled program per bucket, not per clip length);
@@ -99,7 +100,7 @@ def _encoder(folder: str, frames_from_layer: int):
     deviation = jnp.sqrt((jnp.square(stacked - mean[:, None]) * weights).sum(axis=1))
     return jnp.concatenate([mean, deviation], axis=-1), states[max(frames_from_layer, 0)][0]
 
-  return config, run
+  return config, functools.partial(encode, params)
 
 
 def encoder_summaries(wave: np.ndarray, window: str = "clip", frames_from_layer: int = -1, folder: str = "") -> dict:
