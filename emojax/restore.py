@@ -13,6 +13,7 @@ else through host batches; training's evaluations use it too.
 """
 
 import dataclasses
+import functools
 from pathlib import Path
 
 import jax
@@ -39,18 +40,22 @@ class Predictor:
   mesh: jax.sharding.Mesh
   data: Dataset  # the evaluation split
   predict_step: object
-  device_data: device_pipeline.DeviceData | None = None  # the split on the devices, when it fits there
-  eval_step: object = None
+  on_device: bool = False  # the evaluation split may live on the devices (device_pipeline.resolve chose "device")
 
   @classmethod
   def create(cls, config, model, data: Dataset, mesh, on_device: bool) -> "Predictor":
     predict_step = prediction.make_predict_step(model, tta_flip=config.eval.get("tta_flip", False))
-    if not on_device:
-      return cls(config, model, mesh, data, predict_step)
-    device_data = device_pipeline.DeviceData(data, mesh)
-    return cls(
-      config, model, mesh, data, predict_step, device_data, device_pipeline.make_eval_step(predict_step, device_data)
-    )
+    return cls(config, model, mesh, data, predict_step, on_device)
+
+  @functools.cached_property
+  def device_data(self) -> device_pipeline.DeviceData | None:
+    """The evaluation split on the devices, placed there on first use (modes that predict other splits never
+    copy it), or None when it stays on the host."""
+    return device_pipeline.DeviceData(self.data, self.mesh) if self.on_device else None
+
+  @functools.cached_property
+  def eval_step(self):
+    return None if self.device_data is None else device_pipeline.make_eval_step(self.predict_step, self.device_data)
 
   def predict(self, variables, data: Dataset | None = None, predict_step=None) -> dict:
     """`predict_step`'s outputs (by default logits and friends) over `data` (default: the evaluation split)."""
