@@ -113,13 +113,13 @@ def data_config(arg) -> ml_collections.ConfigDict:
   return data
 
 
-# The feature-vector encoders' hidden layers (`hidden=()`: a linear encoder, the standardised vector its embedding;
-# docs/aligned_fusion.md compares the two on the action units).
-HIDDEN = {"face": (128,), "text": (128,), "audio": (128,), "video": (128,)}
+# The feature-vector encoders' hidden layers, every modality alike (`hidden=()`: a linear encoder, the standardised
+# vector its embedding; docs/aligned_fusion.md compares the two on the action units).
+HIDDEN = (128,)
 
 
 def feature_mlp(modality: str) -> dict:
-  return dict(name="features.mlp", hidden=HIDDEN.get(modality, (128,)), dropout=0.3)
+  return dict(name="features.mlp", hidden=HIDDEN, dropout=0.3)
 
 
 def run_config(run: str, what: str) -> dict:

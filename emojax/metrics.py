@@ -9,8 +9,19 @@ class. The prediction loop is `emojax.prediction`; reports and plots are `emojax
 import jax.numpy as jnp
 import numpy as np
 
+from emojax import losses
+
 HEADLINE = ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1")
 GROUP_WEIGHT = "group_weight_"  # adaptive feature weighting's per-example weights, kept too and summarised
+
+
+def _averages(precision, recall, f1, weights) -> dict:
+  """Macro (plain mean over classes) and weighted (by support) precision, recall and F1."""
+  figures = {"precision": precision, "recall": recall, "f1": f1}
+  return {
+    **{f"macro_{name}": float(values.mean()) for name, values in figures.items()},
+    **{f"weighted_{name}": float((values * weights).sum()) for name, values in figures.items()},
+  }
 
 
 def _per_class(class_names, precision, recall, f1, support) -> dict:
@@ -38,12 +49,7 @@ def classification_metrics(labels: np.ndarray, predictions: np.ndarray, class_na
     "num_examples": int(support.sum()),
     "accuracy": float(true_positive.sum() / max(support.sum(), 1)),
     "balanced_accuracy": float(recall[present].mean()) if present.any() else 0.0,
-    "macro_precision": float(precision.mean()),
-    "macro_recall": float(recall.mean()),
-    "macro_f1": float(f1.mean()),
-    "weighted_precision": float((precision * weights).sum()),
-    "weighted_recall": float((recall * weights).sum()),
-    "weighted_f1": float((f1 * weights).sum()),
+    **_averages(precision, recall, f1, weights),
     "per_class": _per_class(class_names, precision, recall, f1, support),
     "confusion_matrix": confusion.tolist(),
     "class_names": list(class_names),
@@ -71,10 +77,8 @@ def evaluate_outputs(outputs: dict, dataset) -> dict:
   labels = dataset.arrays["label"]
   predictions = outputs["logits"].argmax(-1)
   report = {"all": classification_metrics(labels, predictions, dataset.class_names)}
-  logits = np.asarray(outputs["logits"], np.float64)
-  probabilities = np.exp(logits - logits.max(-1, keepdims=True))
   report["all"]["expected_calibration_error"] = expected_calibration_error(
-    probabilities / probabilities.sum(-1, keepdims=True), np.asarray(labels)
+    class_probabilities(outputs["logits"], multi_label=False), np.asarray(labels)
   )
   for name, mask in dataset.eval_subsets.items():
     report[name] = classification_metrics(labels[mask], predictions[mask], dataset.class_names)
@@ -133,12 +137,7 @@ def multilabel_metrics(labels: np.ndarray, predictions: np.ndarray, class_names)
     "num_examples": int(len(labels)),
     "accuracy": float((labels == predictions).all(1).mean()) if len(labels) else 0.0,
     "balanced_accuracy": float(((recall + specificity) / 2).mean()),
-    "macro_precision": float(precision.mean()),
-    "macro_recall": float(recall.mean()),
-    "macro_f1": float(f1.mean()),
-    "weighted_precision": float((precision * weights).sum()),
-    "weighted_recall": float((recall * weights).sum()),
-    "weighted_f1": float((f1 * weights).sum()),
+    **_averages(precision, recall, f1, weights),
     "micro_precision": float(micro[0]),
     "micro_recall": float(micro[1]),
     "micro_f1": float(micro[2]),
@@ -188,7 +187,7 @@ def evaluate_multilabel_outputs(outputs: dict, dataset) -> dict:
   split it is tuned on), `threshold_0.5` and `crossfit` (thresholds tuned on the other half of the rows)
   beside it. A 28-label model is also scored on the coarser spaces: a group's probability is its most
   probable member's, with its own tuned threshold. The sentiment head is scored as a 4-way classifier."""
-  probabilities = 1 / (1 + np.exp(-np.asarray(outputs["logits"], np.float64)))
+  probabilities = class_probabilities(outputs["logits"], multi_label=True)
   own = multilabel_report(probabilities, dataset.arrays["labels"], dataset.class_names)
   report = {"all": own["tuned"], "threshold_0.5": own["threshold_0.5"], "crossfit": own["crossfit"]}
   if "labels_28" in dataset.arrays and len(dataset.class_names) == dataset.arrays["labels_28"].shape[1]:
@@ -211,8 +210,6 @@ def evaluate_multilabel_outputs(outputs: dict, dataset) -> dict:
 def plain_cross_entropy(logits, dataset) -> float:
   """The `loss` an evaluation reports: cross-entropy of the logits alone (no class weights, no confidence or
   sentiment terms), so it compares across models, heads and loss options. Sigmoid for multi-label datasets."""
-  from emojax import losses
-
   logits = jnp.asarray(logits, jnp.float32)
   if dataset.multi_label:
     loss, _ = losses.multilabel_loss({"logits": logits}, {"labels": jnp.asarray(dataset.arrays["labels"])})
@@ -222,7 +219,7 @@ def plain_cross_entropy(logits, dataset) -> float:
 
 
 # A floor under averaged probabilities before their log: what test-time flipping clips to as well.
-_PROBABILITY_FLOOR = 1e-9
+PROBABILITY_FLOOR = 1e-9
 
 
 def class_probabilities(logits: np.ndarray, multi_label: bool) -> np.ndarray:
@@ -236,5 +233,5 @@ def class_probabilities(logits: np.ndarray, multi_label: bool) -> np.ndarray:
 
 def logits_of(probabilities: np.ndarray, multi_label: bool) -> np.ndarray:
   """Logits whose softmax (sigmoid when multi-label) gives back `probabilities`: the evaluator's input."""
-  clipped = np.clip(probabilities, _PROBABILITY_FLOOR, 1 - _PROBABILITY_FLOOR if multi_label else 1.0)
+  clipped = np.clip(probabilities, PROBABILITY_FLOOR, 1 - PROBABILITY_FLOOR if multi_label else 1.0)
   return np.log(clipped) - np.log1p(-clipped) if multi_label else np.log(clipped)

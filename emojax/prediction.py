@@ -8,7 +8,7 @@ from jax.experimental import multihost_utils
 
 from emojax import sharding
 from emojax.data import pipeline
-from emojax.metrics import GROUP_WEIGHT
+from emojax.metrics import GROUP_WEIGHT, PROBABILITY_FLOOR
 
 # What evaluation keeps of a model's outputs (frame_*: CNNBiLSTM's attention over frames and its gate).
 PREDICTION_KEYS = ("logits", "confidence", "sentiment_logits", "frame_attention", "frame_gate")
@@ -37,7 +37,7 @@ def make_predict_step(model, keys=PREDICTION_KEYS, tta_flip: bool = False):
     if tta_flip:
       mirrored = model.apply(variables, mirror(batch), train=False)
       probabilities = (jax.nn.softmax(outputs["logits"], -1) + jax.nn.softmax(mirrored["logits"], -1)) / 2
-      outputs = {**outputs, "logits": jnp.log(jnp.clip(probabilities, 1e-9, 1.0))}
+      outputs = {**outputs, "logits": jnp.log(jnp.clip(probabilities, PROBABILITY_FLOOR, 1.0))}
     return {k: v for k, v in outputs.items() if k in keys or k.startswith(GROUP_WEIGHT)}
 
   return jax.jit(predict_step)

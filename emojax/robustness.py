@@ -88,7 +88,7 @@ def encoder_logits(data: Dataset, modalities, outputs: dict | None = None, train
     if f"{m}_logits" in data.arrays:
       logits[m] = np.asarray(data.arrays[f"{m}_logits"])
     elif outputs is not None and "modality_probabilities" in outputs and m in trained_alone:
-      logits[m] = np.log(np.clip(np.asarray(outputs["modality_probabilities"])[:, i], 1e-9, 1.0))
+      logits[m] = metrics_lib.logits_of(np.asarray(outputs["modality_probabilities"])[:, i], multi_label=False)
   return logits
 
 

@@ -102,7 +102,7 @@ def label_space_of(data_config) -> labels_lib.LabelSpace:
     from emojax.data import speech
 
     return labels_lib.single_label_space(speech.class_names(data_config))
-  if name.removeprefix("multimodal_") in ("ravdess_av", "mosi"):  # truly aligned sets keep their own classes
+  if name.removeprefix("multimodal_") in ALIGNED_SETS:  # truly aligned sets keep their own classes
     return labels_lib.single_label_space(_aligned_reader(name).class_names(data_config))
   return labels_lib.single_label_space(
     labels_lib.EKMAN7

@@ -35,8 +35,7 @@ from typing import Mapping
 import numpy as np
 
 from emojax.data.base import Dataset, report_skipped
-from emojax.data.multimodal import TupleDataset
-from emojax.models.context_graph import CONTEXT_SOURCE
+from emojax.data.multimodal import TupleDataset, presence
 
 
 def check_modalities(modalities, known: tuple[str, ...], set_name: str) -> tuple[str, ...]:
@@ -151,7 +150,7 @@ def join(
   missing = {m: int((index[m] < 0).sum()) for m in modalities}
   arrays = {
     "label": np.array(labels, np.int32),
-    "present": np.stack([index[m] >= 0 for m in modalities], 1).astype(np.float32),
+    "present": presence(index, modalities),
     "id": np.array(kept),
     "group": np.array([groups[key] for key in kept]),
     **{f"{m}_row": index[m] for m in modalities},
@@ -181,6 +180,8 @@ def utterance_context(data: TupleDataset, max_utterances: int = 0) -> TupleDatas
   table) hides it in the whole video. `max_utterances` > 0 caps U: longer videos are cut into consecutive pieces
   of at most that many.
   """
+  from emojax.models.context_graph import CONTEXT_SOURCE  # the model names the key; flax only loads here
+
   groups = np.asarray(data.arrays["group"]).astype(str)
   positions = np.asarray(data.arrays["position"])
   pieces = []  # lists of example indices in time order, one per video (or piece of one)

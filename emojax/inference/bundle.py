@@ -24,6 +24,7 @@ from pathlib import Path
 import jax
 import ml_collections
 import numpy as np
+from flax import traverse_util
 
 from emojax import checkpoint
 from emojax import data as data_lib
@@ -155,7 +156,7 @@ def check_variables(model, spec: inputs_lib.InputSpec, variables: dict, where: s
   )
   expected = {
     path: tuple(leaf.shape)
-    for path, leaf in flatten(dict(abstract)).items()
+    for path, leaf in flatten(abstract).items()
     if path.split("/")[0] in ("params", "batch_stats")
   }
   found = {path: tuple(np.shape(leaf)) for path, leaf in flatten(variables).items()}
@@ -286,27 +287,9 @@ def _resolve_bundled(value, root: Path):
 # ----------------------------------------------------------------------------------------------
 # Files.
 # ----------------------------------------------------------------------------------------------
-def flatten(tree: dict, prefix: str = "") -> dict[str, np.ndarray]:
-  """{"params": {"Dense_0": {"kernel": x}}} -> {"params/Dense_0/kernel": x}."""
-  flat = {}
-  for key, value in tree.items():
-    name = f"{prefix}/{key}" if prefix else str(key)
-    if isinstance(value, dict) or hasattr(value, "items"):
-      flat.update(flatten(dict(value), name))
-    else:
-      flat[name] = value
-  return flat
-
-
-def unflatten(flat: dict[str, np.ndarray]) -> dict:
-  tree = {}
-  for name, value in flat.items():
-    node = tree
-    *parents, leaf = name.split("/")
-    for part in parents:
-      node = node.setdefault(part, {})
-    node[leaf] = value
-  return tree
+def flatten(tree) -> dict[str, np.ndarray]:
+  """{"params": {"Dense_0": {"kernel": x}}} -> {"params/Dense_0/kernel": x}: the bundle's safetensors keys."""
+  return traverse_util.flatten_dict(tree, sep="/")
 
 
 def save_variables(variables: dict, path: Path) -> None:
@@ -322,7 +305,7 @@ def load_variables(path: Path) -> dict:
   from safetensors.numpy import load_file
 
   try:
-    variables = unflatten(load_file(str(path)))
+    variables = traverse_util.unflatten_dict(load_file(str(path)), sep="/")
   except (SafetensorError, OSError, ValueError) as error:
     raise BundleError(f"Damaged bundle: {path.name} cannot be read ({error}); re-export the bundle.") from error
   return {"params": variables.get("params", {}), "batch_stats": variables.get("batch_stats", {})}

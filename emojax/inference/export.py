@@ -103,10 +103,7 @@ def inference_settings(trained: TrainedModel) -> dict:
     "batch_sizes": list(inputs_lib.DEFAULT_BATCH_SIZES),
     "sequence_buckets": {",".join(axis.keys): list(axis.buckets) for axis in trained.spec.sequences},
   }
-  data = trained.config.data
-  audio = data.get("audio") or (
-    data.modalities.speech.get("audio") if "modalities" in data and "speech" in data.modalities else None
-  )
+  audio = inputs_lib.audio_config(trained.config.data)
   return {**settings, **(inputs_lib.windowing(audio) if audio is not None else {})}
 
 

@@ -252,6 +252,15 @@ class SpeechWindow:
   example: dict
 
 
+def audio_config(data_config: ml_collections.ConfigDict) -> ml_collections.ConfigDict | None:
+  """The audio settings a model's recordings are read with: its own (`config.data.audio`), an end-to-end fusion
+  model's speech encoder's, or None for a model that reads no recordings."""
+  if "audio" in data_config:
+    return data_config.audio
+  modalities = data_config.get("modalities") or {}
+  return modalities["speech"].get("audio") if "speech" in modalities else None
+
+
 def windowing(audio_config: ml_collections.ConfigDict) -> dict:
   """How long recordings are scored (what a bundle records): windows of the clip cap the model was trained on,
   every half clip, for recordings longer than two clips; shorter ones as the readers read them."""

@@ -27,6 +27,7 @@ import jax
 import numpy as np
 
 from emojax import labels as labels_lib
+from emojax import metrics
 from emojax import prediction as prediction_lib
 from emojax.config_utils import cache_dir
 from emojax.data import pipeline
@@ -162,7 +163,7 @@ class Recognizer:
     self.fusion = self.config.model.name == "fusion.end_to_end"
     # Long recordings: the bundle's windowing (the defaults of `inputs.windowing` for a workdir); `hop_seconds`
     # overrides its hop.
-    audio = self._audio_config()
+    audio = self.audio_config
     recorded = trained.source.get("manifest", {}).get("inference", {})
     windows = {
       **(inputs_lib.windowing(audio) if audio else {}),
@@ -204,13 +205,15 @@ class Recognizer:
   def class_names(self) -> tuple[str, ...]:
     return self.label_space.class_names
 
-  def _audio_config(self):
-    data = self.config.data
-    if "audio" in data:
-      return data.audio
-    if "modalities" in data and "speech" in data.modalities and "audio" in data.modalities.speech:
-      return data.modalities.speech.audio
-    return None
+  @property
+  def reads_text(self) -> bool:
+    """Whether the model reads text as words (not as token ids): what a recording's transcript can be given to."""
+    return self.spec.kinds.get("text") == "text"
+
+  @property
+  def audio_config(self):
+    """The audio settings recordings are read with (None for a model that reads none)."""
+    return inputs_lib.audio_config(self.config.data)
 
   def _data_config(self, modality: str):
     data = self.config.data
@@ -357,7 +360,7 @@ class Recognizer:
 
     if "speech" not in self.modalities:
       raise InputError(f"transcribe=True needs a model that reads audio; this one reads {self._reads()}.")
-    text_key = "text" if "text" in self.modalities and self.spec.kinds["text"] != "token_ids" else "transcript"
+    text_key = "text" if self.reads_text else "transcript"
     for item in items:  # a file object is read once, here: transcription and the model both need its bytes
       if hasattr(item.get("speech"), "read"):
         item["speech"] = item["speech"].read()
@@ -382,11 +385,7 @@ class Recognizer:
 
   # -- single-modality models --------------------------------------------------------------------
   def _probabilities(self, logits: np.ndarray) -> np.ndarray:
-    logits = np.asarray(logits, np.float64)
-    if self.label_space.multi_label:
-      return 1 / (1 + np.exp(-logits))
-    shifted = np.exp(logits - logits.max(-1, keepdims=True))
-    return shifted / shifted.sum(-1, keepdims=True)
+    return metrics.class_probabilities(logits, self.label_space.multi_label)
 
   def _single_fused(self, modality: str, logits: np.ndarray) -> FusedResult | None:
     """The Ekman-7 view of one modality's logits [N, C] (their mean distribution when N > 1)."""
@@ -463,11 +462,8 @@ class Recognizer:
       row += len(windows)
       probabilities = self._probabilities(logits)
       speech = self._speech_result(windows, seconds, probabilities, self.class_names)
-      fused = self._single_fused("speech", logits)
-      if fused is not None and len(windows) > 1:  # the clip's Ekman view: the mean over its windows
-        ekman = self.label_space.ekman7_probabilities(logits).mean(0)
-        fused.probabilities = _scores(labels_lib.EKMAN7, ekman)
-      results.append(Prediction(speech=speech, fused=fused))
+      # The clip's Ekman view: the mean over its windows.
+      results.append(Prediction(speech=speech, fused=self._single_fused("speech", logits)))
     return results
 
   def _text_lists(self, sources) -> list[list[str]]:
@@ -490,6 +486,8 @@ class Recognizer:
     if self.label_space.multi_label and thresholds is None:
       thresholds = np.full(len(self.class_names), 0.5, np.float32)
     sentiment_names = self.label_space.sentiment_names
+    has_sentiment = "sentiment_logits" in outputs and sentiment_names
+    sentiments = metrics.class_probabilities(outputs["sentiment_logits"][rows], False) if has_sentiment else None
     results = []
     for i, (text, p) in enumerate(zip(texts, probabilities)):
       top = self.class_names[int(p.argmax())]
@@ -497,10 +495,11 @@ class Recognizer:
         [n for n, q, t in zip(self.class_names, p, thresholds) if q >= t] if self.label_space.multi_label else [top]
       )
       sentiment = sentiment_label = None
-      if "sentiment_logits" in outputs and sentiment_names:
-        s = outputs["sentiment_logits"][rows][i].astype(np.float64)
-        s = np.exp(s - s.max()) / np.exp(s - s.max()).sum()
-        sentiment, sentiment_label = _scores(sentiment_names, s), sentiment_names[int(s.argmax())]
+      if has_sentiment:
+        sentiment, sentiment_label = (
+          _scores(sentiment_names, sentiments[i]),
+          sentiment_names[int(sentiments[i].argmax())],
+        )
       results.append(TextResult(text, _scores(self.class_names, p), top, chosen, sentiment, sentiment_label))
     return results
 
