@@ -8,6 +8,7 @@ Every refusal is JSON `{"error": message, "status": code}` with a 4xx code (503 
 is full); a request can fail, the server stays up.
 """
 
+import asyncio
 import contextlib
 import logging
 from pathlib import Path
@@ -197,7 +198,8 @@ def _api(app, engine: Engine, limits: Limits, batcher: MicroBatcher) -> None:
   )
   async def predict(request: Request):
     item = await _one_item(request, limits)
-    (result,) = await batcher.submit([item])
+    transcripts = await asyncio.to_thread(engine.transcribe, [item])
+    (result,) = engine.with_transcripts(await batcher.submit([item]), transcripts)
     if isinstance(result, InputError):
       raise result
     return check_faces(result.to_dict(), limits)
@@ -209,7 +211,8 @@ def _api(app, engine: Engine, limits: Limits, batcher: MicroBatcher) -> None:
     if not batch.items or len(batch.items) > limits.max_batch_items:
       raise ApiError(413 if batch.items else 422, f"items: {len(batch.items)}; send 1 to {limits.max_batch_items}.")
     items = [payloads.item_from_json(entry, limits, f"items.{i}.") for i, entry in enumerate(batch.items)]
-    results = await batcher.submit(items)
+    transcripts = await asyncio.to_thread(engine.transcribe, items)
+    results = engine.with_transcripts(await batcher.submit(items), transcripts)
     for index, result in enumerate(results):
       if isinstance(result, InputError):
         raise ApiError(422, f"items.{index}: {result}")

@@ -17,6 +17,7 @@ import numpy as np
 
 from emojax import labels as labels_lib
 from emojax.inference import FusedResult, InputError, Prediction, Recognizer
+from emojax.inference import inputs as inputs_lib
 
 LATE_FUSION = "late fusion (mean of the separate bundles' Ekman-7 probabilities)"
 # Input kinds a person can give in the page (the rest, the demo's feature matrices and token ids, only by the API).
@@ -80,10 +81,10 @@ class Engine:
     recognizer = self.by_modality.get("speech")
     if recognizer is None or self.kinds["speech"] == "frames":
       return None
-    audio = recognizer._audio_config()
+    audio = recognizer.audio_config
     return {
       "sample_rate": int(audio.sample_rate),
-      "window_seconds": float(audio.max_seconds),
+      "window_seconds": inputs_lib.windowing(audio)["window_seconds"],
       "hop_seconds": float(recognizer.hop_seconds),
     }
 
@@ -104,13 +105,23 @@ class Engine:
   # -- predicting ------------------------------------------------------------------------------
   def predict(self, items: list[Item]) -> list[Prediction | InputError]:
     """A result per item, in order: items are grouped by what they give and run a group at a time."""
-    transcripts = [self._transcript(item) for item in items]  # first: a transcript may become an item's text
     results = [None] * len(items)
     order = sorted(range(len(items)), key=lambda i: repr(items[i].group()))
     for _, group in itertools.groupby(order, key=lambda i: repr(items[i].group())):
       indices = list(group)
       for index, result in zip(indices, self._predict_group([items[i] for i in indices])):
         results[index] = result
+    return results
+
+  def transcribe(self, items: list[Item]) -> list:
+    """Each item's transcript (see `_transcript`), before `predict`: a transcript may become an item's text. The
+    routes run this in a thread of its own, not in the micro-batcher's worker, where transcribing a long
+    recording would hold every other request."""
+    return [self._transcript(item) for item in items]
+
+  @staticmethod
+  def with_transcripts(results: list, transcripts: list) -> list:
+    """`predict`'s results with each item's transcript, or the reason it has none, attached."""
     for result, transcript in zip(results, transcripts):
       if isinstance(result, Prediction) and transcript is not None:
         if isinstance(transcript, str):
@@ -136,7 +147,8 @@ class Engine:
       return str(error)
     except (ValueError, FileNotFoundError) as error:  # audio.BadAudio is a ValueError
       return f"no transcript: {error}"
-    if item.text is None and transcript.text.strip() and self.kinds.get("text") == "text":
+    text_model = self.by_modality.get("text")
+    if item.text is None and transcript.text.strip() and text_model is not None and text_model.reads_text:
       item.text = transcript.text
     return transcript
 
