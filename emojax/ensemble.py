@@ -23,7 +23,7 @@ import numpy as np
 from emojax import metrics, reports, restore
 from emojax.checkpoint import load_run_config
 from emojax.data import load_split
-from emojax.metrics import class_probabilities, logits_of
+from emojax.metrics import class_probabilities
 
 
 def _has_checkpoint(workdir: Path, which: str) -> bool:
@@ -156,11 +156,7 @@ def evaluate_ensemble(
     )
     del run
 
-  mean = np.mean(probabilities, axis=0)
-  outputs = {"logits": logits_of(mean, dataset.multi_label)}
-  if all(s is not None for s in sentiment):  # a second softmax head (GoEmotions' sentiment) is averaged alike
-    sentiment_mean = np.mean([class_probabilities(s, False) for s in sentiment], axis=0)
-    outputs["sentiment_logits"] = logits_of(sentiment_mean, False)
+  outputs, mean = metrics.averaged_outputs(probabilities, dataset.multi_label, sentiment)
   report = metrics.evaluate_outputs(outputs, dataset)
   report["all"]["loss"] = metrics.plain_cross_entropy(outputs["logits"], dataset)
   report.update(

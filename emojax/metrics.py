@@ -235,3 +235,18 @@ def logits_of(probabilities: np.ndarray, multi_label: bool) -> np.ndarray:
   """Logits whose softmax (sigmoid when multi-label) gives back `probabilities`: the evaluator's input."""
   clipped = np.clip(probabilities, PROBABILITY_FLOOR, 1 - PROBABILITY_FLOOR if multi_label else 1.0)
   return np.log(clipped) - np.log1p(-clipped) if multi_label else np.log(clipped)
+
+
+def averaged_outputs(
+  probabilities: list[np.ndarray], multi_label: bool, sentiment_logits=()
+) -> tuple[dict, np.ndarray]:
+  """Several models' outputs on the same rows as one, from their class probabilities [N, C] each: logits whose
+  softmax (sigmoid when multi-label) is the mean probability, a sentiment head averaged alike when every member
+  has one; and that mean. Probabilities rather than logits: a member's logit scale says nothing about how far to
+  trust it."""
+  mean = np.mean(probabilities, axis=0)
+  outputs = {"logits": logits_of(mean, multi_label)}
+  if sentiment_logits and all(s is not None for s in sentiment_logits):
+    sentiment_mean = np.mean([class_probabilities(s, False) for s in sentiment_logits], axis=0)
+    outputs["sentiment_logits"] = logits_of(sentiment_mean, False)
+  return outputs, mean

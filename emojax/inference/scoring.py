@@ -219,23 +219,11 @@ def score(recognizers: list, dataset: Dataset, names: list[str] | None = None) -
   if all(same_space(s, dataset) for s in spaces):
     scored, mapping = dataset, None
     probabilities = [metrics_lib.class_probabilities(o["logits"], dataset.multi_label) for o in member_outputs]
-    mean = np.mean(probabilities, axis=0)
-    outputs = {
-      "logits": member_outputs[0]["logits"]
-      if len(recognizers) == 1
-      else metrics_lib.logits_of(mean, dataset.multi_label)
-    }
-    sentiment = [o.get("sentiment_logits") for o in member_outputs]
-    if all(s is not None for s in sentiment):
-      outputs["sentiment_logits"] = (
-        sentiment[0]
-        if len(recognizers) == 1
-        else metrics_lib.logits_of(
-          np.mean([metrics_lib.class_probabilities(s, False) for s in sentiment], axis=0), False
-        )
-      )
-    if len(recognizers) == 1:
-      outputs.update({k: v for k, v in member_outputs[0].items() if k not in outputs})
+    if len(recognizers) == 1:  # the model's own outputs, as its evaluator saw them
+      outputs, mean = dict(member_outputs[0]), probabilities[0]
+    else:
+      sentiment = [o.get("sentiment_logits") for o in member_outputs]
+      outputs, mean = metrics_lib.averaged_outputs(probabilities, dataset.multi_label, sentiment)
   else:
     if any(s.ekman_matrix is None for s in spaces):
       raise InputError("A model's classes have no Ekman-7 mapping, and the corpus's classes differ from them.")
